@@ -1,0 +1,21 @@
+# fn_twilio developer commands. Everything runs in a private virtual environment (.venv).
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: venv test demo sandbox bench clean
+
+$(VENV)/.installed: setup.py requirements-test.txt $(wildcard fn_twilio/components/*.py)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e . -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Set up everything and run the whole test suite.
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .sandbox logs

@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""fn_twilio: IBM SOAR app that sends SMS through Twilio and collects the replies."""
+import glob
+import ntpath
+
+from setuptools import find_packages, setup
+
+
+def get_module_name(module_path):
+    """The module name of a file path."""
+    return ntpath.split(module_path)[1].split(".")[0]
+
+
+def snake_to_camel(word):
+    """snake_case -> CamelCase."""
+    return "".join(x.capitalize() or "_" for x in word.split("_"))
+
+
+setup(
+    name="fn_twilio",
+    display_name="Twilio SMS",
+    version="2.1.0",
+    license="MIT",
+    author="fn_twilio maintainers",
+    author_email="fn-twilio@example.com",
+    url="https://github.com/fn-twilio/fn_twilio",
+    description="Send SMS to a list of numbers through Twilio and collect the replies into the incident",
+    long_description="""Twilio SMS for IBM SOAR sends an SMS to a list of on-call numbers from a workflow or
+playbook, in parallel and with per-recipient results, and collects the recipients' replies into the
+incident's SMS Activity Log datatable.""",
+    install_requires=[
+        "resilient-circuits>=51.0.9.0",
+        "resilient-lib>=51.0.9.0",
+        "twilio>=9.13.0,<10",
+        "phonenumberslite>=9.0.42",
+        "python-dateutil>=2.8.2",
+    ],
+    python_requires=">=3.9",
+    packages=find_packages(include=["fn_twilio", "fn_twilio.*"]),
+    include_package_data=True,
+    platforms="any",
+    classifiers=[
+        "Programming Language :: Python",
+        "Programming Language :: Python :: 3",
+    ],
+    entry_points={
+        "resilient.circuits.components": [
+            "{}FunctionComponent = fn_twilio.components.{}:FunctionComponent".format(
+                snake_to_camel(get_module_name(filename)), get_module_name(filename))
+            for filename in sorted(glob.glob("./fn_twilio/components/[a-zA-Z]*.py"))
+        ],
+        "resilient.circuits.configsection": ["gen_config = fn_twilio.util.config:config_section_data"],
+        "resilient.circuits.customize": ["customize = fn_twilio.util.customize:customization_data"],
+        "resilient.circuits.selftest": ["selftest = fn_twilio.util.selftest:selftest_function"],
+    },
+)
