@@ -1,0 +1,247 @@
+# -*- coding: utf-8 -*-
+"""Tests for fn_twilio.lib.phone: splitting, normalising, de-duplicating and masking numbers."""
+import pytest
+
+from fn_twilio.lib.phone import (
+    PhoneNumberError,
+    Recipient,
+    mask,
+    normalise,
+    parse_recipients,
+    split_entries,
+    validate_region,
+)
+
+# (entry, default_region, expected E.164)
+VALID = [
+    # twilio-api.md §9 table
+    ("+353 86 123 4567", None, "+353861234567"),
+    ("+353 86 123 4567", "US", "+353861234567"),
+    ("(978) 835-4530", "US", "+19788354530"),
+    ("(978) 835-4530", "us", "+19788354530"),
+    ("00353861234567", None, "+353861234567"),
+    ("00353861234567", "IE", "+353861234567"),
+    ("00353861234567", "US", "+353861234567"),  # 00 is the international prefix whatever the region
+    ("011 44 7911 123456", "US", "+447911123456"),
+    ("011 44 7911 123456", "CA", "+447911123456"),
+    ("+44 (0) 7911 123456", None, "+447911123456"),
+    # punctuation
+    ("+353.86.123.4567", None, "+353861234567"),
+    ("+353-86-123-4567", None, "+353861234567"),
+    ("  +353 86 123 4567  ", None, "+353861234567"),
+    ("+1 (415) 555-2345", None, "+14155552345"),
+    ("+1\u00a0415\u00a0555\u00a02345", None, "+14155552345"),  # no-break spaces
+    ("+1 415\u2013555\u20132345", None, "+14155552345"),  # en dashes
+    ("0044 20 7946 0958", "DE", "+442079460958"),
+    ("0049 30 901820", None, "+4930901820"),
+    # full-width digits and plus
+    ("\uff0b\uff13\uff15\uff13 \uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", None, "+353861234567"),
+    ("\uff10\uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", "IE", "+353861234567"),
+    # tel: URIs
+    ("tel:+1-978-835-4530", None, "+19788354530"),
+    ("TEL:+1-978-835-4530", None, "+19788354530"),
+    ("tel:978-835-4530;phone-context=+1", None, "+19788354530"),
+    # WhatsApp channel
+    ("whatsapp:+353861234567", None, "whatsapp:+353861234567"),
+    ("WhatsApp:+1 415 555 2345", None, "whatsapp:+14155552345"),
+    ("whatsapp: 00353 86 123 4567", None, "whatsapp:+353861234567"),
+    ("whatsapp:(978) 835-4530", "US", "whatsapp:+19788354530"),
+    # countries, with and without default_region
+    ("07911 123456", "GB", "+447911123456"),
+    ("020 7946 0958", "GB", "+442079460958"),
+    ("+44 20 7946 0958", None, "+442079460958"),
+    ("086 123 4567", "IE", "+353861234567"),
+    ("030 901820", "DE", "+4930901820"),
+    ("030/901820", "DE", "+4930901820"),
+    ("+49 30 901820", None, "+4930901820"),
+    ("098765 43210", "IN", "+919876543210"),
+    ("+91 98765 43210", None, "+919876543210"),
+    ("(11) 91234-5678", "BR", "+5511912345678"),
+    ("+55 11 91234 5678", None, "+5511912345678"),
+    # Twilio's valid magic/test numbers
+    ("+15005550006", None, "+15005550006"),
+    ("+15017122661", None, "+15017122661"),
+    ("+14155552345", "IE", "+14155552345"),
+    # non-geographic (universal freephone)
+    ("+800 1234 5678", None, "+80012345678"),
+]
+
+
+@pytest.mark.parametrize("entry,region,expected", VALID)
+def test_normalise_valid(entry, region, expected):
+    assert normalise(entry, region) == expected
+
+
+# (entry, default_region, words the reason must contain)
+INVALID = [
+    ("(978) 835-4530", None, "has no country code; write it as +<country code>… or set default_region"),
+    ("9788354530", None, "has no country code"),
+    ("011 44 7911 123456", None, "has no country code"),
+    ("086 123 4567", None, "has no country code"),
+    ("07911 123456", None, "has no country code"),
+    ("+353 86 123 4567 ext. 12", None, "extension"),
+    ("+1 978 835 4530 x12", None, "extension"),
+    ("(978) 835-4530 ext 7", "US", "extension"),
+    ("tel:+1-978-835-4530;ext=12", None, "extension"),
+    ("whatsapp:+1 978 835 4530 ext. 1", None, "extension"),
+    ("1-800-FLOWERS", "US", "letters"),
+    ("+1 800 FLOWERS", None, "letters"),
+    ("call me", None, "letters"),
+    ("+1#4155552345", None, "'#'"),
+    ("+1 415 555 2345 +1 415 555 2346", None, "'+' inside the number"),
+    ("+", None, "no digits"),
+    ("()", None, "no digits"),
+    ("-", None, "no digits"),
+    ("whatsapp:", None, "no number after 'whatsapp:'"),
+    ("whatsapp:  ", None, "no number after 'whatsapp:'"),
+    ("+999 1234", None, "unknown country code"),
+    ("+0861234567", None, "unknown country code"),
+    ("+()", None, "no digits"),
+    ("+35386123", None, "not a possible phone number for IE"),
+    ("+3538612345678901234", None, "not a possible phone number for IE (too long)"),
+    ("12", "US", "not a possible phone number for US (too short)"),
+    ("+15558675310", None, "not a valid number for US"),
+    ("+447700900123", None, "not a valid number for GB"),
+    ("0861234567", "GB", "not a valid number for GB"),
+    ("+1 978 835 4530 / 4531", None, "not a possible phone number for US"),
+    ("", None, "empty"),
+    ("   ", None, "empty"),
+]
+
+
+@pytest.mark.parametrize("entry,region,reason", INVALID)
+def test_normalise_invalid(entry, region, reason):
+    with pytest.raises(PhoneNumberError) as info:
+        normalise(entry, region)
+    message = str(info.value)
+    assert reason in message
+    if entry.strip():
+        assert repr(entry.strip()) in message  # the reason names the entry
+
+
+@pytest.mark.parametrize("value", [None, 353861234567, b"+353861234567"])
+def test_normalise_rejects_non_text(value):
+    with pytest.raises(PhoneNumberError, match="not text"):
+        normalise(value)
+
+
+def test_phone_number_error_is_value_error():
+    assert issubclass(PhoneNumberError, ValueError)
+
+
+@pytest.mark.parametrize("code,expected", [
+    ("ie", "IE"), ("IE", "IE"), (" us ", "US"), ("Gb", "GB"), ("DE", "DE"), ("in", "IN"), ("BR", "BR"),
+])
+def test_validate_region_valid(code, expected):
+    assert validate_region(code) == expected
+
+
+@pytest.mark.parametrize("code", ["UK", "XX", "001", "USA", "", "  ", None, 1, "I E"])
+def test_validate_region_invalid(code):
+    with pytest.raises(ValueError, match="default_region"):
+        validate_region(code)
+
+
+def test_normalise_unknown_region_is_a_configuration_error():
+    with pytest.raises(ValueError, match="default_region 'UK'") as info:
+        normalise("020 7946 0958", "UK")
+    assert not isinstance(info.value, PhoneNumberError)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("+353861234567", ["+353861234567"]),
+    ("a,b;c\nd\r\ne", ["a", "b", "c", "d", "e"]),
+    (" a , b ;  c ", ["a", "b", "c"]),
+    ("a,", ["a"]),
+    ("a;", ["a"]),
+    ("a\n", ["a"]),
+    ("a,,b;;\n\nc", ["a", "b", "c"]),
+    (",;\n\r\n ", []),
+    ("", []),
+    (None, []),
+    ("+1 (415) 555-2345", ["+1 (415) 555-2345"]),
+    ("a\rb", ["a", "b"]),
+])
+def test_split_entries(text, expected):
+    assert split_entries(text) == expected
+
+
+def _summary(recipients):
+    return [(r.raw, r.e164, r.valid) for r in recipients]
+
+
+@pytest.mark.parametrize("text,region,expected", [
+    ("+353 86 123 4567, +447911123456", None,
+     [("+353 86 123 4567", "+353861234567", True), ("+447911123456", "+447911123456", True)]),
+    # same number in two (three) notations: sent once, first spelling kept
+    ("+353 86 123 4567; 00353861234567\n+353-86-123-4567", None,
+     [("+353 86 123 4567", "+353861234567", True)]),
+    ("(978) 835-4530, +1 978 835 4530, 19788354530", "US",
+     [("(978) 835-4530", "+19788354530", True)]),
+    # the WhatsApp channel is a different recipient from the SMS number
+    ("+353861234567, whatsapp:+353861234567, WHATSAPP:00353861234567", None,
+     [("+353861234567", "+353861234567", True), ("whatsapp:+353861234567", "whatsapp:+353861234567", True)]),
+    # identical invalid text once, different invalid text each
+    ("bad, bad, Bad", None, [("bad", None, False), ("Bad", None, False)]),
+    # trailing separators are not recipients
+    ("+447911123456,", None, [("+447911123456", "+447911123456", True)]),
+    ("+447911123456;\n", None, [("+447911123456", "+447911123456", True)]),
+    ("+447911123456\r\n\r\n", None, [("+447911123456", "+447911123456", True)]),
+    # valid and invalid mixed keep input order
+    ("(978) 835-4530, +447911123456", None,
+     [("(978) 835-4530", None, False), ("+447911123456", "+447911123456", True)]),
+    ("", None, []),
+    (" , ; ", None, []),
+])
+def test_parse_recipients(text, region, expected):
+    assert _summary(parse_recipients(text, region)) == expected
+
+
+def test_parse_recipients_reasons():
+    recipients = parse_recipients("+15558675310, (978) 835-4530")
+    assert [r.reason for r in recipients] == [
+        "'+15558675310' is not a valid number for US",
+        "'(978) 835-4530' has no country code; write it as +<country code>… or set default_region",
+    ]
+    assert [r.address for r in recipients] == ["+15558675310", "(978) 835-4530"]
+
+
+def test_parse_recipients_bad_region():
+    with pytest.raises(ValueError, match="default_region 'ZZ'"):
+        parse_recipients("+447911123456", "ZZ")
+
+
+def test_recipient_properties():
+    good = Recipient(raw="00353861234567", e164="+353861234567", reason=None)
+    bad = Recipient(raw="oops", e164=None, reason="'oops' contains letters")
+    assert good.valid and good.address == "+353861234567"
+    assert not bad.valid and bad.address == "oops"
+    with pytest.raises(Exception):
+        good.raw = "x"  # frozen
+
+
+@pytest.mark.parametrize("number,expected", [
+    ("+353861234567", "+35386*****67"),
+    ("+19788354530", "+19788****30"),
+    ("+447911123456", "+44791*****56"),
+    ("whatsapp:+353861234567", "whatsapp:+35386*****67"),
+    ("WhatsApp:+353861234567", "WhatsApp:+35386*****67"),
+    ("+123456789", "+12345**89"),
+    ("+12345678", "+12345*78"),
+    ("+1234567", "+1******"),
+    ("+1234", "+1***"),
+    ("+1", "**"),
+    ("", ""),
+    (None, ""),
+    ("whatsapp:", "whatsapp:"),
+    ("(978) 835-4530", "(978) ******30"),
+])
+def test_mask(number, expected):
+    assert mask(number) == expected
+
+
+@pytest.mark.parametrize("number", ["+353861234567", "+19788354530", "whatsapp:+447911123456"])
+def test_mask_hides_the_middle(number):
+    masked = mask(number)
+    assert len(masked) == len(number)
+    assert number[-8:-2] not in masked
