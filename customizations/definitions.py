@@ -1,0 +1,278 @@
+# -*- coding: utf-8 -*-
+"""Everything fn_twilio imports into SOAR, written down once, readably.
+
+``customizations/build_export.py`` turns these definitions (plus the BPMN template in
+``customizations/templates/`` and the scripts in ``customizations/scripts/``) into
+``fn_twilio/util/data/export.res``. Edit here, then rebuild; never edit export.res by hand.
+
+The names here are the contract (contract.md §1, §3, §4, §6):
+message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``
+(the legacy ``twilio_get_responses`` *function* is served by the app but deliberately not exported);
+the datatable ``twilio_sms_log``; three rules and three workflows.
+"""
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+PACKAGE = "fn_twilio"
+
+#: Where each workflow's pre/post-processing scripts live: scripts/<workflow>_pre.py, _post.py
+SCRIPTS_DIR = "scripts"
+
+
+@dataclass(frozen=True)
+class Field:
+    """A function input (type ``__function``) or a rule field (type ``actioninvocation``)."""
+    name: str
+    label: str
+    input_type: str                 # text, textarea, number, datetimepicker, ...
+    required: bool = False
+    tooltip: str = ""
+    placeholder: str = ""
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    display_name: str
+    description: str
+    inputs: Tuple[str, ...]         # names of FUNCTION_INPUTS, in the order SOAR shows them
+    destination: str = "fn_twilio"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    input_type: str
+    tooltip: str = ""
+    width: int = 120
+
+
+@dataclass(frozen=True)
+class Datatable:
+    name: str
+    display_name: str
+    columns: Tuple[Column, ...]
+
+    def column_names(self) -> List[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A rule condition: ``<object>.<field> <method> <value>``."""
+    field_name: str
+    method: str
+    value: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    programmatic_name: str
+    name: str
+    object_type: str                # "incident" or a datatable name
+    function: str                   # the function its single task calls
+    description: str
+    result_name: str = ""
+
+    @property
+    def pre_script(self) -> str:
+        """Path of the pre-processing script, relative to customizations/."""
+        return "{}/{}_pre.py".format(SCRIPTS_DIR, self.programmatic_name)
+
+    @property
+    def post_script(self) -> str:
+        """Path of the post-processing script, relative to customizations/."""
+        return "{}/{}_post.py".format(SCRIPTS_DIR, self.programmatic_name)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A manual rule (menu item) that shows ``fields`` and runs one workflow."""
+    name: str
+    object_type: str
+    workflow: str
+    fields: Tuple[str, ...] = ()    # names of RULE_FIELDS
+    conditions: Tuple[Condition, ...] = ()
+    description: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Message destination
+# --------------------------------------------------------------------------------------------
+MESSAGE_DESTINATION = "fn_twilio"
+
+# --------------------------------------------------------------------------------------------
+# Function inputs (fields of type __function)
+# --------------------------------------------------------------------------------------------
+_SEGMENTS = ("One SMS holds 160 GSM-7 characters, or 70 when the text needs UCS-2 (emoji, most "
+             "non-Latin scripts); a longer text is split into parts of 153 (GSM-7) or 67 (UCS-2) "
+             "characters, each billed as one message. At most 1600 characters.")
+
+FUNCTION_INPUTS = {
+    "twilio_sms_destination": Field(
+        name="twilio_sms_destination", label="twilio_sms_destination", input_type="text",
+        required=True,
+        tooltip=("Recipients' phone numbers, separated by commas, semicolons or new lines, in "
+                 "international format (E.164). A number without a country code needs "
+                 "default_region in app.config. Prefix whatsapp: for the WhatsApp channel. "
+                 "The same number twice is sent once."),
+        placeholder="+353861234567, +19788354530"),
+    "twilio_sms_message": Field(
+        name="twilio_sms_message", label="twilio_sms_message", input_type="text",
+        tooltip=("The text to send. Empty: a default text naming the incident (incident_id) and its "
+                 "severity. " + _SEGMENTS),
+        placeholder="Incident 2095 needs your attention. Reply ACK to acknowledge."),
+    "incident_id": Field(
+        name="incident_id", label="incident_id", input_type="number",
+        tooltip=("The incident the default text is about, used only when twilio_sms_message is "
+                 "empty. Workflows pass incident.id."),
+        placeholder="2095"),
+    "twilio_phone_number": Field(
+        name="twilio_phone_number", label="twilio_phone_number", input_type="text",
+        required=True,
+        tooltip=("The phone number whose replies are wanted (the number the SMS was sent to), in "
+                 "international format."),
+        placeholder="+353861234567"),
+    "twilio_date_sent": Field(
+        name="twilio_date_sent", label="twilio_date_sent", input_type="text",
+        tooltip=("Return replies sent at or after this moment: a date or date-time (no zone means "
+                 "UTC) or epoch milliseconds. Empty: all replies (or twilio_date_sent_ts)."),
+        placeholder="2020-01-25 14:59:51+00:00"),
+    "twilio_date_sent_ts": Field(
+        name="twilio_date_sent_ts", label="twilio_date_sent_ts", input_type="datetimepicker",
+        tooltip=("The same moment as a date-time (epoch milliseconds), e.g. the Msg Created column "
+                 "of the SMS Activity Log; used when twilio_date_sent is empty."),
+        placeholder=""),
+    "twilio_wait_timeout": Field(
+        name="twilio_wait_timeout", label="twilio_wait_timeout", input_type="text",
+        tooltip=("How long to wait when no reply has arrived yet: a number followed by s, m, h, d or "
+                 "w (30s, 10m, 1h, 1d, 1w). Default 120s; 0s looks once without waiting."),
+        placeholder="120s"),
+}
+
+FUNCTIONS = (
+    Function(
+        name="twilio_send_sms", display_name="Twilio: Send SMS",
+        description=("Send an SMS through Twilio to one or more phone numbers. Each recipient is "
+                     "sent separately and reported separately (message SID, status, segments or "
+                     "the error), so an invalid or failing number never stops the others."),
+        inputs=("twilio_sms_destination", "twilio_sms_message", "incident_id")),
+    Function(
+        name="twilio_receive_messages", display_name="Twilio: Get Responses",
+        description=("Return the SMS replies received from a phone number since a given moment, "
+                     "oldest first. When there is none yet, keep looking until one arrives, the "
+                     "wait timeout passes or the workflow is terminated."),
+        inputs=("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts",
+                "twilio_wait_timeout")),
+)
+
+# --------------------------------------------------------------------------------------------
+# Rule fields (fields of type actioninvocation, shown when a rule is run)
+# --------------------------------------------------------------------------------------------
+RULE_FIELDS = {
+    "twilio_sms_destination": Field(
+        name="twilio_sms_destination", label="Destination Number", input_type="text",
+        required=True,
+        tooltip=("Phone numbers in international format, separated by commas, e.g. "
+                 "+353861234567, +19788354530"),
+        placeholder="+353861234567"),
+    "twilio_sms_message": Field(
+        name="twilio_sms_message", label="Message", input_type="text",
+        tooltip=("Leave empty to send a default text naming this incident and its severity. "
+                 + _SEGMENTS),
+        placeholder="Incident needs your attention. Reply ACK to acknowledge."),
+    "twilio_after_date_ts": Field(
+        name="twilio_after_date_ts", label="Date Sent", input_type="datetimepicker",
+        tooltip="Return replies sent at or after this date and time. Empty: all replies.",
+        placeholder=""),
+    "twilio_wait_timeout": Field(
+        name="twilio_wait_timeout", label="Wait Timeout", input_type="text",
+        tooltip=("How long to wait for a reply: 30s, 10m, 1h, 1d or 1w. Empty: 120s; 0s looks "
+                 "once without waiting."),
+        placeholder="120s"),
+}
+
+# --------------------------------------------------------------------------------------------
+# Datatable
+# --------------------------------------------------------------------------------------------
+SMS_LOG = Datatable(
+    name="twilio_sms_log", display_name="SMS Activity Log",
+    columns=(
+        Column("row_created", "Row Created", "text",
+               "When this row was added (UTC)", 130),
+        Column("status", "Status", "text",
+               "Twilio's message status (queued, sent, delivered, received, ...) or Failed", 90),
+        Column("date_created", "Msg Created", "datetimepicker",
+               "When Twilio created the message", 150),
+        Column("phone_number", "Phone Number", "text",
+               "The recipient of an outbound message, the sender of a reply", 130),
+        Column("direction", "Direction", "text",
+               "outbound-api for messages sent, inbound for replies", 100),
+        Column("msg_body", "Msg Body", "text",
+               "The text of the message, or the reason it could not be sent", 300),
+        Column("message_id", "Msg Id", "text",
+               "Twilio's message SID (SM...)", 280),
+    ),
+)
+
+DATATABLES = (SMS_LOG,)
+
+# --------------------------------------------------------------------------------------------
+# Workflows: start -> one function task (python3 pre/post-processing scripts) -> end
+# --------------------------------------------------------------------------------------------
+WORKFLOWS = (
+    Workflow(
+        programmatic_name="example_twilio_send_sms", name="Example: Twilio Send SMS",
+        object_type="incident", function="twilio_send_sms",
+        description=("Send an SMS to the numbers given in the rule; add a note per recipient and a "
+                     "row per recipient to the SMS Activity Log."),
+        result_name="twilio_send_sms_result"),
+    Workflow(
+        programmatic_name="example_twilio_receive_messages",
+        name="Example: Twilio Receive Messages",
+        object_type="incident", function="twilio_receive_messages",
+        description=("Collect the replies from the number given in the rule into the SMS Activity "
+                     "Log; add a note when none came."),
+        result_name="twilio_receive_messages_result"),
+    Workflow(
+        programmatic_name="twilio_get_responses", name="Twilio: Get Responses",
+        object_type=SMS_LOG.name, function="twilio_receive_messages",
+        description=("From an SMS Activity Log row: collect the replies from that row's number "
+                     "since that message was created."),
+        result_name="twilio_get_responses_result"),
+)
+
+# --------------------------------------------------------------------------------------------
+# Rules (manual menu items)
+# --------------------------------------------------------------------------------------------
+RULES = (
+    Rule(name="Example: Send Twilio SMS", object_type="incident",
+         workflow="example_twilio_send_sms",
+         fields=("twilio_sms_destination", "twilio_sms_message")),
+    Rule(name="Example: Twilio Receive Messages", object_type="incident",
+         workflow="example_twilio_receive_messages",
+         fields=("twilio_sms_destination", "twilio_after_date_ts", "twilio_wait_timeout")),
+    Rule(name="Twilio: Get Responses", object_type=SMS_LOG.name,
+         workflow="twilio_get_responses",
+         conditions=(Condition("{}.status".format(SMS_LOG.name), "not_equals", "Failed"),)),
+)
+
+
+def function_by_name(name: str) -> Function:
+    for fn in FUNCTIONS:
+        if fn.name == name:
+            return fn
+    raise KeyError(name)
+
+
+def datatable_by_name(name: str) -> Datatable:
+    for dt in DATATABLES:
+        if dt.name == name:
+            return dt
+    raise KeyError(name)
+
+
+def datatable_columns() -> dict:
+    """{table name: [column names]}: what a script may write (used by sandbox.scripting)."""
+    return {dt.name: dt.column_names() for dt in DATATABLES}
