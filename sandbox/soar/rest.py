@@ -1,0 +1,622 @@
+"""A small SOAR REST API over HTTPS: what resilient-circuits, the app and `customize` call.
+
+Routes (all below ``/rest``; ``{org}`` is the organisation id, 201 by default):
+
+===========================================================  ===========================================
+GET  /session                                                 session of the API key (orgs, user, handle)
+POST /session                                                 email/password log-in (csrf_token, cookie)
+GET  /orgs/{org}                                              the organisation
+GET  /const                                                   server version
+GET  /orgs/{org}/types/{type}/fields                          incident, actioninvocation, __function, tables
+GET  /orgs/{org}/types/{type}                                 a datatable type
+GET  /orgs/{org}/actions                                      rules
+GET  /orgs/{org}/connectors/queues                            no extra queues
+GET  /orgs/{org}/functions[/{name}]                           defined functions (404 for unknown names)
+GET  /orgs/{org}/incidents/{id}                               seeded incidents (handle_format=names)
+GET/POST /orgs/{org}/incidents/{id}/comments                  notes
+GET  /orgs/{org}/incidents/{id}/table_data/{table}            datatable rows
+POST /orgs/{org}/incidents/{id}/table_data/{table}/row_data   add a row
+GET  /orgs/{org}/workflow_instances/{id}                      running / terminated
+POST /orgs/{org}/configurations/imports                       checked import, PENDING
+GET/PUT /orgs/{org}/configurations/imports/{id}               ACCEPTED applies it
+GET/POST /orgs/{org}/message_destinations, GET/PUT .../{id}    message destinations
+===========================================================  ===========================================
+"""
+import base64
+import copy
+import itertools
+import json
+import logging
+import re
+import secrets
+import socket
+import ssl
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .export import ExportIndex, load_export
+
+LOG = logging.getLogger(__name__)
+
+SEVERITY_NAMES = {4: "Low", 5: "Medium", 6: "High"}
+SEVERITY_CODES = {v: k for k, v in SEVERITY_NAMES.items()}
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+@dataclass
+class RequestRecord:
+    """One request the emulator answered."""
+    method: str
+    path: str              # without the query string
+    query: dict            # {name: value} (last value wins)
+    status: int
+    body: object = None    # parsed JSON body of the request, or None
+    time: float = field(default_factory=time.time)
+
+    def __str__(self):
+        return "{} {} -> {}".format(self.method, self.path, self.status)
+
+
+class HttpError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr, handler, emulator, ssl_context):
+        self.emulator = emulator
+        self.ssl_context = ssl_context
+        self.open_sockets = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs in the request thread, so a slow client cannot block accept().
+        try:
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            LOG.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        with self.sockets_lock:
+            self.open_sockets.add(tls)
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            with self.sockets_lock:
+                self.open_sockets.discard(tls)
+
+    def shutdown_request(self, request):
+        try:
+            request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        request.close()
+
+    def close_open_sockets(self):
+        with self.sockets_lock:
+            socks = list(self.open_sockets)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "SoarEmulator/1.0"
+
+    def log_message(self, fmt, *args):  # quiet; the emulator keeps its own request log
+        LOG.debug("%s " + fmt, self.client_address[0], *args)
+
+    def _dispatch(self):
+        emulator = self.server.emulator
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = None
+        status, payload, extra_headers = 500, {"message": "internal error"}, {}
+        try:
+            if raw:
+                try:
+                    body = json.loads(raw.decode("utf-8"))
+                except ValueError:
+                    raise HttpError(400, "request body is not JSON")
+            status, payload, extra_headers = emulator._handle(self.command, path, query, body, self.headers)
+        except HttpError as exc:
+            status, payload = exc.status, {"success": False, "title": "Error", "message": exc.message,
+                                           "error_code": "generic", "hints": []}
+        except Exception as exc:  # pragma: no cover - a bug in the emulator
+            LOG.exception("emulator failure on %s %s", self.command, path)
+            status, payload = 500, {"message": "emulator failure: {}".format(exc)}
+        emulator._record(RequestRecord(self.command, path, query, status, body))
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in extra_headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+
+class SoarRestEmulator:
+    """The SOAR REST API of one organisation, over HTTPS on 127.0.0.1.
+
+    ``preload``: an export (path, dict or text) whose functions, fields, rules, workflows and datatables
+    exist from the start, as if ``customize`` had run. ``extra_functions``: more function names (or
+    function dicts) the server defines, e.g. the legacy ``twilio_get_responses`` of a 2.0.x install.
+    """
+
+    def __init__(self, cert, *, host="127.0.0.1", port=0, org_id=201, org_name="Test Organization",
+                 api_key_id="emu-key-id", api_key_secret="emu-key-secret", api_key_handle=7,
+                 user_id=3, email="admin@example.com", password="admin-password",
+                 preload=None, extra_functions=(), check_preload=True):
+        self.cert = cert
+        self.host = host
+        self._requested_port = port
+        self.org_id = org_id
+        self.org_name = org_name
+        self.api_key_id = api_key_id
+        self.api_key_secret = api_key_secret
+        self.api_key_handle = api_key_handle
+        self.user_id = user_id
+        self.email = email
+        self.password = password
+        self.server_version = {"major": 51, "minor": 0, "build_number": 0, "version": "51.0.0.0"}
+
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1000)
+        self.requests = []                 # RequestRecord log
+        self.functions = {}                # name -> function dict
+        self.fields = {}                   # export_key -> field dict
+        self.rules = {}                    # name -> rule dict
+        self.workflows = {}                # programmatic_name -> workflow dict
+        self.datatables = {}               # type_name -> type dict
+        self.message_destinations = {}     # programmatic_name -> destination dict
+        self.imports = {}                  # id -> {"status", "export", "problems"}
+        self.exports = []                  # accepted exports, in order
+        self.incidents = {}                # id -> incident dict (with "_notes", "_tables")
+        self.workflow_instances = {}       # id -> instance dict
+        self._sessions = {}                # csrf token -> JSESSIONID
+        self.fail_routes = {}              # (METHOD, regex) -> (status, message): injected failures
+
+        if preload is not None:
+            self.apply_export(preload, check=check_preload)
+        for fn in extra_functions or ():
+            self.define_function(fn) if isinstance(fn, str) else self.define_function(**fn)
+
+        self._server = None
+        self._thread = None
+        self.port = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert.cert, self.cert.key)
+        port = self.port if self.port else self._requested_port
+        self._server = _Server((self.host, port), _Handler, self, ctx)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="soar-rest-{}".format(self.port), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_open_sockets()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self):
+        return "https://localhost:{}".format(self.port)
+
+    # ------------------------------------------------------------------ controls
+    def _record(self, record):
+        with self._lock:
+            self.requests.append(record)
+
+    def clear_log(self):
+        with self._lock:
+            self.requests.clear()
+
+    def request_log(self, method=None, path_contains=None):
+        """The recorded requests, optionally filtered by method and a substring of the path."""
+        with self._lock:
+            return [r for r in self.requests
+                    if (method is None or r.method == method)
+                    and (path_contains is None or path_contains in r.path)]
+
+    def fail(self, method, path_regex, status=500, message="injected failure"):
+        """Answer requests matching method and path regex (org-relative or full) with an error."""
+        with self._lock:
+            self.fail_routes[(method.upper(), path_regex)] = (status, message)
+
+    def clear_failures(self):
+        with self._lock:
+            self.fail_routes.clear()
+
+    def define_function(self, name, display_name=None, destination_handle="fn_twilio", uuid=None,
+                        inputs=()):
+        """Make a function exist on the server (fetchable by resilient-circuits)."""
+        with self._lock:
+            fn = {"id": next(self._ids), "name": name, "display_name": display_name or name,
+                  "uuid": uuid or str(uuidlib.uuid4()), "destination_handle": destination_handle,
+                  "version": 0, "tags": [], "view_items": [], "workflows": [],
+                  "export_key": name}
+            for input_name in inputs:
+                key = "__function/{}".format(input_name)
+                fld = self.fields.get(key) or self._add_field({"export_key": key, "name": input_name,
+                                                               "input_type": "text", "type_id": 11})
+                fn["view_items"].append({"element": "field_uuid", "field_type": "__function",
+                                         "content": fld["uuid"]})
+            self.functions[name] = fn
+            self._ensure_destination(destination_handle)
+            return fn
+
+    def remove_function(self, name):
+        with self._lock:
+            self.functions.pop(name, None)
+
+    def add_incident(self, id, name, severity="Low", **fields):
+        """Seed an incident. ``severity`` is a name (Low/Medium/High) or a code (4/5/6)."""
+        if isinstance(severity, str):
+            if severity not in SEVERITY_CODES:
+                raise ValueError("severity must be one of {}".format(sorted(SEVERITY_CODES)))
+            code = SEVERITY_CODES[severity]
+        else:
+            code = int(severity)
+        incident = {"id": int(id), "name": name, "severity_code": code, "description": None,
+                    "plan_status": "A", "discovered_date": now_ms(), "create_date": now_ms(),
+                    "properties": {}, "vers": 1}
+        incident.update(fields)
+        with self._lock:
+            incident["_notes"] = []
+            incident["_tables"] = {}
+            self.incidents[int(id)] = incident
+        return self.incident(id)
+
+    def incident(self, id, handle_names=False):
+        """A copy of an incident as the REST API shows it (without notes and rows)."""
+        with self._lock:
+            inc = self.incidents.get(int(id))
+            if inc is None:
+                return None
+            shown = {k: copy.deepcopy(v) for k, v in inc.items() if not k.startswith("_")}
+        if handle_names:
+            shown["severity_code"] = SEVERITY_NAMES.get(shown["severity_code"], shown["severity_code"])
+        return shown
+
+    def add_note(self, incident_id, text):
+        with self._lock:
+            inc = self._incident_or_404(incident_id)
+            note = {"id": next(self._ids), "text": text, "create_date": now_ms()}
+            inc["_notes"].append(note)
+            return dict(note)
+
+    def notes(self, incident_id):
+        """Texts of the incident's notes, oldest first."""
+        with self._lock:
+            return [n["text"] for n in self._incident_or_404(incident_id)["_notes"]]
+
+    def add_row(self, incident_id, table, cells):
+        """Add a datatable row; returns it as a dict of cell values plus ``id``."""
+        with self._lock:
+            inc = self._incident_or_404(incident_id)
+            row = {"id": next(self._ids)}
+            row.update(cells)
+            inc["_tables"].setdefault(table, []).append(row)
+            return dict(row)
+
+    def rows(self, incident_id, table):
+        """Rows of one datatable of an incident (dicts of cell values plus ``id``)."""
+        with self._lock:
+            return [dict(r) for r in self._incident_or_404(incident_id)["_tables"].get(table, [])]
+
+    def add_workflow_instance(self, instance_id=None, status="running"):
+        with self._lock:
+            instance_id = int(instance_id) if instance_id is not None else next(self._ids)
+            self.workflow_instances[instance_id] = {
+                "workflow_instance_id": instance_id, "status": status, "start_date": now_ms(),
+                "end_date": None, "terminate_reason": None}
+            return instance_id
+
+    def terminate_workflow_instance(self, instance_id, reason="Terminated by the test"):
+        with self._lock:
+            inst = self.workflow_instances.get(int(instance_id))
+            if inst is None:
+                inst = self.workflow_instances[self.add_workflow_instance(instance_id)]
+            inst.update(status="terminated", end_date=now_ms(), terminate_reason=reason)
+
+    def complete_workflow_instance(self, instance_id):
+        with self._lock:
+            inst = self.workflow_instances.get(int(instance_id))
+            if inst is not None and inst["status"] == "running":
+                inst.update(status="completed", end_date=now_ms())
+
+    def export_index(self):
+        """An ExportIndex over everything imported or preloaded so far (functions, fields, rules...)."""
+        with self._lock:
+            export = {
+                "functions": [{k: v for k, v in fn.items() if not k.startswith("_")}
+                              for fn in self.functions.values()],
+                "fields": list(self.fields.values()),
+                "actions": list(self.rules.values()),
+                "workflows": list(self.workflows.values()),
+                "types": list(self.datatables.values()),
+                "message_destinations": list(self.message_destinations.values()),
+            }
+            return ExportIndex(copy.deepcopy(export))
+
+    def check_export(self, export):
+        """Problems that make an export unimportable (empty list when fine)."""
+        return ExportIndex(load_export(export)).problems()
+
+    def apply_export(self, export, check=True):
+        """Record an export's objects, as an accepted import does. Raises ExportError when check fails."""
+        from .export import ExportError
+        export = load_export(export)
+        index = ExportIndex(export)
+        if check:
+            problems = index.problems()
+            if problems:
+                raise ExportError(problems)
+        with self._lock:
+            for fld in export.get("fields") or []:
+                self._add_field(dict(fld))
+            for table in export.get("types") or []:
+                self.datatables[table["type_name"]] = copy.deepcopy(table)
+            for dest in export.get("message_destinations") or []:
+                self._ensure_destination(dest["programmatic_name"], dest)
+            for fn in export.get("functions") or []:
+                fn = copy.deepcopy(fn)
+                old = self.functions.get(fn["name"])
+                fn["id"] = old["id"] if old else next(self._ids)
+                self.functions[fn["name"]] = fn
+            for rule in export.get("actions") or []:
+                self.rules[rule["name"]] = copy.deepcopy(rule)
+            for wf in export.get("workflows") or []:
+                self.workflows[wf["programmatic_name"]] = copy.deepcopy(wf)
+            self.exports.append(export)
+
+    # ------------------------------------------------------------------ internals
+    def _add_field(self, fld):
+        fld.setdefault("uuid", str(uuidlib.uuid4()))
+        fld.setdefault("id", next(self._ids))
+        self.fields[fld["export_key"]] = fld
+        return fld
+
+    def _ensure_destination(self, name, template=None):
+        dest = self.message_destinations.get(name)
+        if dest is None:
+            dest = {"id": next(self._ids), "programmatic_name": name, "name": name,
+                    "destination_type": 0, "expect_ack": True, "api_keys": [], "users": [],
+                    "uuid": str(uuidlib.uuid4())}
+            if template:
+                for key in ("name", "destination_type", "expect_ack", "uuid"):
+                    if key in template:
+                        dest[key] = template[key]
+            self.message_destinations[name] = dest
+        return dest
+
+    def _incident_or_404(self, incident_id):
+        try:
+            inc = self.incidents.get(int(incident_id))
+        except (TypeError, ValueError):
+            inc = None
+        if inc is None:
+            raise HttpError(404, "Incident {} not found".format(incident_id))
+        return inc
+
+    def _check_auth(self, headers):
+        auth = headers.get("Authorization") or ""
+        if auth.startswith("Basic "):
+            try:
+                user, _, secret = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
+            except ValueError:
+                return False
+            return user == self.api_key_id and secret == self.api_key_secret
+        sess = headers.get("X-sess-id")
+        cookie = headers.get("Cookie") or ""
+        with self._lock:
+            jsession = self._sessions.get(sess)
+        return bool(sess) and jsession is not None and "JSESSIONID={}".format(jsession) in cookie
+
+    def _session_body(self):
+        return {"orgs": [{"id": self.org_id, "name": self.org_name, "enabled": True,
+                          "cloud_account": None, "uuid": "00000000-0000-0000-0000-0000000000c9"}],
+                "user_id": self.user_id, "api_key_handle": self.api_key_handle,
+                "user_email": self.email, "is_saml": False}
+
+    def _handle(self, method, path, query, body, headers):
+        """Route one request; returns (status, payload, extra headers)."""
+        with self._lock:
+            failures = list(self.fail_routes.items())
+        for (fail_method, regex), (status, message) in failures:
+            if fail_method == method and re.search(regex, path):
+                raise HttpError(status, message)
+
+        if path == "/rest/session" and method == "POST":
+            if (body or {}).get("email") != self.email or (body or {}).get("password") != self.password:
+                raise HttpError(401, "Unauthorized")
+            token, jsession = secrets.token_hex(16), secrets.token_hex(16)
+            with self._lock:
+                self._sessions[token] = jsession
+            payload = self._session_body()
+            payload["csrf_token"] = token
+            return 200, payload, {"Set-Cookie": "JSESSIONID={}; Path=/; Secure; HttpOnly".format(jsession)}
+
+        if not self._check_auth(headers):
+            raise HttpError(401, "Unauthorized")
+
+        if path == "/rest/session" and method == "GET":
+            return 200, self._session_body(), {}
+        if path == "/rest/const" and method == "GET":
+            return 200, {"server_version": self.server_version}, {}
+
+        match = re.match(r"^/rest/orgs/(\d+)(/.*)?$", path)
+        if not match:
+            raise HttpError(404, "No route for {} {}".format(method, path))
+        if int(match.group(1)) != self.org_id:
+            raise HttpError(403, "Not a member of organisation {}".format(match.group(1)))
+        rel = match.group(2) or ""
+        with self._lock:
+            return self._route_org(method, rel, query, body)
+
+    def _route_org(self, method, rel, query, body):
+        names = query.get("handle_format") == "names"
+        if rel == "" and method == "GET":
+            return 200, {"id": self.org_id, "name": self.org_name, "actions_framework_enabled": True,
+                         "enabled": True}, {}
+
+        m = re.match(r"^/types/([^/]+)/fields$", rel)
+        if m and method == "GET":
+            type_name = m.group(1)
+            if type_name in self.datatables:
+                return 200, list(self.datatables[type_name].get("fields", {}).values()), {}
+            found = [f for key, f in self.fields.items() if key.split("/", 1)[0] == type_name]
+            if not found and type_name not in ("incident", "actioninvocation", "__function", "task",
+                                               "artifact", "note", "attachment", "milestone"):
+                raise HttpError(404, "Type {} not found".format(type_name))
+            return 200, found, {}
+        m = re.match(r"^/types/([^/]+)$", rel)
+        if m and method == "GET":
+            table = self.datatables.get(m.group(1))
+            if table is None:
+                raise HttpError(404, "Type {} not found".format(m.group(1)))
+            return 200, table, {}
+
+        if rel == "/actions" and method == "GET":
+            return 200, {"entities": list(self.rules.values())}, {}
+        if rel == "/connectors/queues" and method == "GET":
+            return 200, {"queues": []}, {}
+
+        if rel == "/functions" and method == "GET":
+            return 200, {"entities": [self._function_view(fn) for fn in self.functions.values()]}, {}
+        m = re.match(r"^/functions/([^/]+)$", rel)
+        if m and method == "GET":
+            fn = self.functions.get(m.group(1))
+            if fn is None:
+                raise HttpError(404, "Function {} not found".format(m.group(1)))
+            return 200, self._function_view(fn), {}
+
+        m = re.match(r"^/incidents/(\d+)$", rel)
+        if m and method == "GET":
+            self._incident_or_404(m.group(1))
+            return 200, self.incident(m.group(1), handle_names=names), {}
+        m = re.match(r"^/incidents/(\d+)/comments$", rel)
+        if m:
+            if method == "GET":
+                return 200, list(self._incident_or_404(m.group(1))["_notes"]), {}
+            if method == "POST":
+                text = (body or {}).get("text")
+                if isinstance(text, dict):
+                    text = text.get("content")
+                return 200, self.add_note(m.group(1), text), {}
+        m = re.match(r"^/incidents/(\d+)/table_data/([^/]+)$", rel)
+        if m and method == "GET":
+            rows = self._incident_or_404(m.group(1))["_tables"].get(m.group(2), [])
+            return 200, {"id": m.group(2), "rows": [
+                {"id": r["id"], "cells": {k: {"value": v} for k, v in r.items() if k != "id"}}
+                for r in rows]}, {}
+        m = re.match(r"^/incidents/(\d+)/table_data/([^/]+)/row_data$", rel)
+        if m and method == "POST":
+            cells = {k: (v.get("value") if isinstance(v, dict) else v)
+                     for k, v in ((body or {}).get("cells") or {}).items()}
+            row = self.add_row(m.group(1), m.group(2), cells)
+            return 200, {"id": row["id"], "cells": {k: {"value": v} for k, v in cells.items()}}, {}
+
+        m = re.match(r"^/workflow_instances/(\d+)$", rel)
+        if m and method == "GET":
+            inst = self.workflow_instances.get(int(m.group(1)))
+            if inst is None:
+                raise HttpError(404, "Workflow instance {} not found".format(m.group(1)))
+            return 200, dict(inst), {}
+
+        if rel == "/configurations/imports" and method == "POST":
+            return 200, self._create_import(body), {}
+        m = re.match(r"^/configurations/imports/(\d+)$", rel)
+        if m:
+            imp = self.imports.get(int(m.group(1)))
+            if imp is None:
+                raise HttpError(404, "Import {} not found".format(m.group(1)))
+            if method == "GET":
+                return 200, self._import_view(int(m.group(1))), {}
+            if method == "PUT":
+                return 200, self._update_import(int(m.group(1)), body or {}), {}
+
+        if rel == "/message_destinations":
+            if method == "GET":
+                return 200, {"entities": [dict(d) for d in self.message_destinations.values()]}, {}
+            if method == "POST":
+                dest = self._ensure_destination((body or {})["programmatic_name"], body)
+                return 200, dict(dest), {}
+        m = re.match(r"^/message_destinations/(\d+)$", rel)
+        if m:
+            dest = next((d for d in self.message_destinations.values() if d["id"] == int(m.group(1))), None)
+            if dest is None:
+                raise HttpError(404, "Message destination {} not found".format(m.group(1)))
+            if method == "GET":
+                return 200, dict(dest), {}
+            if method == "PUT":
+                for key in ("api_keys", "users", "name", "expect_ack"):
+                    if key in (body or {}):
+                        dest[key] = body[key]
+                return 200, dict(dest), {}
+
+        raise HttpError(404, "No route for {} {}".format(method, rel))
+
+    def _function_view(self, fn):
+        view = {k: copy.deepcopy(v) for k, v in fn.items() if not k.startswith("_")}
+        return view
+
+    def _create_import(self, body):
+        if not isinstance(body, dict):
+            raise HttpError(400, "Import rejected: the body is not an export object")
+        problems = ExportIndex(body).problems()
+        if problems:
+            raise HttpError(400, "Import rejected: " + "; ".join(problems))
+        import_id = next(self._ids)
+        self.imports[import_id] = {"status": "PENDING", "export": body}
+        return self._import_view(import_id)
+
+    def _import_view(self, import_id):
+        imp = self.imports[import_id]
+        return {"id": import_id, "status": imp["status"], "messages": [], "result": None}
+
+    def _update_import(self, import_id, body):
+        imp = self.imports[import_id]
+        status = body.get("status")
+        if imp["status"] != "PENDING":
+            raise HttpError(409, "Import {} is already {}".format(import_id, imp["status"]))
+        if status not in ("ACCEPTED", "REJECTED"):
+            raise HttpError(400, "status must be ACCEPTED or REJECTED, not {!r}".format(status))
+        imp["status"] = status
+        if status == "ACCEPTED":
+            self.apply_export(imp["export"], check=False)
+        return self._import_view(import_id)
