@@ -1,0 +1,154 @@
+"""Typed records for what the app sends to and reads from Twilio, and their dict shapes for SOAR.
+
+A recipient's outcome and a reply each have exactly one record type here; the dict a workflow
+script reads is produced by the record's ``as_result()`` and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from fn_twilio.lib.dates import format_date, to_epoch_ms
+
+STATUS_INVALID = "invalid"
+STATUS_FAILED = "failed"
+
+
+def _as_int(value) -> Optional[int]:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _aware(dt: Optional[datetime]) -> Optional[datetime]:
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one recipient of twilio_send_sms (one ``twilio_status`` entry)."""
+
+    phone_number: str
+    success: bool
+    status: str
+    sid: Optional[str] = None
+    date_created: Optional[datetime] = None
+    direction: Optional[str] = None
+    message_body: Optional[str] = None
+    num_segments: Optional[int] = None
+    error_code: Optional[int] = None
+    error_message: Optional[str] = None
+    may_have_sent: bool = False
+
+    @classmethod
+    def sent(cls, phone_number: str, message) -> "SendOutcome":
+        """From a twilio MessageInstance that Twilio accepted."""
+        return cls(phone_number=phone_number, success=True, status=message.status or "queued",
+                   sid=message.sid, date_created=_aware(message.date_created),
+                   direction=message.direction, message_body=message.body,
+                   num_segments=_as_int(message.num_segments))
+
+    @classmethod
+    def invalid(cls, raw: str, reason: str) -> "SendOutcome":
+        return cls(phone_number=raw, success=False, status=STATUS_INVALID, error_message=reason)
+
+    @classmethod
+    def failed(cls, phone_number: str, failure) -> "SendOutcome":
+        """From an :class:`fn_twilio.lib.errors.Failure`."""
+        return cls(phone_number=phone_number, success=False, status=STATUS_FAILED,
+                   error_code=failure.code, error_message=failure.message,
+                   may_have_sent=failure.may_have_sent)
+
+    def as_result(self) -> dict:
+        return {
+            "phone_number": self.phone_number,
+            "success": self.success,
+            "status": self.status,
+            "sid": self.sid,
+            # 2.0.1's scripts read the Msg Id column from this key: it carries the message SID.
+            "messaging_service_sid": self.sid,
+            "date_created": format_date(self.date_created) if self.date_created else None,
+            "date_created_ts": to_epoch_ms(self.date_created) if self.date_created else None,
+            "direction": self.direction,
+            "message_body": self.message_body,
+            "num_segments": self.num_segments,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "may_have_sent": self.may_have_sent,
+        }
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One inbound message from a recipient to the app's sender."""
+
+    sid: str
+    from_: str
+    to: Optional[str]
+    body: str
+    date_sent: datetime
+    date_created: datetime
+    status: str = "received"
+    direction: str = "inbound"
+    messaging_service_sid: Optional[str] = None
+    error_message: Optional[str] = None
+
+    @classmethod
+    def from_message(cls, message) -> "Reply":
+        """From a twilio MessageInstance (dates already parsed by the SDK)."""
+        created = _aware(message.date_created) or _aware(message.date_sent)
+        sent = _aware(message.date_sent) or created
+        return cls(sid=message.sid, from_=message.from_, to=message.to, body=message.body or "",
+                   date_sent=sent, date_created=created, status=message.status or "received",
+                   direction=message.direction or "inbound",
+                   messaging_service_sid=message.messaging_service_sid,
+                   error_message=message.error_message)
+
+    def as_result(self) -> dict:
+        return {
+            "phone_number": self.from_,
+            "sid": self.sid,
+            "messaging_service_sid": self.sid,
+            "date_created": format_date(self.date_created),
+            "date_created_ts": to_epoch_ms(self.date_created),
+            "direction": self.direction,
+            "message_body": self.body,
+            "status": self.status,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """The whole twilio_send_sms result, in the 2.0.1 shape."""
+
+    destination: str
+    message: str
+    outcomes: tuple
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if not o.success)
+
+    @property
+    def success(self) -> bool:
+        return bool(self.outcomes) and self.failed == 0
+
+    @property
+    def reason(self) -> Optional[str]:
+        if self.success:
+            return None
+        return f"{self.failed} of {len(self.outcomes)} recipients failed"
+
+    def as_result(self) -> dict:
+        return {
+            "success": self.success,
+            "reason": self.reason,
+            "inputs": {"twilio_sms_destination": self.destination, "twilio_sms_message": self.message},
+            "twilio_status": [o.as_result() for o in self.outcomes],
+        }
+
