@@ -1,0 +1,106 @@
+"""SOAR function twilio_send_sms ("Twilio: Send SMS"): one text to a list of numbers."""
+from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
+from resilient_circuits.action_message import FunctionError_
+
+from fn_twilio.lib.phone import parse_recipients
+from fn_twilio.lib.records import SendSummary
+from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob
+from fn_twilio.lib.settings import SettingsError
+from fn_twilio.util.app_settings import settings_from_opts
+
+PACKAGE_NAME = "fn_twilio"
+FN_NAME = "twilio_send_sms"
+PROGRESS_EVERY = 1.0  # seconds between status messages while sending
+DEFAULT_TEXT = "An incident {name} ({id}) with {severity} priority may require your attention"
+
+
+def text_input(fn_inputs, name: str) -> str:
+    """An input as trimmed text ('' when absent or blank)."""
+    value = getattr(fn_inputs, name, None)
+    return "" if value is None else str(value).strip()
+
+
+class FunctionComponent(AppFunctionComponent):
+    """Sends an SMS to every number in twilio_sms_destination and reports each one."""
+
+    def __init__(self, opts):
+        super().__init__(opts, PACKAGE_NAME)
+
+    @app_function(FN_NAME)
+    def _app_function(self, fn_inputs):
+        try:
+            settings = settings_from_opts(self.opts)
+        except SettingsError as err:
+            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+
+        destination = text_input(fn_inputs, "twilio_sms_destination")
+        if not destination:
+            raise FunctionError_("twilio_sms_destination is empty: give one or more phone numbers, "
+                                 "separated by commas")
+        recipients = parse_recipients(destination, settings.default_region)
+        if not recipients:
+            raise FunctionError_("twilio_sms_destination holds no phone number (only separators or spaces)")
+        if len(recipients) > settings.max_recipients:
+            raise FunctionError_(f"twilio_sms_destination has {len(recipients)} different recipients, more "
+                                 f"than max_recipients ({settings.max_recipients}); nothing was sent")
+        valid = [r for r in recipients if r.valid]
+        if not valid:
+            reasons = "; ".join(r.reason for r in recipients)
+            raise FunctionError_(f"twilio_sms_destination has no valid phone number, nothing was sent: {reasons}")
+
+        message = getattr(fn_inputs, "twilio_sms_message", None)
+        message = "" if message is None else str(message)
+        if not message.strip():
+            message = self._default_text(fn_inputs)
+        if len(message) > MAX_BODY_LENGTH:
+            raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
+                                 f"limit of {MAX_BODY_LENGTH}; nothing was sent")
+
+        yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
+                                  + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
+        job = SendJob(settings, recipients, message).start()
+        last = None
+        while not job.wait(PROGRESS_EVERY):
+            text = _progress(job)
+            if text != last:
+                yield self.status_message(text)
+                last = text
+        yield self.status_message(_progress(job))
+        summary = SendSummary(destination, message, tuple(job.outcomes()))
+        yield FunctionResult(summary.as_result(), success=summary.success, reason=summary.reason,
+                             custom_results=True)
+
+    def _default_text(self, fn_inputs) -> str:
+        """The 2.0.1 default text, about the incident named by incident_id (read from SOAR)."""
+        raw = getattr(fn_inputs, "incident_id", None)
+        if raw is None or str(raw).strip() == "":
+            raise FunctionError_("twilio_sms_message is empty and incident_id is not set: give a message, "
+                                 "or the incident whose name the default message uses")
+        try:
+            incident_id = int(str(raw).strip())
+            if incident_id <= 0:
+                raise ValueError
+        except ValueError:
+            raise FunctionError_(f"incident_id must be a positive whole number, not {raw!r}") from None
+        try:
+            incident = self.rest_client().get(f"/incidents/{incident_id}?handle_format=names")
+        except Exception as err:  # BasicHTTPException, connection errors...
+            raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
+                                 f"({type(err).__name__}: {_first_line(err)}); nothing was sent") from None
+        severity = incident.get("severity_code")
+        if isinstance(severity, dict):
+            severity = severity.get("name")
+        return DEFAULT_TEXT.format(name=incident.get("name"), id=incident.get("id", incident_id),
+                                   severity=severity or "unknown")
+
+
+def _progress(job: SendJob) -> str:
+    text = f"Sent {job.sent} of {job.total}"
+    if job.failed:
+        text += f", {job.failed} failed"
+    return text
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else ""

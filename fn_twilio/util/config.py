@@ -1,0 +1,38 @@
+"""The app.config section that `resilient-circuits config -c/-u -l fn_twilio` writes."""
+
+
+def config_section_data():
+    """The [fn_twilio_send_sms] section: required keys first, every optional key commented, with its default."""
+    return """[fn_twilio_send_sms]
+# Twilio account SID (AC followed by 32 hexadecimal characters), from the Twilio console
+twilio_account_sid=ACxxxxxxxx
+# The account's auth token. Keep it out of this file: $TWILIO_AUTH_TOKEN (environment or App Host
+# secret) or ^twilio_auth_token (keystore). Or use an API key instead (below).
+twilio_auth_token=
+# the number that originates the SMS, as in the Twilio console, e.g. +1234567890
+twilio_src_address=
+#
+# --- optional settings: remove the leading '#' to change a default ---
+# Twilio API key (SK...) and its secret, used instead of twilio_auth_token when both are set
+#twilio_api_key_sid=
+#twilio_api_key_secret=
+# send through a Messaging Service (MG...) instead of twilio_src_address
+#twilio_messaging_service_sid=
+# ISO country (e.g. US, IE) for numbers written without a country code; without it such numbers are refused
+#default_region=
+# a call with more unique recipients than this is refused whole, nothing sent
+#max_recipients=100
+# Twilio requests in flight at once for one send call
+#max_concurrency=5
+# how often twilio_receive_messages looks for replies (s, m, h)
+#poll_interval=2s
+# the longest wait a twilio_receive_messages call may ask for (s, m, h, d, w)
+#max_wait_timeout=24h
+# HTTP timeout in seconds for one Twilio request
+#timeout=30
+# proxies for Twilio; by default those of [integrations]
+#https_proxy=
+#http_proxy=
+# where the Twilio API lives (change only for a local Twilio emulator)
+#twilio_base_url=https://api.twilio.com
+"""

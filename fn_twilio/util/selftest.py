@@ -1,0 +1,52 @@
+"""`resilient-circuits selftest -l fn_twilio`: do the credentials work, and is the sender ours?
+
+Returns ``{"state": "success"}`` or ``{"state": "failure", "reason": "<which check failed and why>"}``.
+The reason never contains a secret.
+"""
+import logging
+
+from fn_twilio.lib.errors import classify
+from fn_twilio.lib.settings import SettingsError
+from fn_twilio.lib.twilio_client import build_client
+from fn_twilio.util.app_settings import settings_from_opts
+
+LOG = logging.getLogger(__name__)
+
+
+def _failure(reason):
+    LOG.error("fn_twilio selftest failed: %s", reason)
+    return {"state": "failure", "reason": reason}
+
+
+def selftest_function(opts):
+    """Checks the settings, the credentials (account fetch) and that the sender belongs to the account."""
+    try:
+        settings = settings_from_opts(opts)
+    except SettingsError as err:
+        return _failure(f"app.config section [fn_twilio_send_sms]: {err}")
+
+    client = build_client(settings)
+    try:
+        try:
+            client.api.v2010.accounts(settings.account_sid).fetch()
+        except Exception as exc:  # every failure becomes a readable reason
+            return _failure(f"cannot use the Twilio account: {classify(exc, action='read', timeout=settings.timeout).message}")
+
+        if settings.src_address:
+            try:
+                owned = client.incoming_phone_numbers.list(phone_number=settings.src_address, limit=1,
+                                                           page_size=1)
+            except Exception as exc:
+                return _failure(f"cannot list the account's numbers: {classify(exc, action='read', timeout=settings.timeout).message}")
+            if not owned:
+                return _failure("twilio_src_address is not a phone number of this Twilio account "
+                                "(check the number in the Twilio console)")
+        else:
+            try:
+                client.messaging.v1.services(settings.messaging_service_sid).fetch()
+            except Exception as exc:
+                return _failure("twilio_messaging_service_sid is not a Messaging Service of this account: "
+                                f"{classify(exc, action='read', timeout=settings.timeout).message}")
+    finally:
+        client.http_client.close()
+    return {"state": "success"}
