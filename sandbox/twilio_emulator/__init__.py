@@ -1,0 +1,49 @@
+"""A stateful Twilio REST API emulator for fn_twilio's tests, benchmarks and sandbox.
+
+It serves the real paths (``/2010-04-01/Accounts/{AccountSid}/...``) on 127.0.0.1, so the real twilio
+SDK talks to it once an ``http_client`` rewrites the scheme and host of every URL to ``emu.base_url``
+(or the app's ``twilio_base_url`` setting points at it)::
+
+    from sandbox.twilio_emulator import TwilioEmulator, ACCOUNT_SID, AUTH_TOKEN, SENDER
+
+    with TwilioEmulator() as emu:                      # port 0: a free port; emu.base_url
+        ...  # Client(ACCOUNT_SID, AUTH_TOKEN, http_client=<rewriting client>).messages.create(...)
+        emu.inject_inbound(from_="+353861234567", to=SENDER, body="ACK")
+        emu.inject_fault("status", status=429, retry_after=1)   # next POST …/Messages.json gets a 429
+        assert emu.requests[-1].status == 429
+
+What it implements (twilio-api.md §8):
+
+* HTTP Basic auth with the account's AuthToken or an API key (SK…); otherwise 401 / 20003.
+* ``POST …/Messages.json``: Twilio's validation codes (21604, 21603, 21602/21619, 21617, 21211,
+  21212, 21606, 21701 unknown Messaging Service, 21612, 21408, 21610, 21614, 21611) and the
+  ``+1500555000x`` magic test numbers; 201 with a full Message resource (RFC 2822 ``+0000`` dates,
+  GSM-7/UCS-2 ``num_segments`` as a string, ``queued``, or ``accepted`` with ``from`` null and
+  ``num_segments`` "0" with a Messaging Service).
+* ``GET …/Messages.json`` with ``To``, ``From``, ``DateSent``, ``DateSent<`` (on or before),
+  ``DateSent>`` (on or after), newest first, ``PageSize`` 1–1000, ``Page`` and a stable
+  ``PageToken`` cursor; ``GET/POST/DELETE …/Messages/{Sid}.json``;
+  ``GET …/IncomingPhoneNumbers.json``; ``GET /2010-04-01/Accounts/{Sid}.json``.
+* Headers ``Content-Type: application/json; charset=utf-8``, ``Twilio-Request-Id: RQ…``.
+* ``emu.latency`` seconds added to every API request (slept outside any lock).
+* Fault injection (``inject_fault``), a request log (``emu.requests``: ``RequestRecord``), status
+  changes (``set_status``, ``advance_statuses``), opt-outs (an inbound STOP / START, ``opt_out``),
+  geo permissions (``disable_geo``), landlines (``add_landline``), ``seed_history``, ``reset``.
+* A JSON control API under ``/_emulator/…`` (no auth) for an emulator in another process — see
+  ``RemoteEmulator`` — and a CLI: ``python -m sandbox.twilio_emulator --port 8899`` prints the base
+  URL on one line and serves until SIGTERM/SIGINT.
+
+``emu.messages`` is a property: a list of copies of every message dict, oldest created first.
+Dates: a message's ``date_sent`` stays null until it reaches ``sent``; the list sorts and filters
+on ``date_sent``, falling back to ``date_created`` for messages not yet sent.
+"""
+from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER,
+                    TwilioError, segment_count)
+from .remote import RemoteEmulator
+from .server import FAULT_KINDS, Fault, RequestRecord, TwilioEmulator
+
+__all__ = [
+    "ACCOUNT_SID", "AUTH_TOKEN", "API_KEY_SID", "API_KEY_SECRET", "SENDER", "MESSAGING_SERVICE_SID",
+    "TwilioEmulator", "RemoteEmulator", "RequestRecord", "Fault", "FAULT_KINDS", "TwilioError",
+    "segment_count",
+]

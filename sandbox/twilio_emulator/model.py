@@ -1,0 +1,624 @@
+"""State of the Twilio emulator: accounts, numbers, messages, opt-outs, and Twilio's validation rules.
+
+Nothing here knows about HTTP. ``Store`` is thread safe: every public method takes ``Store.lock``.
+Message dicts kept here have the exact JSON shape of Twilio's Message resource; callers get copies.
+"""
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import itertools
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from typing import Iterable, Optional
+
+UTC = timezone.utc
+API_VERSION = "2010-04-01"
+API_ROOT = "/" + API_VERSION
+
+# Valid-looking defaults (fixed, so that tests and app.config files can name them).
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "fedcba9876543210" * 2
+API_KEY_SID = "SK" + "00112233445566778899aabbccddeeff"
+API_KEY_SECRET = "emulator-api-key-secret-0123456789"
+SENDER = "+15005550006"
+MESSAGING_SERVICE_SID = "MG" + "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+E164_RE = re.compile(r"^\+[1-9][0-9]{1,14}$")
+MG_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+MAX_BODY = 1600
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "YES", "UNSTOP"}
+
+# Magic test numbers (twilio-api.md §4): To -> (code, message template).
+MAGIC_TO = {
+    "+15005550001": 21211,
+    "+15005550002": 21612,
+    "+15005550003": 21408,
+    "+15005550004": 21610,
+    "+15005550009": 21614,
+}
+MAGIC_FROM = {
+    "+15005550001": 21212,
+    "+15005550007": 21606,
+    "+15005550008": 21611,
+}
+
+STATUS_FLOW = {"accepted": "queued", "queued": "sending", "sending": "sent", "sent": "delivered"}
+FINAL_STATUSES = {"delivered", "undelivered", "failed", "received", "canceled", "read"}
+
+DELIVERY_ERRORS = {
+    30001: "Queue overflow",
+    30002: "Account suspended",
+    30003: "Unreachable destination handset",
+    30004: "Message blocked",
+    30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
+    30007: "Message filtered",
+    30008: "Unknown error",
+}
+
+HTTP_DEFAULT_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 429: 20429,
+                      500: 20500, 503: 20503}
+HTTP_MESSAGES = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class TwilioError(Exception):
+    """A Twilio API error: becomes the JSON envelope {"code","message","more_info","status"}."""
+
+    def __init__(self, status: int, code: int, message: str, headers: Optional[dict] = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return error_body(self.status, self.code, self.message)
+
+
+def error_body(status: int, code: int, message: str) -> dict:
+    return {"code": code, "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+
+
+def bad_request(code: int, message: str) -> TwilioError:
+    return TwilioError(400, code, message)
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def rfc2822(dt: Optional[datetime]) -> Optional[str]:
+    """Aware datetime -> 'Thu, 24 Aug 2023 05:01:45 +0000' (Twilio's date format)."""
+    if dt is None:
+        return None
+    return email.utils.format_datetime(dt.astimezone(UTC).replace(microsecond=0))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def stable_sid(prefix: str, text: str) -> str:
+    """A SID derived from text: the same number keeps the same PN… across runs."""
+    return prefix + hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def strip_channel(address: str) -> tuple[str, str]:
+    """'whatsapp:+353…' -> ('whatsapp:', '+353…'); '+353…' -> ('', '+353…')."""
+    if ":" in address:
+        channel, _, rest = address.partition(":")
+        return channel + ":", rest
+    return "", address
+
+
+def is_address(address: str) -> bool:
+    """E.164, or a channel address such as whatsapp:+E164."""
+    channel, number = strip_channel(address)
+    if channel and channel not in ("whatsapp:", "sms:"):
+        return False
+    return bool(E164_RE.match(number))
+
+
+def calling_code(code) -> str:
+    return str(code).strip().lstrip("+")
+
+
+# GSM 03.38 basic character set (without the escape character) and its extension table.
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def segment_count(body: Optional[str]) -> int:
+    """Number of SMS segments: GSM-7 160/153 septets (extension chars take 2),
+    else UCS-2 70/67 UTF-16 code units (an emoji takes 2). An escape pair or a surrogate
+    pair is never split across segments."""
+    if not body:
+        return 1
+    if all(c in GSM_BASIC or c in GSM_EXTENSION for c in body):
+        units = [2 if c in GSM_EXTENSION else 1 for c in body]
+        single, multi = 160, 153
+    else:
+        units = [2 if ord(c) > 0xFFFF else 1 for c in body]
+        single, multi = 70, 67
+    if sum(units) <= single:
+        return 1
+    segments, used = 1, 0
+    for u in units:
+        if used + u > multi:
+            segments += 1
+            used = 0
+        used += u
+    return segments
+
+
+# --------------------------------------------------------------------------------------------
+# Date filters of the Messages list
+
+
+def parse_filter_date(raw: str) -> tuple[datetime, bool]:
+    """A DateSent filter value -> (aware UTC datetime, is_date_only).
+
+    Accepts YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[.fff][Z|±HH:MM], 'YYYY-MM-DD HH:MM:SS[+00:00]' and
+    RFC 2822. A value without a zone is UTC. Raises ValueError."""
+    text = raw.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        d = date.fromisoformat(text)
+        return datetime.combine(d, dtime(0), UTC), True
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(text)  # raises ValueError / TypeError
+        if parsed is None:
+            raise ValueError(text)
+        dt = parsed
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC), False
+
+
+@dataclass
+class DateFilter:
+    on: Optional[tuple[datetime, bool]] = None      # DateSent
+    before: Optional[tuple[datetime, bool]] = None  # DateSent<  (on or before)
+    after: Optional[tuple[datetime, bool]] = None   # DateSent>  (on or after)
+
+    def accepts(self, when: datetime) -> bool:
+        when = when.replace(microsecond=0)
+        if self.on is not None:
+            dt, date_only = self.on
+            if date_only:
+                if not (dt <= when < dt + timedelta(days=1)):
+                    return False
+            elif when != dt.replace(microsecond=0):
+                return False
+        if self.after is not None:
+            dt, _ = self.after
+            if when < dt.replace(microsecond=0):
+                return False
+        if self.before is not None:
+            dt, date_only = self.before
+            limit = dt + timedelta(days=1) if date_only else dt.replace(microsecond=0) + timedelta(seconds=1)
+            if when >= limit:
+                return False
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+
+@dataclass
+class _Msg:
+    seq: int
+    created: datetime
+    sent: Optional[datetime]
+    data: dict
+
+    @property
+    def when(self) -> datetime:
+        """The date the list sorts and filters on: date_sent, or date_created before it is sent."""
+        return self.sent or self.created
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (int(self.when.timestamp() * 1_000_000), self.seq)
+
+
+def encode_token(prefix: str, key: tuple[int, int]) -> str:
+    raw = f"{key[0]}.{key[1]}".encode("ascii")
+    return prefix + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_token(token: str) -> tuple[str, tuple[int, int]]:
+    """'PA…'/'PB…' -> (prefix, sort key). Raises ValueError."""
+    prefix, body = token[:2], token[2:]
+    if prefix not in ("PA", "PB") or not body:
+        raise ValueError(token)
+    raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("ascii")
+    a, b = raw.split(".")
+    return prefix, (int(a), int(b))
+
+
+@dataclass
+class Store:
+    account_sid: str = ACCOUNT_SID
+    auth_token: str = AUTH_TOKEN
+    api_keys: dict = field(default_factory=dict)
+    numbers: list = field(default_factory=list)
+    messaging_services: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.lock = threading.RLock()
+        self.numbers = list(dict.fromkeys(self.numbers))
+        self.messaging_services = {sid: tuple(pool) for sid, pool in self.messaging_services.items()}
+        for pool in self.messaging_services.values():
+            for n in pool:
+                if n not in self.numbers:
+                    self.numbers.append(n)
+        self.created = datetime(2020, 1, 1, tzinfo=UTC)
+        self._seq = itertools.count(1)
+        self._rr = itertools.count()
+        self.reset()
+
+    # --- configuration ------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.msgs: dict[str, _Msg] = {}
+            self.opt_outs: set[tuple[str, str]] = set()
+            self.geo_disabled: set[str] = set()
+            self.landlines: set[str] = set()
+
+    def add_number(self, e164: str) -> None:
+        with self.lock:
+            if e164 not in self.numbers:
+                self.numbers.append(e164)
+
+    def opt_out(self, sender: str, recipient: str) -> None:
+        with self.lock:
+            self.opt_outs.add((sender, recipient))
+
+    def opt_in(self, sender: str, recipient: str) -> None:
+        with self.lock:
+            self.opt_outs.discard((sender, recipient))
+
+    def disable_geo(self, code) -> None:
+        with self.lock:
+            self.geo_disabled.add(calling_code(code))
+
+    def enable_geo(self, code) -> None:
+        with self.lock:
+            self.geo_disabled.discard(calling_code(code))
+
+    def add_landline(self, e164: str) -> None:
+        with self.lock:
+            self.landlines.add(e164)
+
+    # --- resources ----------------------------------------------------------------------
+
+    def account_resource(self) -> dict:
+        sid = self.account_sid
+        base = f"{API_ROOT}/Accounts/{sid}"
+        subs = {name: f"{base}/{path}.json" for name, path in (
+            ("addresses", "Addresses"), ("calls", "Calls"), ("incoming_phone_numbers", "IncomingPhoneNumbers"),
+            ("messages", "Messages"), ("balance", "Balance"), ("keys", "Keys"), ("usage", "Usage"))}
+        return {
+            "auth_token": self.auth_token, "date_created": rfc2822(self.created),
+            "date_updated": rfc2822(self.created), "friendly_name": "Twilio emulator account",
+            "owner_account_sid": sid, "sid": sid, "status": "active", "subresource_uris": subs,
+            "type": "Full", "uri": base + ".json",
+        }
+
+    def number_resource(self, e164: str) -> dict:
+        sid = stable_sid("PN", self.account_sid + e164)
+        uri = f"{API_ROOT}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json"
+        return {
+            "account_sid": self.account_sid, "address_sid": None, "address_requirements": "none",
+            "api_version": API_VERSION, "beta": False,
+            "capabilities": {"fax": False, "voice": True, "sms": True, "mms": True},
+            "date_created": rfc2822(self.created), "date_updated": rfc2822(self.created),
+            "friendly_name": e164, "identity_sid": None, "phone_number": e164, "origin": "twilio",
+            "sid": sid, "sms_application_sid": None, "sms_fallback_method": "POST", "sms_fallback_url": "",
+            "sms_method": "POST", "sms_url": "", "status_callback": "", "status_callback_method": "POST",
+            "trunk_sid": None, "uri": uri, "voice_receive_mode": "voice", "voice_application_sid": None,
+            "voice_caller_id_lookup": False, "voice_fallback_method": "POST", "voice_fallback_url": None,
+            "voice_method": "POST", "voice_url": None, "emergency_status": "Inactive",
+            "emergency_address_sid": None, "emergency_address_status": "unregistered", "bundle_sid": None,
+            "status": "in-use", "type": "local",
+            "subresource_uris": {"assigned_add_ons": uri.replace(".json", "/AssignedAddOns.json")},
+        }
+
+    def list_numbers(self, phone_number: Optional[str]) -> list[dict]:
+        with self.lock:
+            numbers = list(self.numbers)
+        if phone_number:
+            wanted = re.sub(r"[^0-9]", "", phone_number)
+            numbers = [n for n in numbers if n == phone_number or (wanted and wanted in re.sub(r"[^0-9]", "", n))]
+        return [self.number_resource(n) for n in numbers]
+
+    # --- messages -----------------------------------------------------------------------
+
+    def _message_data(self, sid: str, *, from_, to, body, direction, status, created, sent,
+                      messaging_service_sid=None, num_segments=None, num_media=0) -> dict:
+        uri = f"{API_ROOT}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        return {
+            "account_sid": self.account_sid, "api_version": API_VERSION, "body": body,
+            "date_created": rfc2822(created), "date_sent": rfc2822(sent), "date_updated": rfc2822(sent or created),
+            "direction": direction, "error_code": None, "error_message": None, "from": from_,
+            "messaging_service_sid": messaging_service_sid,
+            "num_media": str(num_media),
+            "num_segments": str(segment_count(body) if num_segments is None else num_segments),
+            "price": None, "price_unit": "USD", "sid": sid, "status": status,
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json"),
+                                 "feedback": uri.replace(".json", "/Feedback.json")},
+            "to": to, "uri": uri,
+        }
+
+    def _add(self, data: dict, created: datetime, sent: Optional[datetime]) -> _Msg:
+        msg = _Msg(next(self._seq), created, sent, data)
+        self.msgs[data["sid"]] = msg
+        return msg
+
+    @staticmethod
+    def copy(data: dict) -> dict:
+        out = dict(data)
+        out["subresource_uris"] = dict(data["subresource_uris"])
+        return out
+
+    def service_of(self, number: str) -> Optional[str]:
+        _, plain = strip_channel(number)
+        for sid, pool in self.messaging_services.items():
+            if plain in pool or number in pool:
+                return sid
+        return None
+
+    def create_message(self, form: dict) -> dict:
+        """Validate a create request the way Twilio does and store the message. Raises TwilioError."""
+        def one(name):
+            v = form.get(name)
+            if isinstance(v, list):
+                v = v[-1] if v else None
+            return v if v not in (None, "") else None
+
+        to, from_, mss = one("To"), one("From"), one("MessagingServiceSid")
+        body = form.get("Body")
+        body = body[-1] if isinstance(body, list) else body
+        media = form.get("MediaUrl") or []
+        media = [media] if isinstance(media, str) else [m for m in media if m]
+        content_sid = one("ContentSid")
+
+        if to is None:
+            raise bad_request(21604, "A 'To' phone number is required.")
+        if from_ is None and mss is None:
+            raise bad_request(21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+        if not body and not media and not content_sid:
+            if mss is not None and from_ is None:
+                raise bad_request(21619, "A text message body, media URL, or Content SID is required.")
+            raise bad_request(21602, "Message body is required.")
+        if body and len(body) > MAX_BODY:
+            raise bad_request(21617, "The concatenated message body exceeds the 1600 character limit.")
+        if not is_address(to) or MAGIC_TO.get(to) == 21211:
+            raise bad_request(21211, f"The 'To' number {to} is not a valid phone number.")
+        if mss is not None and from_ is None:
+            if not MG_RE.match(mss) or mss not in self.messaging_services:
+                raise bad_request(21701, f"The Messaging Service Sid {mss} is invalid.")
+            senders = list(self.messaging_services[mss])
+        else:
+            code = MAGIC_FROM.get(from_)
+            if code == 21212 or not is_address(from_):
+                raise bad_request(21212, f"The 'From' number {from_} is not a valid phone number, "
+                                         "shortcode, or alphanumeric sender ID.")
+            if code == 21611:
+                raise bad_request(21611, f"This 'From' number {from_} has exceeded the maximum number of "
+                                         "queued messages.")
+            with self.lock:
+                owned = strip_channel(from_)[1] in self.numbers
+            if code == 21606 or not owned:
+                raise bad_request(21606, f"The From phone number {from_} is not a valid, SMS-capable inbound "
+                                         "phone number or short code for your account.")
+            senders = [strip_channel(from_)[1]]
+        to_number = strip_channel(to)[1]
+        code = MAGIC_TO.get(to_number)
+        with self.lock:
+            geo_off = any(to_number[1:].startswith(cc) for cc in self.geo_disabled)
+            opted_out = any((s, to_number) in self.opt_outs or (s, to) in self.opt_outs for s in senders)
+            landline = to_number in self.landlines
+        if code == 21612:
+            raise bad_request(21612, f"The 'To' phone number: {to}, is not currently reachable using the "
+                                     f"'From' phone number: {from_ or senders[0]} via SMS.")
+        if code == 21408 or geo_off:
+            raise bad_request(21408, "Permission to send an SMS has not been enabled for the region "
+                                     f"indicated by the 'To' number: {to}.")
+        if code == 21610 or opted_out:
+            raise bad_request(21610, "Attempt to send to unsubscribed recipient")
+        if code == 21614 or landline:
+            raise bad_request(21614, f"'To' number {to} is not a valid mobile number")
+
+        created = now_utc()
+        sid = new_sid("SM" if not media else "MM")
+        if from_ is None:
+            data = self._message_data(sid, from_=None, to=to, body=body or "", direction="outbound-api",
+                                      status="accepted", created=created, sent=None,
+                                      messaging_service_sid=mss, num_segments=0, num_media=len(media))
+        else:
+            data = self._message_data(sid, from_=from_, to=to, body=body or "", direction="outbound-api",
+                                      status="queued", created=created, sent=None,
+                                      messaging_service_sid=mss, num_media=len(media))
+        with self.lock:
+            self._add(data, created, None)
+            return self.copy(data)
+
+    def inject_inbound(self, from_: str, to: str, body: str, date_sent: Optional[datetime] = None) -> dict:
+        sent = (date_sent or now_utc()).astimezone(UTC)
+        data = self._message_data(new_sid("SM"), from_=from_, to=to, body=body, direction="inbound",
+                                  status="received", created=sent, sent=sent,
+                                  messaging_service_sid=self.service_of(to))
+        word = (body or "").strip().upper()
+        sender, recipient = strip_channel(to)[1], strip_channel(from_)[1]
+        with self.lock:
+            self._add(data, sent, sent)
+            if word in STOP_WORDS:
+                self.opt_outs.add((sender, recipient))
+            elif word in START_WORDS:
+                self.opt_outs.discard((sender, recipient))
+            return self.copy(data)
+
+    def seed_history(self, count: int, *, from_: str, to: str, direction: str = "outbound-api",
+                     start: Optional[datetime] = None, step: timedelta = timedelta(seconds=1),
+                     body: str = "History message {i}") -> list[str]:
+        if start is None:
+            start = now_utc() - step * (count + 1)
+        start = start.astimezone(UTC)
+        inbound = direction == "inbound"
+        status = "received" if inbound else "delivered"
+        mss = self.service_of(to if inbound else from_)
+        segments = None if "{i}" in body else segment_count(body)
+        prepared = []
+        for i in range(count):
+            when = start + step * i
+            text = body.format(i=i) if "{i}" in body else body
+            data = self._message_data(new_sid("SM"), from_=from_, to=to, body=text, direction=direction,
+                                      status=status, created=when, sent=when, messaging_service_sid=mss,
+                                      num_segments=segments)
+            prepared.append((data, when))
+        with self.lock:
+            for data, when in prepared:
+                self._add(data, when, when)
+        return [d["sid"] for d, _ in prepared]
+
+    def get(self, sid: str) -> dict:
+        with self.lock:
+            msg = self.msgs.get(sid)
+            if msg is None:
+                raise TwilioError(404, 20404, f"The requested resource "
+                                  f"{API_ROOT}/Accounts/{self.account_sid}/Messages/{sid}.json was not found")
+            return self.copy(msg.data)
+
+    def delete(self, sid: str) -> None:
+        with self.lock:
+            self.get(sid)
+            del self.msgs[sid]
+
+    def update(self, sid: str, form: dict) -> dict:
+        with self.lock:
+            self.get(sid)
+            msg = self.msgs[sid]
+            if "Body" in form:
+                if form["Body"] != "":
+                    raise bad_request(20001, "Body can only be redacted (set to an empty string).")
+                msg.data["body"] = ""
+            if form.get("Status"):
+                if form["Status"] != "canceled" or msg.data["status"] not in ("scheduled", "accepted", "queued"):
+                    raise bad_request(30409, "Message cannot be canceled in its current status.")
+                msg.data["status"] = "canceled"
+            msg.data["date_updated"] = rfc2822(now_utc())
+            return self.copy(msg.data)
+
+    def all_messages(self) -> list[dict]:
+        with self.lock:
+            return [self.copy(m.data) for m in sorted(self.msgs.values(), key=lambda m: m.seq)]
+
+    # --- state machine ------------------------------------------------------------------
+
+    def _set_status(self, msg: _Msg, status: str, error_code=None, error_message=None) -> None:
+        data, now = msg.data, now_utc()
+        if data["status"] == "accepted" and status != "accepted" and data["from"] is None:
+            pool = self.messaging_services.get(data["messaging_service_sid"]) or ("+15005550006",)
+            data["from"] = pool[next(self._rr) % len(pool)]
+            data["num_segments"] = str(segment_count(data["body"]))
+        data["status"] = status
+        if status in ("sent", "delivered", "undelivered") and msg.sent is None:
+            msg.sent = now
+            data["date_sent"] = rfc2822(now)
+            data["price"] = f"-{0.0079 * int(data['num_segments'] or 1):.5f}"
+        if error_code is not None:
+            data["error_code"] = int(error_code)
+            data["error_message"] = error_message or DELIVERY_ERRORS.get(int(error_code), "Unknown error")
+        elif status not in ("failed", "undelivered"):
+            data["error_code"] = data["error_message"] = None
+        data["date_updated"] = rfc2822(now)
+
+    def set_status(self, sid: str, status: str, error_code=None, error_message=None) -> dict:
+        with self.lock:
+            self.get(sid)
+            msg = self.msgs[sid]
+            self._set_status(msg, status, error_code, error_message)
+            return self.copy(msg.data)
+
+    def advance_statuses(self, steps: Optional[int] = None) -> int:
+        """Move every outbound message along accepted→queued→sending→sent→delivered:
+        `steps` steps each, or all the way to delivered when None. Returns how many changed."""
+        changed = 0
+        with self.lock:
+            for msg in self.msgs.values():
+                if msg.data["direction"] == "inbound":
+                    continue
+                moved = False
+                n = 0
+                while msg.data["status"] in STATUS_FLOW and (steps is None or n < steps):
+                    self._set_status(msg, STATUS_FLOW[msg.data["status"]])
+                    n += 1
+                    moved = True
+                changed += moved
+        return changed
+
+    # --- listing ------------------------------------------------------------------------
+
+    def list_page(self, *, to=None, from_=None, dates: Optional[DateFilter] = None, page_size: int = 50,
+                  page: int = 0, token: Optional[str] = None) -> tuple[list[dict], Optional[str], Optional[str]]:
+        """One page of messages, newest first (date_sent, else date_created; then creation order).
+
+        Without a token the page is an offset (page * page_size). A 'PA' token continues after the
+        position it encodes, a 'PB' token returns the page before it, so a cursor stays stable while
+        new messages arrive. Returns (message copies, next token or None, previous token or None).
+        Raises ValueError for a malformed token."""
+        direction, pos = decode_token(token) if token else (None, None)
+        with self.lock:
+            items = [(m.key, m) for m in self.msgs.values()
+                     if (to is None or m.data["to"] == to)
+                     and (from_ is None or m.data["from"] == from_)
+                     and (dates is None or dates.accepts(m.when))]
+            items.sort(key=lambda km: km[0], reverse=True)
+            if direction == "PA":
+                rest = [km for km in items if km[0] < pos]
+                chosen, has_next = rest[:page_size], len(rest) > page_size
+            elif direction == "PB":
+                before = [km for km in items if km[0] > pos]
+                chosen = before[-page_size:]
+                has_next = bool(chosen) and any(km[0] < chosen[-1][0] for km in items)
+            else:
+                offset = page * page_size
+                chosen, has_next = items[offset:offset + page_size], len(items) > offset + page_size
+            records = [self.copy(m.data) for _, m in chosen]
+        next_token = encode_token("PA", chosen[-1][0]) if has_next and chosen else None
+        prev_token = encode_token("PB", chosen[0][0]) if page > 0 and chosen else None
+        return records, next_token, prev_token
+
+
+def iter_pool(services: dict) -> Iterable[str]:
+    for pool in services.values():
+        yield from pool

@@ -1,0 +1,101 @@
+"""Drive a Twilio emulator running in another process through its ``/_emulator/…`` control API."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Optional
+
+
+class RemoteEmulator:
+    """The control half of ``TwilioEmulator`` over HTTP (standard library only).
+
+    ``requests`` returns plain dicts (``RequestRecord.to_dict()``: bodies as text)."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, method: str, route: str, payload: Optional[dict] = None):
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        req = urllib.request.Request(f"{self.base_url}/_emulator/{route}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"emulator control {method} {route}: HTTP {e.code} {e.read()!r}") from None
+
+    def health(self) -> dict:
+        return self._call("GET", "health")
+
+    @property
+    def messages(self) -> list:
+        return self._call("GET", "messages")["messages"]
+
+    @property
+    def requests(self) -> list:
+        return self._call("GET", "requests")["requests"]
+
+    def clear_requests(self) -> None:
+        self._call("DELETE", "requests")
+
+    def inject_inbound(self, from_: str, to: Optional[str] = None, body: str = "ACK",
+                       date_sent: Optional[datetime] = None) -> dict:
+        p = {"from": from_, "body": body}
+        if to is not None:
+            p["to"] = to
+        if date_sent is not None:
+            p["date_sent"] = date_sent.isoformat()
+        return self._call("POST", "inbound", p)
+
+    def seed_history(self, count: int, *, from_: Optional[str] = None, to: Optional[str] = None,
+                     direction: str = "outbound-api", start: Optional[datetime] = None,
+                     step: timedelta = timedelta(seconds=1), body: Optional[str] = None) -> list:
+        p = {"count": count, "direction": direction, "step": step.total_seconds()}
+        for k, v in (("from", from_), ("to", to), ("body", body),
+                     ("start", start.isoformat() if start else None)):
+            if v is not None:
+                p[k] = v
+        return self._call("POST", "seed", p)["sids"]
+
+    def set_status(self, sid: str, status: str, error_code: Optional[int] = None,
+                   error_message: Optional[str] = None) -> dict:
+        return self._call("POST", "status", {"sid": sid, "status": status, "error_code": error_code,
+                                             "error_message": error_message})
+
+    def advance_statuses(self, steps: Optional[int] = None) -> int:
+        return self._call("POST", "advance", {"steps": steps})["changed"]
+
+    def inject_fault(self, kind: str, **kwargs) -> int:
+        return self._call("POST", "faults", {"kind": kind, **kwargs})["id"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def reset(self) -> None:
+        self._call("POST", "reset", {})
+
+    @property
+    def latency(self) -> float:
+        return self._call("GET", "latency")["latency"]
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._call("POST", "latency", {"latency": value})
+
+    def add_number(self, e164: str) -> None:
+        self._call("POST", "numbers", {"number": e164})
+
+    def opt_out(self, sender: str, recipient: str) -> None:
+        self._call("POST", "opt_out", {"sender": sender, "recipient": recipient})
+
+    def opt_in(self, sender: str, recipient: str) -> None:
+        self._call("POST", "opt_in", {"sender": sender, "recipient": recipient})
+
+    def disable_geo(self, country_calling_code) -> None:
+        self._call("POST", "geo", {"country_calling_code": str(country_calling_code)})
+
+    def add_landline(self, e164: str) -> None:
+        self._call("POST", "landlines", {"number": e164})
