@@ -1,0 +1,298 @@
+# -*- coding: utf-8 -*-
+"""The app.config section ``[fn_twilio_send_sms]``, checked and typed (contract §2).
+
+``load_settings`` takes the section as resilient-circuits hands it over (``$ENV`` and
+``^keystore`` references already resolved) and returns a frozen :class:`Settings`, or raises
+:class:`SettingsError` whose message names the key at fault. A secret value
+(``twilio_auth_token``, ``twilio_api_key_secret``) never appears in a message or a repr: messages
+about secret keys do not quote the value, and every message is scrubbed of the section's secret
+values in case one was pasted into the wrong key.
+
+Rules:
+
+* Blank values count as absent; unknown keys are ignored.
+* ``twilio_account_sid`` is required: ``AC`` + 32 hex digits.
+* Credentials: ``twilio_auth_token``, or the pair ``twilio_api_key_sid`` (``SK`` + 32 hex digits)
+  + ``twilio_api_key_secret``. When both an auth token and an API key are configured, **the API
+  key wins**: clients authenticate with ``api_key_sid``/``api_key_secret`` whenever they are set.
+* Sender: ``twilio_src_address`` (a phone number, normalised to E.164 with ``default_region``;
+  or an alphanumeric sender ID of 1-11 letters, digits and spaces with at least one letter, kept
+  as written), or ``twilio_messaging_service_sid`` (``MG`` + 32 hex digits). When both are set the
+  number is the sender (``Settings.sender``) and the service SID is kept.
+* ``default_region``: an ISO country code the phone library knows (``us`` -> ``US``).
+* ``max_recipients`` 1..1000, ``max_concurrency`` 1..50 (whole numbers).
+* ``poll_interval``: a duration (``2s``) from 0.2 s to 10 min; ``max_wait_timeout``: a duration
+  above zero (``24h``); ``timeout``: a positive number of seconds (``30``; a duration such as
+  ``30s`` also reads), the ``timeout`` argument overriding the key.
+* ``twilio_base_url``: an http(s) URL with no path beyond ``/``; a trailing ``/`` is removed.
+* Placeholders (``ACxxxxxxxx``, ``<your token>``) and unresolved ``$VAR``/``^key`` references
+  are reported as not set.
+
+Plain Python: nothing here imports SOAR libraries.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
+from fn_twilio.lib.phone import PhoneNumberError, normalise, validate_region
+
+__all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings"]
+
+SECTION = "fn_twilio_send_sms"
+
+DEFAULTS = {
+    "max_recipients": "100",
+    "max_concurrency": "5",
+    "poll_interval": "2s",
+    "max_wait_timeout": "24h",
+    "timeout": "30",
+    "twilio_base_url": "https://api.twilio.com",
+}
+
+SECRET_KEYS = ("twilio_auth_token", "twilio_api_key_secret")
+
+MAX_RECIPIENTS_LIMIT = 1000
+MAX_CONCURRENCY_LIMIT = 50
+POLL_INTERVAL_MIN = 0.2
+POLL_INTERVAL_MAX = 600.0
+
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+_WHOLE_NUMBER = re.compile(r"^\+?[0-9]+$")
+_PLACEHOLDER = re.compile(r"^(?:AC|SK|MG)?x+$|<[^>]*>|^(?:your[ _-].*|changeme|change[ _-]me|todo|tbd)$",
+                          re.IGNORECASE)
+_UNRESOLVED = re.compile(r"^[$^]\{?[A-Za-z_][A-Za-z0-9_.]*\}?$")
+_SCRUB_MIN_LENGTH = 4
+
+
+class SettingsError(ValueError):
+    """A missing or malformed app.config setting; the message names the key, never a secret value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked ``[fn_twilio_send_sms]`` settings; durations in seconds. Secrets stay out of repr.
+
+    When ``api_key_sid`` is set, clients authenticate with the API key (it wins over
+    ``auth_token``). ``sender`` is ``src_address`` when set, else ``messaging_service_sid``.
+    """
+
+    account_sid: str
+    auth_token: Optional[str] = field(repr=False)
+    api_key_sid: Optional[str] = None
+    api_key_secret: Optional[str] = field(default=None, repr=False)
+    src_address: Optional[str] = None
+    messaging_service_sid: Optional[str] = None
+    default_region: Optional[str] = None
+    max_recipients: int = 100
+    max_concurrency: int = 5
+    poll_interval: float = 2.0
+    max_wait_timeout: float = 86400.0
+    timeout: float = 30.0
+    base_url: str = "https://api.twilio.com"
+    proxies: Optional[dict] = None
+    verify: object = True
+
+    @property
+    def sender(self) -> str:
+        """The sending address for messages and keys: the number/sender ID, else the service SID."""
+        return self.src_address or self.messaging_service_sid or ""
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """The non-empty secret values, for scrubbing logs and outputs."""
+        return tuple(value for value in (self.auth_token, self.api_key_secret) if value)
+
+
+class _Reader:
+    """Reads one section, building messages that name keys and never show secrets."""
+
+    def __init__(self, section: Mapping[str, object]):
+        self.section = section
+        self.secret_values = []
+        for key in SECRET_KEYS:
+            value = section.get(key)
+            if isinstance(value, str) and len(value.strip()) >= _SCRUB_MIN_LENGTH:
+                self.secret_values.append(value.strip())
+        # longest first, so that a secret containing another is replaced whole
+        self.secret_values.sort(key=len, reverse=True)
+
+    def error(self, message: str) -> SettingsError:
+        for secret in self.secret_values:
+            message = message.replace(secret, "***")
+        return SettingsError(message)
+
+    def shown(self, key: str, value) -> str:
+        """How a value may appear in a message: quoted, or not at all for a secret key."""
+        return "" if key in SECRET_KEYS else " {!r}".format(value)
+
+    def raw(self, key: str):
+        """The value of ``key`` with blank text treated as absent (None)."""
+        value = self.section.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+        return value
+
+    def text(self, key: str) -> Optional[str]:
+        """The value of ``key`` as text, None when absent; placeholders are errors."""
+        value = self.raw(key)
+        if value is None:
+            return None
+        value = str(value).strip()
+        if _UNRESOLVED.match(value):
+            raise self.error("{} is not set: it holds an unresolved $ENV or ^keystore reference{}; check that "
+                             "the variable or keystore entry exists".format(key, self.shown(key, value)))
+        if _PLACEHOLDER.search(value):
+            raise self.error("{} is not set: it still holds a placeholder{}; put the real value in [{}]"
+                             .format(key, self.shown(key, value), SECTION))
+        return value
+
+    def sid(self, key: str, pattern, prefix: str, required: bool = False) -> Optional[str]:
+        value = self.text(key)
+        if value is None:
+            if required:
+                raise self.error("{} is not set in [{}]; it is required ({} followed by 32 hex digits)"
+                                 .format(key, SECTION, prefix))
+            return None
+        if not pattern.match(value):
+            raise self.error("{}{} is malformed: expected {} followed by 32 hex digits".format(
+                key, self.shown(key, value), prefix))
+        return value
+
+    def whole_number(self, key: str, maximum: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            value = DEFAULTS[key]
+        if isinstance(value, bool):
+            raise self.error("{} {!r} is not a whole number".format(key, value))
+        if isinstance(value, int):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
+            number = int(value.strip())
+        else:
+            raise self.error("{} {!r} is not a whole number".format(key, value))
+        if number < 1:
+            raise self.error("{} {!r} must be at least 1".format(key, value))
+        if number > maximum:
+            raise self.error("{} {!r} must be at most {}".format(key, value, maximum))
+        return number
+
+    def duration(self, key: str, value=None, **limits) -> float:
+        if value is None:
+            value = self.raw(key)
+        if value is None:
+            value = DEFAULTS[key]
+        try:
+            return parse_duration(value, name=key, **limits)
+        except DurationError as exc:
+            raise self.error(str(exc)) from None
+
+
+def _base_url(reader: _Reader) -> str:
+    key = "twilio_base_url"
+    value = reader.text(key) or DEFAULTS[key]
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        raise reader.error("{} {!r} is not a valid URL".format(key, value)) from None
+    if parts.username is not None or parts.password is not None:
+        raise reader.error("{} must not contain a user name or password; credentials go in "
+                           "twilio_auth_token or twilio_api_key_secret".format(key))
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise reader.error("{} {!r} must be an http:// or https:// URL such as {}".format(key, value, DEFAULTS[key]))
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise reader.error("{} {!r} must not have a path, query or fragment; give only the scheme, host and port, "
+                           "e.g. {}".format(key, value, DEFAULTS[key]))
+    return "{}://{}".format(parts.scheme.lower(), parts.netloc)
+
+
+def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, timeout=None) -> Settings:
+    """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
+
+    ``proxies`` (requests-style dict) and ``verify`` (bool or CA bundle path) are passed through.
+    ``timeout``, when given, overrides the ``timeout`` key (seconds).
+    """
+    if section is None:
+        raise SettingsError("the [{}] section is missing from app.config; it needs at least "
+                            "twilio_account_sid, twilio_auth_token and twilio_src_address".format(SECTION))
+    if not isinstance(section, Mapping):
+        raise SettingsError("the [{}] section must be a mapping of keys to values, not {}".format(
+            SECTION, type(section).__name__))
+    reader = _Reader(section)
+
+    account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True)
+
+    auth_token = reader.text("twilio_auth_token")
+    api_key_sid = reader.sid("twilio_api_key_sid", _API_KEY_SID, "SK")
+    api_key_secret = reader.text("twilio_api_key_secret")
+    if api_key_sid and not api_key_secret:
+        raise reader.error("twilio_api_key_secret is not set: twilio_api_key_sid needs its secret")
+    if api_key_secret and not api_key_sid:
+        raise reader.error("twilio_api_key_sid is not set: twilio_api_key_secret needs the key's SID (SK…)")
+    if not auth_token and not api_key_sid:
+        raise reader.error("twilio_auth_token is not set in [{}]; set it, or set twilio_api_key_sid and "
+                           "twilio_api_key_secret".format(SECTION))
+
+    default_region = None
+    region_text = reader.text("default_region")
+    if region_text is not None:
+        try:
+            default_region = validate_region(region_text)
+        except ValueError as exc:
+            raise reader.error(str(exc)) from None
+
+    src_address = reader.text("twilio_src_address")
+    if src_address is not None and not _ALPHANUMERIC_SENDER.match(src_address):
+        try:
+            src_address = normalise(src_address, default_region)
+        except PhoneNumberError as exc:
+            raise reader.error("twilio_src_address: {}".format(exc)) from None
+    messaging_service_sid = reader.sid("twilio_messaging_service_sid", _SERVICE_SID, "MG")
+    if not src_address and not messaging_service_sid:
+        raise reader.error("no sender: set twilio_src_address (the number that sends the SMS, e.g. +14155552345) "
+                           "or twilio_messaging_service_sid (MG…) in [{}]".format(SECTION))
+
+    max_recipients = reader.whole_number("max_recipients", MAX_RECIPIENTS_LIMIT)
+    max_concurrency = reader.whole_number("max_concurrency", MAX_CONCURRENCY_LIMIT)
+
+    poll_interval = reader.duration("poll_interval", maximum=POLL_INTERVAL_MAX)
+    if poll_interval < POLL_INTERVAL_MIN:
+        raise reader.error("poll_interval {!r} is shorter than the minimum of {}".format(
+            reader.raw("poll_interval"), format_duration(POLL_INTERVAL_MIN)))
+    max_wait_timeout = reader.duration("max_wait_timeout", allow_zero=False)
+
+    if timeout is not None and not (isinstance(timeout, str) and not timeout.strip()):
+        timeout_seconds = reader.duration("timeout", value=timeout, allow_zero=False)
+    else:
+        timeout_seconds = reader.duration("timeout", allow_zero=False)
+
+    return Settings(
+        account_sid=account_sid,
+        auth_token=auth_token,
+        api_key_sid=api_key_sid,
+        api_key_secret=api_key_secret,
+        src_address=src_address,
+        messaging_service_sid=messaging_service_sid,
+        default_region=default_region,
+        max_recipients=max_recipients,
+        max_concurrency=max_concurrency,
+        poll_interval=poll_interval,
+        max_wait_timeout=max_wait_timeout,
+        timeout=timeout_seconds,
+        base_url=_base_url(reader),
+        proxies=proxies,
+        verify=verify,
+    )
