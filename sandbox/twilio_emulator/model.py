@@ -202,18 +202,15 @@ def parse_filter_date(raw: str) -> tuple[datetime, bool]:
 
 @dataclass
 class DateFilter:
-    on: Optional[tuple[datetime, bool]] = None      # DateSent
+    on: Optional[tuple[datetime, bool]] = None      # DateSent   (that date)
     before: Optional[tuple[datetime, bool]] = None  # DateSent<  (on or before)
     after: Optional[tuple[datetime, bool]] = None   # DateSent>  (on or after)
 
     def accepts(self, when: datetime) -> bool:
         when = when.replace(microsecond=0)
-        if self.on is not None:
-            dt, date_only = self.on
-            if date_only:
-                if not (dt <= when < dt + timedelta(days=1)):
-                    return False
-            elif when != dt.replace(microsecond=0):
+        if self.on is not None:  # DateSent=: sent on that (UTC) date, whatever the time part says
+            day = datetime.combine(self.on[0].date(), dtime(0), UTC)
+            if not (day <= when < day + timedelta(days=1)):
                 return False
         if self.after is not None:
             dt, _ = self.after

@@ -226,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             record.fault = fault.kind
             if fault.kind == "drop":
+                record.finished = time.monotonic()
                 self._drop()
                 return
             if fault.kind == "delay":
@@ -263,14 +264,18 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"" if status == 204 else json.dumps(payload).encode("utf-8")
         if fault is not None and fault.kind == "commit_then_drop":
             record.response_body = body
+            record.finished = time.monotonic()
             self._drop()
             return
         self._respond(record, status, body, JSON_TYPE if status != 204 else None, headers)
 
     def _respond(self, record, status, body, ctype, headers):
+        # Complete the record before a byte goes out: the client may look at it as soon as it has the answer.
         record.status = status
         record.response_body = body
-        record.response_headers = self._send(status, body, ctype, headers)
+        record.response_headers = ({"Content-Type": ctype} if ctype else {}) | {k: str(v) for k, v in headers.items()}
+        record.finished = time.monotonic()
+        self._send(status, body, ctype, headers)
 
     # --- control API --------------------------------------------------------------------
 
@@ -521,7 +526,8 @@ class TwilioEmulator:
     def _end(self, record: RequestRecord) -> None:
         with self._lock:
             self._in_flight -= 1
-            record.finished = time.monotonic()
+            if record.finished is None:
+                record.finished = time.monotonic()
 
     # --- the Twilio API -----------------------------------------------------------------
 
