@@ -88,7 +88,8 @@ class _Connection:
         self.address = address
         self.login = None
         self.connected = False
-        self.closed = False
+        self.closed = False      # detached from the broker: no more deliveries
+        self.aborted = False     # the socket was closed abruptly
         self.subscriptions = {}
         self.transactions = {}
         self.outbox = queuelib.Queue()
@@ -104,6 +105,7 @@ class _Connection:
     def abort(self):
         """Close the socket at once, as a network failure would."""
         self.closed = True
+        self.aborted = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -352,8 +354,13 @@ class StompBroker:
                 conn.sock.sendall(item)
             except (OSError, ValueError):
                 break
-        if not conn.closed:
+        if not conn.aborted:
             conn.closed = True
+            try:   # a graceful TLS close (close_notify), as after DISCONNECT or ERROR
+                conn.sock.settimeout(1.0)
+                conn.sock.unwrap()
+            except (OSError, ValueError):
+                pass
             try:
                 conn.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

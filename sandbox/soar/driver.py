@@ -1,0 +1,393 @@
+"""Playing SOAR: send function messages through the broker and run rules' workflows.
+
+``SoarDriver`` connects to the sandbox broker as the SOAR server does (its own STOMP login),
+listens on ``acks.<org>.<destination>`` and matches replies to calls by ``correlation-id``.
+``fire_rule`` runs what SOAR runs for a menu-item rule: the workflow's pre-processing script, the
+function call, the post-processing script, then keeps the notes and datatable rows on the
+emulator's incident.
+"""
+import itertools
+import json
+import logging
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import stomp
+
+LOG = logging.getLogger(__name__)
+
+
+class RuleNotAvailable(Exception):
+    """The rule would not be offered for this object (unknown rule, or its conditions are false)."""
+
+
+class FunctionCall:
+    """One function invocation and the replies the app sent for it."""
+
+    def __init__(self, name, inputs, correlation_id, workflow_instance_id, message):
+        self.name = name
+        self.inputs = inputs
+        self.correlation_id = correlation_id
+        self.workflow_instance_id = workflow_instance_id
+        self.message = message          # the body SOAR sent (dict)
+        self.statuses: List[str] = []   # status texts, in arrival order
+        self.results: Optional[dict] = None
+        self.error: Optional[str] = None
+        self.completed = False
+        self.replies: List[dict] = []   # every reply body, raw
+        self.started = time.monotonic()
+        self.finished: Optional[float] = None
+        self._done = threading.Event()
+
+    def _on_reply(self, body):
+        self.replies.append(body)
+        message_type = body.get("message_type")
+        if message_type == 1:
+            self.error = body.get("message")
+            self._finish()
+        elif body.get("complete"):
+            self.results = body.get("results")
+            self._finish()
+        else:
+            self.statuses.append(body.get("message"))
+
+    def _finish(self):
+        self.completed = True
+        self.finished = time.monotonic()
+        self._done.set()
+
+    def wait(self, timeout=30.0):
+        """Wait for the final reply; raises TimeoutError when none came in time."""
+        if not self._done.wait(timeout):
+            raise TimeoutError("function {} ({}) did not complete within {}s; statuses so far: {}".format(
+                self.name, self.correlation_id, timeout, self.statuses))
+        return self
+
+    @property
+    def elapsed(self):
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+    @property
+    def success(self):
+        """results["success"] (None when there is no result)."""
+        return None if self.results is None else self.results.get("success")
+
+    def __repr__(self):
+        state = "error" if self.error is not None else ("done" if self.completed else "running")
+        return "<FunctionCall {} {} {}>".format(self.name, self.correlation_id, state)
+
+
+@dataclass
+class RuleRun:
+    """What firing a rule did: inputs, the function call, the scripts' notes and the rows kept."""
+    rule: str
+    incident_id: int
+    workflow: str = None
+    function_name: str = None
+    inputs: Dict[str, Any] = field(default_factory=dict)
+    call: Optional[FunctionCall] = None
+    pre: Any = None                  # sandbox.scripting.ScriptRun of the pre-processing script
+    post: Any = None                 # ScriptRun of the post-processing script (None when the call failed)
+    notes: List[str] = field(default_factory=list)                 # note texts added to the incident
+    rows: List[Tuple[str, dict]] = field(default_factory=list)     # (table, row with "id") kept
+    calls: List[FunctionCall] = field(default_factory=list)        # every function task, in order
+    workflow_instance_id: int = None
+
+    @property
+    def results(self):
+        return self.call.results if self.call else None
+
+    @property
+    def error(self):
+        return self.call.error if self.call else None
+
+    def rows_of(self, table):
+        return [row for name, row in self.rows if name == table]
+
+
+class _Listener(stomp.ConnectionListener):
+    def __init__(self, driver):
+        self.driver = driver
+
+    def on_message(self, frame):
+        self.driver._on_message(frame)
+
+    def on_error(self, frame):
+        LOG.warning("SOAR driver got STOMP ERROR: %s", frame.headers.get("message"))
+
+    def on_disconnected(self):
+        self.driver._on_disconnected()
+
+
+class SoarDriver:
+    """SOAR's side of the message bus, plus rule execution against the REST emulator."""
+
+    def __init__(self, broker_port, rest=None, *, org_id=201, destination="fn_twilio", login="soar",
+                 passcode="soar-secret", host="127.0.0.1", reconnect=True):
+        self.broker_port = broker_port
+        self.rest = rest
+        self.org_id = org_id
+        self.destination = destination
+        self.login = login
+        self.passcode = passcode
+        self.host = host
+        self.reconnect = reconnect
+        self.reply_queue = "/queue/acks.{}.{}".format(org_id, destination)
+        self.calls: Dict[str, FunctionCall] = {}
+        self.unmatched: List[Tuple[dict, dict]] = []    # replies with an unknown correlation-id
+        self._ids = itertools.count(2001)
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._closing = False
+        self._conn = None
+        self._reconnect_thread = None
+
+    # ------------------------------------------------------------------ connection
+    def connect(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                self._open()
+                return self
+            except Exception as exc:  # broker not up yet, or restarting
+                last = exc
+                time.sleep(0.2)
+        raise ConnectionError("SOAR driver could not connect to the broker on port {}: {}".format(
+            self.broker_port, last))
+
+    def _open(self):
+        conn = stomp.Connection12([(self.host, self.broker_port)], heartbeats=(0, 0),
+                                  reconnect_attempts_max=1, timeout=5)
+        conn.set_ssl(for_hosts=[(self.host, self.broker_port)])   # unverified, as the app does
+        conn.set_listener("soar", _Listener(self))
+        conn.connect(self.login, self.passcode, wait=True)
+        conn.subscribe(self.reply_queue, id="soar-acks", ack="auto")
+        self._conn = conn
+        self._connected.set()
+
+    def close(self):
+        self._closing = True
+        conn, self._conn = self._conn, None
+        self._connected.clear()
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    def __enter__(self):
+        return self.connect()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _on_disconnected(self):
+        self._connected.clear()
+        if self._closing or not self.reconnect:
+            return
+        with self._lock:
+            if self._reconnect_thread is not None and self._reconnect_thread.is_alive():
+                return
+            self._reconnect_thread = threading.Thread(target=self._reconnect_loop, name="soar-driver-reconnect",
+                                                      daemon=True)
+            self._reconnect_thread.start()
+
+    def _reconnect_loop(self):
+        delay = 0.1
+        while not self._closing and not self._connected.is_set():
+            try:
+                self._open()
+                LOG.info("SOAR driver reconnected")
+                return
+            except Exception:  # noqa: BLE001 - retry until closed
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _on_message(self, frame):
+        try:
+            body = json.loads(frame.body)
+        except ValueError:
+            body = {"message_type": -1, "message": frame.body}
+        corr = frame.headers.get("correlation-id")
+        with self._lock:
+            call = self.calls.get(corr)
+            if call is None:
+                self.unmatched.append((dict(frame.headers), body))
+                return
+        call._on_reply(body)
+
+    # ------------------------------------------------------------------ functions
+    def function_definition(self, name):
+        """The function as the server defines it (REST emulator), or a minimal stand-in."""
+        fn = self.rest.functions.get(name) if self.rest is not None else None
+        if fn is None:
+            return {"id": 0, "name": name, "display_name": name, "uuid": str(uuidlib.uuid4()),
+                    "destination_handle": self.destination}
+        return fn
+
+    def _shape_inputs(self, name, inputs):
+        """Shape input values as SOAR sends them (select/multiselect/textarea objects)."""
+        if self.rest is None:
+            return dict(inputs)
+        index = self.rest.export_index()
+        types = {}
+        for key, fld in index.fields.items():
+            if (key or "").startswith("__function/"):
+                types[fld.get("name")] = fld.get("input_type")
+        shaped = {}
+        for key, value in inputs.items():
+            kind = types.get(key)
+            if kind == "textarea" and isinstance(value, str):
+                value = {"format": "text", "content": value}
+            elif kind == "select" and isinstance(value, str):
+                value = {"id": 0, "name": value}
+            elif kind == "multiselect" and isinstance(value, (list, tuple)):
+                value = [{"id": 0, "name": v} if isinstance(v, str) else v for v in value]
+            shaped[key] = value
+        return shaped
+
+    def start_function(self, name, inputs, workflow_instance_id=None, workflow=None):
+        """Send a function message and return at once; ``FunctionCall.wait()`` for the outcome."""
+        if not self._connected.wait(10):
+            raise ConnectionError("SOAR driver is not connected to the broker")
+        fn = self.function_definition(name)
+        if workflow_instance_id is None and self.rest is not None:
+            workflow_instance_id = self.rest.add_workflow_instance()
+        elif workflow_instance_id is None:
+            workflow_instance_id = next(self._ids)
+        invid = next(self._ids)
+        corr = "invid:{}".format(invid)
+        workflow = workflow or {"workflow_id": 352, "programmatic_name": "sandbox_workflow",
+                                "name": "Sandbox workflow", "object_type": {"id": 0, "name": "incident"},
+                                "uuid": str(uuidlib.uuid4()), "tags": [], "actions": []}
+        message = {
+            "function": {"id": fn.get("id"), "name": fn["name"], "display_name": fn.get("display_name"),
+                         "uuid": fn.get("uuid"), "version": fn.get("version", 0), "tags": [],
+                         "view_items": fn.get("view_items", [])},
+            "groups": [],
+            "inputs": self._shape_inputs(name, inputs or {}),
+            "playbook_instance": None,
+            "principal": {"id": 3, "type": "user", "name": "admin@example.com", "display_name": "Admin"},
+            "workflow": workflow,
+            "workflow_instance": {"workflow_instance_id": workflow_instance_id},
+        }
+        call = FunctionCall(name, dict(inputs or {}), corr, workflow_instance_id, message)
+        with self._lock:
+            self.calls[corr] = call
+        queue = "/queue/actions.{}.{}".format(self.org_id, fn.get("destination_handle") or self.destination)
+        self._conn.send(queue, json.dumps(message), headers={
+            "reply-to": self.reply_queue, "correlation-id": corr,
+            "Co3MessagePayload": "FunctionDataDTO", "Co3ContentType": "application/json",
+            "Co3ContextToken": "sandbox-context-token-{}".format(invid)})
+        return call
+
+    def call_function(self, name, inputs, workflow_instance_id=None, timeout=30.0):
+        """Send a function message and wait for its final reply (TimeoutError otherwise)."""
+        return self.start_function(name, inputs, workflow_instance_id).wait(timeout)
+
+    # ------------------------------------------------------------------ rules
+    def fire_rule(self, rule_name, *, incident_id, properties=None, row=None, timeout=60.0):
+        """Run a menu-item rule the way SOAR does, against the emulator's imported customizations."""
+        from sandbox.scripting import run_script   # a sibling module; imported when rules are used
+
+        if self.rest is None:
+            raise RuntimeError("fire_rule needs the REST emulator")
+        index = self.rest.export_index()
+        rule = index.rules.get(rule_name)
+        if rule is None:
+            raise RuleNotAvailable("no rule {!r} on the server (rules: {})".format(
+                rule_name, ", ".join(sorted(index.rules)) or "none; import the customizations first"))
+        incident = self.rest.incident(incident_id, handle_names=True)
+        if incident is None:
+            raise RuleNotAvailable("no incident {}".format(incident_id))
+        object_type = rule.get("object_type")
+        row_cells = None
+        if object_type in index.datatables:
+            if row is None:
+                raise RuleNotAvailable("rule {!r} runs on a {} row; pass row=".format(rule_name, object_type))
+            row_cells = {k: v for k, v in dict(row).items() if k != "id"}
+        self._check_conditions(rule, incident, object_type, row_cells)
+
+        datatables = {name: {col: fld.get("input_type", "text") for col, fld in (t.get("fields") or {}).items()}
+                      for name, t in index.datatables.items()}
+        run = RuleRun(rule=rule_name, incident_id=int(incident_id))
+        deadline = time.monotonic() + timeout
+        for wf_name in rule.get("workflows") or []:
+            wf = index.workflows[wf_name]
+            run.workflow = wf_name
+            instance = self.rest.add_workflow_instance()
+            run.workflow_instance_id = instance
+            wf_props = {}
+            workflow_info = {"workflow_id": wf.get("workflow_id"), "programmatic_name": wf_name,
+                             "name": wf.get("name"), "object_type": {"id": 0, "name": object_type},
+                             "uuid": wf.get("uuid"), "tags": [], "actions": []}
+            for task in index.workflow_tasks(wf_name):
+                script_kw = dict(incident=incident, rule_properties=properties or {}, datatables=datatables,
+                                 workflow_properties=wf_props)
+                if row_cells is not None:
+                    script_kw.update(row=row_cells, row_table=object_type)
+                pre = run_script(task.pre_processing_script, inputs=dict(task.static_inputs), **script_kw)
+                run.pre, run.function_name, run.inputs = pre, task.function_name, dict(pre.inputs)
+                self._keep(run, pre)
+                call = self.start_function(task.function_name, pre.inputs, instance, workflow_info)
+                run.call = call
+                run.calls.append(call)
+                call.wait(max(deadline - time.monotonic(), 0.1))
+                if call.error is not None:
+                    self.rest.terminate_workflow_instance(instance, "function {} failed: {}".format(
+                        task.function_name, call.error))
+                    return run
+                if task.result_name:
+                    wf_props[task.result_name] = call.results
+                post = run_script(task.post_processing_script, results=call.results, **script_kw)
+                run.post = post
+                wf_props = post.workflow_properties
+                self._keep(run, post)
+            self.rest.complete_workflow_instance(instance)
+        return run
+
+    def _keep(self, run, script_run):
+        for note in script_run.notes:
+            text = note["text"] if isinstance(note, dict) else str(note)
+            self.rest.add_note(run.incident_id, text)
+            run.notes.append(text)
+        for table, cells in script_run.rows:
+            kept = self.rest.add_row(run.incident_id, table, cells)
+            run.rows.append((table, kept))
+
+    @staticmethod
+    def _check_conditions(rule, incident, object_type, row_cells):
+        results = []
+        for cond in rule.get("conditions") or []:
+            field_name = cond.get("field_name") or ""
+            type_name, _, name = field_name.partition(".")
+            if type_name == object_type and row_cells is not None:
+                actual = row_cells.get(name)
+            elif type_name == "incident":
+                actual = incident.get(name, (incident.get("properties") or {}).get(name))
+            else:
+                continue
+            method, value = cond.get("method"), cond.get("value")
+            checks = {
+                "equals": lambda: actual == value,
+                "not_equals": lambda: actual != value,
+                "contains": lambda: value is not None and actual is not None and str(value) in str(actual),
+                "not_contains": lambda: not (value is not None and actual is not None and str(value) in str(actual)),
+                "has_a_value": lambda: actual not in (None, ""),
+                "not_has_a_value": lambda: actual in (None, ""),
+                "in": lambda: actual in (value or []),
+                "not_in": lambda: actual not in (value or []),
+            }
+            if method in checks:
+                results.append((field_name, method, value, checks[method]()))
+        logic = rule.get("logic_type", "all")
+        outcomes = [r[3] for r in results]
+        if outcomes and not (all(outcomes) if logic == "all" else any(outcomes)):
+            failed = ["{} {} {!r}".format(f, m, v) for f, m, v, ok in results if not ok]
+            raise RuleNotAvailable("rule {!r} is not offered here: condition {} is false".format(
+                rule.get("name"), ", ".join(failed)))
