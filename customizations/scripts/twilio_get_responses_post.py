@@ -4,6 +4,8 @@
 #   phone_number (the sender), sid, messaging_service_sid, date_created, date_created_ts (epoch ms),
 #   direction ("inbound"), message_body, status ("received"), error_message.
 # Each reply becomes a row in the SMS Activity Log; no reply gives a note with the reason.
+# Rows are written for whatever replies came back, so a reply is never dropped even if a
+# function version reported it with success false.
 from datetime import datetime, timezone
 
 
@@ -15,7 +17,7 @@ def escape_html(value):
 
 
 replies = results.get("content") or []
-if results.get("success") and replies:
+if replies:
     row_created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     for reply in replies:
         log_row = incident.addRow("twilio_sms_log")

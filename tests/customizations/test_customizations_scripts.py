@@ -190,3 +190,11 @@ def test_scripts_fail_on_a_result_of_the_wrong_shape(receive_results_replies):
     with pytest.raises(ScriptError):
         run_script(script_path("example_twilio_receive_messages", "post"), incident=INCIDENT,
                    results={"success": True, "content": [{"date_created_ts": "2025-11-26"}]})
+
+
+@pytest.mark.parametrize("workflow", RECEIVE_WORKFLOWS)
+def test_receive_post_never_drops_a_reply(workflow, receive_results_replies):
+    """2.0.x reported a late reply with success false and its script dropped it (peers.md §3.4)."""
+    results = dict(receive_results_replies, success=False, reason=None)
+    run = run_script(script_path(workflow, "post"), incident=INCIDENT, results=results)
+    assert len(run.rows) == 2 and run.notes == []
