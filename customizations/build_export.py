@@ -40,6 +40,7 @@ SERVER_VERSION = {"build_number": 0, "major": 51, "minor": 0, "version": "51.0.0
                   "v": 51, "r": 0, "m": 0, "f": 0}
 AUTHOR = "fn_twilio"
 DATATABLE_FIELD_TYPE_ID = 1000
+COLUMN_ID_BASE = 101  # datatable column ids, apart from the ids of function/rule fields
 TAGS = []  # no tags: resilient-circuits customize strips them anyway
 
 # SOAR adds these two internal objects to every customization export; importing needs them.
@@ -210,7 +211,8 @@ def build_types():
                 "allow_default_value": False, "blank_option": False, "calculated": False,
                 "changeable": True, "chosen": False, "default_chosen_by_server": False,
                 "deprecated": False, "export_key": "{}/{}".format(dt.name, c.name),
-                "hide_notification": False, "id": order + 1, "input_type": c.input_type,
+                "hide_notification": False, "id": COLUMN_ID_BASE + order,
+                "input_type": c.input_type,
                 "internal": False, "is_tracked": False, "name": c.name, "operation_perms": {},
                 "operations": [], "order": order, "placeholder": "", "prefix": None,
                 "read_only": False, "rich_text": False, "tags": list(TAGS), "templates": [],
