@@ -149,6 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        try:  # answers go out in one write; no Nagle / delayed-ACK stalls on keep-alive connections
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         with self.server.sockets_lock:
             self.server.open_sockets.add(self.connection)
 
@@ -185,10 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(k, str(v))
                 sent[k] = str(v)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
+            self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
-                self.wfile.write(body)
-            self.wfile.flush()
+                self._headers_buffer.append(body)
+            self.flush_headers()
         except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
             self.close_connection = True
         return sent

@@ -1,0 +1,119 @@
+"""The emulator is faithful to Twilio's OpenAPI spec: every request the SDK makes and every success
+response the emulator gives in a create/list/fetch/numbers/account run validate against it.
+
+Needs ../shared/twilio-oai/twilio_api_v2010.json beside the repository root (or $TWILIO_OAI_SPEC);
+skipped with the expected location named when it is absent."""
+import email.utils
+import json
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from sandbox import twilio_spec
+from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER
+
+USER = "+353861234567"
+RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    reason = twilio_spec.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return twilio_spec.load_spec()
+
+
+def _validation_error():
+    from openapi_core.validation.exceptions import ValidationError
+    return ValidationError
+
+
+def test_spec_location_is_relative_to_the_repository():
+    path = twilio_spec.spec_path()
+    assert path.name == "twilio_api_v2010.json" and path.parent.name == "twilio-oai"
+    assert "twilio_api_v2010.json" in (twilio_spec.skip_reason() or "twilio_api_v2010.json")
+
+
+def _exercise(emu, client):
+    """A run through everything the app uses."""
+    emu.seed_history(7, from_=USER, to=SENDER, direction="inbound",
+                     start=datetime.now(timezone.utc) - timedelta(hours=1))
+    sent = client.messages.create(to=USER, from_=SENDER, body="Incident 7 needs you €")
+    client.messages.create(to=USER, messaging_service_sid=MESSAGING_SERVICE_SID, body="via service 👍",
+                           status_callback="https://example.com/cb", validity_period=600)
+    client.messages.create(to="whatsapp:" + USER, from_="whatsapp:" + SENDER, body="wa")
+    emu.set_status(sent.sid, "undelivered", 30007)
+    emu.inject_inbound(from_=USER, to=SENDER, body="ACK")
+    client.messages(sent.sid).fetch()
+    client.messages.list(to=SENDER, from_=USER, date_sent_after=datetime.now(timezone.utc).date(), page_size=3)
+    client.messages.list(date_sent=datetime.now(timezone.utc).date(), limit=2)
+    client.messages.list(date_sent_before=datetime.now(timezone.utc) + timedelta(days=1), page_size=1000)
+    list(client.messages.stream(page_size=4))
+    client.incoming_phone_numbers.list(phone_number=SENDER)
+    client.api.v2010.accounts(ACCOUNT_SID).fetch()
+
+
+def test_every_request_and_success_response_conforms(spec, emu, client):
+    _exercise(emu, client)
+    records = emu.requests
+    assert len(records) >= 12
+    kinds = set()
+    for rec in records:
+        assert rec.status in (200, 201), (rec.url, rec.response_body)
+        twilio_spec.validate_request_record(rec)
+        twilio_spec.validate_response(rec)
+        kinds.add((rec.method, re.sub(r"/(AC|SM)[0-9a-f]{32}", "/{sid}", rec.path)))
+    assert kinds == {
+        ("POST", "/2010-04-01/Accounts/{sid}/Messages.json"),
+        ("GET", "/2010-04-01/Accounts/{sid}/Messages.json"),
+        ("GET", "/2010-04-01/Accounts/{sid}/Messages/{sid}.json"),
+        ("GET", "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
+        ("GET", "/2010-04-01/Accounts/{sid}.json"),
+    }
+
+
+def test_dates_are_rfc2822_utc_everywhere(emu, client):
+    _exercise(emu, client)
+    emu.advance_statuses()
+    for msg in emu.messages:
+        for key in ("date_created", "date_updated", "date_sent"):
+            value = msg[key]
+            assert value is None or RFC2822.match(value), (key, value)
+            if value:
+                assert email.utils.parsedate_to_datetime(value).utcoffset() == timedelta(0)
+
+
+def test_records_from_the_control_api_validate_too(spec, emu, client):
+    client.messages.create(to=USER, from_=SENDER, body="x")
+    record = requests.get(emu.base_url + "/_emulator/requests", timeout=5).json()["requests"][-1]
+    record["response_body"] = record["response_body"].encode()
+    twilio_spec.validate_request_record(record)
+    twilio_spec.validate_response(record)
+
+
+def test_validator_catches_a_wrong_response(spec, emu, client):
+    client.messages.create(to=USER, from_=SENDER, body="x")
+    rec = emu.requests[-1]
+    bad = json.loads(rec.response_body)
+    bad["status"] = "bogus"
+    with pytest.raises(_validation_error()):
+        twilio_spec.validate_response(rec, json.dumps(bad).encode(), 201)
+    bad = json.loads(rec.response_body)
+    bad["sid"] = "XX" + "0" * 32
+    with pytest.raises(_validation_error()):
+        twilio_spec.validate_response(rec, json.dumps(bad).encode(), 201)
+
+
+def test_validator_catches_a_wrong_request(spec, emu):
+    r = requests.get(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", params={"PageSize": 5000},
+                     auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert r.status_code == 400  # the emulator refuses it like Twilio ...
+    with pytest.raises(_validation_error()):  # ... and the spec says why
+        twilio_spec.validate_request_record(emu.requests[-1])
+    requests.post(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", data={"Body": "no To"},
+                  auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    with pytest.raises(_validation_error()):
+        twilio_spec.validate_request_record(emu.requests[-1])
