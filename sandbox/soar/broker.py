@@ -203,10 +203,12 @@ class StompBroker:
             self._dispatch()
             return msg.message_id
 
-    def drop_connections(self):
-        """Abruptly close every client socket (their unacknowledged messages are redelivered)."""
+    def drop_connections(self, *, login=None, connection=None):
+        """Abruptly close client sockets (every one by default; or those of a login, or one
+        connection id); their unacknowledged messages are redelivered."""
         with self._lock:
-            conns = list(self._connections.values())
+            conns = [c for c in self._connections.values()
+                     if (login is None or c.login == login) and (connection is None or c.id == connection)]
         for conn in conns:
             conn.abort()
         for conn in conns:

@@ -1,0 +1,71 @@
+"""End-to-end fixtures: the sandbox SOAR (REST + STOMP over TLS), the Twilio emulator, the real
+``resilient-circuits`` processes. Everything listens on free ports of 127.0.0.1 and is stopped, and
+its folders removed, even when a test fails.
+"""
+import copy
+import json
+import os
+from importlib.metadata import entry_points
+
+import pytest
+
+from sandbox.soar.broker import StompBroker
+from sandbox.soar.certs import make_self_signed
+from sandbox.soar.export import load_export
+from sandbox.soar.rest import SoarRestEmulator
+from sandbox.soar.sandbox import API_KEY_ID, API_KEY_SECRET, SOAR_LOGIN, SOAR_PASSCODE, Sandbox, app_export_path
+
+
+def app_components():
+    return sorted(ep.name for ep in entry_points(group="resilient.circuits.components")
+                  if ep.dist is not None and ep.dist.name == "fn_twilio")
+
+
+requires_app = pytest.mark.skipif(not app_components(), reason="fn_twilio components are not installed yet "
+                                  "(pip install -e . --no-deps after they appear)")
+requires_export = pytest.mark.skipif(not os.path.exists(app_export_path()),
+                                     reason="fn_twilio/util/data/export.res does not exist yet")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_self_signed(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture(scope="module")
+def broker(certs):
+    broker = StompBroker(certs, users={API_KEY_ID: API_KEY_SECRET, SOAR_LOGIN: SOAR_PASSCODE}).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def rest(certs):
+    rest = SoarRestEmulator(certs, api_key_id=API_KEY_ID, api_key_secret=API_KEY_SECRET,
+                            extra_functions=["twilio_get_responses"]).start()
+    try:
+        yield rest
+    finally:
+        rest.stop()
+
+
+@pytest.fixture
+def app_export():
+    """A fresh copy of the app's export.res as a dict."""
+    return copy.deepcopy(load_export(app_export_path()))
+
+
+@pytest.fixture(scope="module")
+def running_sandbox():
+    """A sandbox preloaded with the app's customizations (plus the legacy function), app running."""
+    with Sandbox(preload="app", extra_functions=["twilio_get_responses"],
+                 app_settings={"poll_interval": "1s"}) as sandbox:
+        sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
+        sandbox.run_app(timeout=60)
+        yield sandbox
+
+
+def dump(obj):
+    return json.dumps(obj, indent=1, default=str)

@@ -1,0 +1,153 @@
+"""Helpers for the end-to-end tests: STOMP test clients and a throwaway SOAR app with its own export."""
+import json
+import os
+import queue
+import socket
+import ssl
+import textwrap
+import time
+
+import stomp
+
+from sandbox.soar.stomp_frames import Frame, FrameParser, encode
+
+
+class Collector(stomp.ConnectionListener):
+    def __init__(self):
+        self.messages = queue.Queue()
+        self.errors = []
+        self.receipts = []
+        self.disconnected = 0
+
+    def on_message(self, frame):
+        self.messages.put(frame)
+
+    def on_error(self, frame):
+        self.errors.append(frame)
+
+    def on_receipt(self, frame):
+        self.receipts.append(frame.headers.get("receipt-id"))
+
+    def on_disconnected(self):
+        self.disconnected += 1
+
+
+class StompClient:
+    """A stomp.py client (Connection12 over unverified TLS, as resilient-circuits connects)."""
+
+    def __init__(self, port, login="soar", passcode="soar-secret", heartbeats=(0, 0)):
+        self.port = port
+        self.listener = Collector()
+        self.conn = stomp.Connection12([("127.0.0.1", port)], heartbeats=heartbeats, reconnect_attempts_max=1,
+                                       timeout=5)
+        self.conn.set_ssl(for_hosts=[("127.0.0.1", port)])
+        self.conn.set_listener("test", self.listener)
+        self.login, self.passcode = login, passcode
+
+    def connect(self):
+        self.conn.connect(self.login, self.passcode, wait=True)
+        return self
+
+    def subscribe(self, destination, sub_id, ack="client-individual", prefetch=None, receipt=None):
+        headers = {"activemq.prefetchSize": str(prefetch)} if prefetch else {}
+        if receipt:
+            headers["receipt"] = receipt
+        self.conn.subscribe(destination, id=sub_id, ack=ack, headers=headers)
+
+    def get(self, timeout=5.0):
+        return self.listener.messages.get(timeout=timeout)
+
+    def get_nothing(self, wait=0.3):
+        try:
+            frame = self.listener.messages.get(timeout=wait)
+        except queue.Empty:
+            return True
+        raise AssertionError("unexpected message: {} {}".format(frame.headers, frame.body))
+
+    def close(self):
+        try:
+            if self.conn.is_connected():
+                self.conn.disconnect()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+class RawStomp:
+    """A bare TLS socket speaking STOMP frames, for what stomp.py hides (escaping, heart-beats)."""
+
+    def __init__(self, port):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                    server_hostname="localhost")
+        self.parser = FrameParser()
+        self.items = []        # frames, and None for each heart-beat EOL
+
+    def send(self, command, headers=None, body=b""):
+        self.sock.sendall(encode(Frame(command, dict(headers or {}), body)))
+
+    def send_bytes(self, data):
+        self.sock.sendall(data)
+
+    def read(self, timeout=5.0, want_heartbeats=False):
+        """The next frame (or heart-beat None when want_heartbeats)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.items:
+                item = self.items.pop(0)
+                if item is not None or want_heartbeats:
+                    return item
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no frame within {}s".format(timeout))
+            self.sock.settimeout(left)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed by the broker")
+            self.items += self.parser.feed(data)
+
+    def closed_by_peer(self, timeout=3.0):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+        except (ssl.SSLError, ConnectionError, OSError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def make_customize_app(folder, name, export):
+    """A throwaway installed-looking distribution on ``folder`` whose customize entry point imports ``export``.
+
+    Put ``folder`` on PYTHONPATH and run ``resilient-circuits customize -y -l <name>``.
+    """
+    pkg = os.path.join(folder, name)
+    os.makedirs(pkg, exist_ok=True)
+    with open(os.path.join(pkg, "__init__.py"), "w", encoding="utf-8") as handle:
+        handle.write("")
+    with open(os.path.join(pkg, "export.json"), "w", encoding="utf-8") as handle:
+        json.dump(export, handle)
+    with open(os.path.join(pkg, "customize.py"), "w", encoding="utf-8") as handle:
+        handle.write(textwrap.dedent("""\
+            import base64, os
+            from resilient import ImportDefinition
+
+            def customization_data(client=None):
+                with open(os.path.join(os.path.dirname(__file__), "export.json"), "rb") as handle:
+                    yield ImportDefinition(base64.b64encode(handle.read()))
+            """))
+    dist = os.path.join(folder, "{}-1.0.0.dist-info".format(name))
+    os.makedirs(dist, exist_ok=True)
+    with open(os.path.join(dist, "METADATA"), "w", encoding="utf-8") as handle:
+        handle.write("Metadata-Version: 2.1\nName: {}\nVersion: 1.0.0\n".format(name))
+    with open(os.path.join(dist, "entry_points.txt"), "w", encoding="utf-8") as handle:
+        handle.write("[resilient.circuits.customize]\ncustomize = {}.customize:customization_data\n".format(name))
+    return folder
