@@ -65,6 +65,13 @@ DELIVERY_ERRORS = {
 
 HTTP_DEFAULT_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 429: 20429,
                       500: 20500, 503: 20503}
+CODE_MESSAGES = {
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    20503: "Service is unavailable. Please try again",
+    21611: "This 'From' number has exceeded the maximum number of queued messages",
+    30001: "Queue overflow",
+}
 HTTP_MESSAGES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -234,15 +241,19 @@ class _Msg:
     created: datetime
     sent: Optional[datetime]
     data: dict
+    key: tuple = (0, 0)
+
+    def __post_init__(self):
+        self.rekey()
 
     @property
     def when(self) -> datetime:
         """The date the list sorts and filters on: date_sent, or date_created before it is sent."""
         return self.sent or self.created
 
-    @property
-    def key(self) -> tuple[int, int]:
-        return (int(self.when.timestamp() * 1_000_000), self.seq)
+    def rekey(self) -> None:
+        """The list's sort key (newest first = largest): (when in µs, creation sequence)."""
+        self.key = (int(self.when.timestamp() * 1_000_000), self.seq)
 
 
 def encode_token(prefix: str, key: tuple[int, int]) -> str:
@@ -362,9 +373,11 @@ class Store:
     def _message_data(self, sid: str, *, from_, to, body, direction, status, created, sent,
                       messaging_service_sid=None, num_segments=None, num_media=0) -> dict:
         uri = f"{API_ROOT}/Accounts/{self.account_sid}/Messages/{sid}.json"
+        created_text = rfc2822(created)
+        sent_text = created_text if sent is created else rfc2822(sent)
         return {
             "account_sid": self.account_sid, "api_version": API_VERSION, "body": body,
-            "date_created": rfc2822(created), "date_sent": rfc2822(sent), "date_updated": rfc2822(sent or created),
+            "date_created": created_text, "date_sent": sent_text, "date_updated": sent_text or created_text,
             "direction": direction, "error_code": None, "error_message": None, "from": from_,
             "messaging_service_sid": messaging_service_sid,
             "num_media": str(num_media),
@@ -550,6 +563,7 @@ class Store:
         data["status"] = status
         if status in ("sent", "delivered", "undelivered") and msg.sent is None:
             msg.sent = now
+            msg.rekey()
             data["date_sent"] = rfc2822(now)
             data["price"] = f"-{0.0079 * int(data['num_segments'] or 1):.5f}"
         if error_code is not None:

@@ -238,7 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "status":
                 status = fault.status or 500
                 code = fault.code or model.HTTP_DEFAULT_CODES.get(status, status)
-                body = error_body(status, code, model.HTTP_MESSAGES.get(status, "Error"))
+                message = model.CODE_MESSAGES.get(code) or model.HTTP_MESSAGES.get(status, "Error")
+                body = error_body(status, code, message)
                 if fault.retry_after is not None:
                     ra = fault.retry_after
                     headers["Retry-After"] = str(int(ra) if float(ra).is_integer() else ra)
