@@ -11,6 +11,7 @@ from fn_twilio.util.app_settings import settings_from_opts
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_send_sms"
 PROGRESS_EVERY = 1.0  # seconds between status messages while sending
+NO_RETRY_STATUSES = [400, 401, 403, 404]
 DEFAULT_TEXT = "An incident {name} ({id}) with {severity} priority may require your attention"
 
 
@@ -83,10 +84,16 @@ class FunctionComponent(AppFunctionComponent):
         except ValueError:
             raise FunctionError_(f"incident_id must be a positive whole number, not {raw!r}") from None
         try:
-            incident = self.rest_client().get(f"/incidents/{incident_id}?handle_format=names")
+            # SOAR's client retries failed requests for about 30 s: not for answers that will not change
+            response = self.rest_client().get(f"/incidents/{incident_id}?handle_format=names",
+                                              get_response_object=True, skip_retry=NO_RETRY_STATUSES)
         except Exception as err:  # BasicHTTPException, connection errors...
             raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
                                  f"({type(err).__name__}: {_first_line(err)}); nothing was sent") from None
+        if response.status_code != 200:
+            raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
+                                 f"(HTTP {response.status_code}); nothing was sent")
+        incident = response.json()
         severity = incident.get("severity_code")
         if isinstance(severity, dict):
             severity = severity.get("name")
