@@ -7,6 +7,7 @@ import email.utils
 import json
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -31,10 +32,14 @@ def _validation_error():
     return ValidationError
 
 
-def test_spec_location_is_relative_to_the_repository():
-    path = twilio_spec.spec_path()
-    assert path.name == "twilio_api_v2010.json" and path.parent.name == "twilio-oai"
-    assert "twilio_api_v2010.json" in (twilio_spec.skip_reason() or "twilio_api_v2010.json")
+def test_spec_location_is_relative_to_the_repository(monkeypatch):
+    repo_root = Path(__file__).resolve().parents[2]
+    assert twilio_spec.DEFAULT_SPEC_PATH.resolve() == (
+        repo_root.parent / "shared" / "twilio-oai" / "twilio_api_v2010.json").resolve()
+    monkeypatch.setenv(twilio_spec.SPEC_ENV, str(repo_root / "no-such-spec.json"))
+    reason = twilio_spec.skip_reason()
+    assert "no-such-spec.json" in reason and "../shared/twilio-oai/twilio_api_v2010.json" in reason
+    assert twilio_spec.load_spec() is None
 
 
 def _exercise(emu, client):
