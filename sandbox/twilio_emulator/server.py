@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -217,6 +218,11 @@ class _Handler(BaseHTTPRequestHandler):
         record = emu._begin(self.command, path, qs, form, dict(self.headers.items()), raw, ctype)
         try:
             self._api(emu, record, path, qs, form)
+        except Exception:  # an emulator bug: answer 500 (and say so on stderr) rather than drop the socket
+            traceback.print_exc()
+            if record.status is None and not self.close_connection:
+                body = json.dumps(error_body(500, 20500, "Twilio emulator internal error")).encode()
+                self._respond(record, 500, body, JSON_TYPE, {})
         finally:
             emu._end(record)
 
