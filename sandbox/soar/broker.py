@@ -389,8 +389,11 @@ class StompBroker:
 
     # ------------------------------------------------------------------ protocol
     def _log(self, direction, conn, frame):
+        login = conn.login
+        if login is None and frame.command in ("CONNECT", "STOMP"):
+            login = frame.headers.get("login")
         with self._lock:
-            self.log.append(LoggedFrame(direction, conn.id, conn.login, frame.command, dict(frame.headers),
+            self.log.append(LoggedFrame(direction, conn.id, login, frame.command, dict(frame.headers),
                                         bytes(frame.body)))
             self._changed.notify_all()
 
