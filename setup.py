@@ -23,7 +23,7 @@ setup(
     version="2.1.0",
     license="MIT",
     author="fn_twilio maintainers",
-    author_email="fn-twilio@example.com",
+    author_email="maintainers@fn-twilio.dev",
     url="https://github.com/fn-twilio/fn_twilio",
     description="Send SMS to a list of numbers through Twilio and collect the replies into the incident",
     long_description="""Twilio SMS for IBM SOAR sends an SMS to a list of on-call numbers from a workflow or
@@ -31,10 +31,10 @@ playbook, in parallel and with per-recipient results, and collects the recipient
 incident's SMS Activity Log datatable.""",
     install_requires=[
         "resilient-circuits>=51.0.9.0",
-        "resilient-lib>=51.0.9.0",
-        "twilio>=9.13.0,<10",
-        "phonenumberslite>=9.0.42",
-        "python-dateutil>=2.8.2",
+        "resilient-lib~=51.0",
+        "twilio~=9.13",
+        "phonenumberslite~=9.0",
+        "python-dateutil~=2.8",
     ],
     python_requires=">=3.9",
     packages=find_packages(include=["fn_twilio", "fn_twilio.*"]),
@@ -46,9 +46,8 @@ incident's SMS Activity Log datatable.""",
     ],
     entry_points={
         "resilient.circuits.components": [
-            "{}FunctionComponent = fn_twilio.components.{}:FunctionComponent".format(
-                snake_to_camel(get_module_name(filename)), get_module_name(filename))
-            for filename in sorted(glob.glob("./fn_twilio/components/[a-zA-Z]*.py"))
+            # one entry point per component module: fn_twilio/components/funct_<function>.py
+            "{}FunctionComponent = fn_twilio.components.{}:FunctionComponent".format(snake_to_camel(get_module_name(filename)), get_module_name(filename)) for filename in glob.glob("./fn_twilio/components/[a-zA-Z]*.py")
         ],
         "resilient.circuits.configsection": ["gen_config = fn_twilio.util.config:config_section_data"],
         "resilient.circuits.customize": ["customize = fn_twilio.util.customize:customization_data"],

@@ -46,7 +46,7 @@ class ReceiveMessagesComponent(AppFunctionComponent):
 
         terminated = None
         deadline = time.monotonic() + wait
-        with watch_replies(settings, number, since) as watch:
+        with watch_replies(settings, number, since, fresh_look=not wait) as watch:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

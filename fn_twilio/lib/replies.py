@@ -154,13 +154,21 @@ class ReplyPoller:
         self.requests = 0                   # list requests made (for diagnostics and benchmarks)
 
     # -- registration --------------------------------------------------------------------------
-    def add(self, watch: Watch):
+    def add(self, watch: Watch, *, fresh_look: bool = False):
+        """Register a watch. Its first look is the cache of a running poller when that covers its
+        moment (the cache is at most one interval old), else a look made at once for it.
+        ``fresh_look`` always asks for a look of its own (a call that looks once, without waiting).
+        """
         with self._lock:
             self._watches.append(watch)
-            self._fresh.append(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="fn_twilio-reply-poller", daemon=True)
                 self._thread.start()
+            cache = self._cache
+            if not fresh_look and cache.floor is not None and _second(watch.since) >= cache.floor:
+                watch._offer(cache.by_sid.values(), completed_look=True)
+                return
+            self._fresh.append(watch)
         self._wake.set()
 
     def remove(self, watch: Watch):
@@ -231,42 +239,53 @@ class ReplyPoller:
         cache = self._cache
         deep = cache.floor is None or need < cache.floor
         stop_before = need if deep else cache.floor
-        new: list[Reply] = []
         try:
-            page = self._list_page(client, stop_before)
-            while page is not None:
-                reached_known = False
-                for message in page:
-                    reply = None
-                    if self._matches_sender(message):
-                        reply = Reply.from_message(message)
-                        if reply.sid in cache.by_sid:
-                            if not deep:
-                                reached_known = True
-                            continue
-                    sent = message.date_sent or message.date_created
-                    if sent is not None and _second(sent) < stop_before:
-                        reached_known = True
-                        continue
-                    if reply is not None:
-                        cache.by_sid[reply.sid] = reply
-                        new.append(reply)
-                if reached_known:
-                    break
-                self.requests += 1 if page.next_page_url else 0
-                page = page.next_page() if page.next_page_url else None
+            new = self._fetch_new(client, stop_before, deep)
         except Exception as exc:  # every failure of a look ends in a Failure, never in the thread dying
             self._look_failed(classify(exc, action="read", timeout=self.settings.timeout), watches)
             return
         self._failures = 0
-        cache.prune(need)
-        everything = list(cache.by_sid.values())
-        fresh_ids = {id(w) for w in fresh}
-        for watch in watches:
-            watch._offer(everything if id(watch) in fresh_ids else new, completed_look=True)
+        with self._lock:
+            for reply in new:
+                cache.by_sid[reply.sid] = reply
+            cache.prune(min([need] + [_second(w.since) for w in self._watches if w not in self._fresh]))
+            everything = list(cache.by_sid.values())
+            for watch in self._watches:
+                if watch in fresh:
+                    watch._offer(everything, completed_look=True)
+                elif watch not in self._fresh:   # registered during this look: covered by the next one
+                    watch._offer(new, completed_look=True)
         if new:
             LOG.info("Twilio: %d new repl%s to %s", len(new), "y" if len(new) == 1 else "ies",
                      mask(self.settings.sender))
+
+    def _fetch_new(self, client, stop_before: datetime, deep: bool) -> list[Reply]:
+        """Inbound messages to the sender not in the cache, newest first, down to ``stop_before``.
+
+        Pages are read until one reaches a message already seen (or, for a deep look that fills the
+        cache further back, one older than ``stop_before``).
+        """
+        known = self._cache.by_sid
+        new: list[Reply] = []
+        page = self._list_page(client, stop_before)
+        while page is not None:
+            reached_known = False
+            for message in page:
+                sent = message.date_sent or message.date_created
+                if sent is not None and _second(sent) < stop_before:
+                    reached_known = True
+                    continue
+                if not self._matches_sender(message):
+                    continue
+                if message.sid in known:
+                    reached_known = reached_known or not deep
+                    continue
+                new.append(Reply.from_message(message))
+            if reached_known or not page.next_page_url:
+                break
+            self.requests += 1
+            page = page.next_page()
+        return new
 
     def _look_failed(self, failure: Failure, watches: list[Watch]):
         self._failures += 1
@@ -293,7 +312,7 @@ def _forget(poller: ReplyPoller):
         del _POLLERS[poller._key]
 
 
-def watch_replies(settings, number: str, since: Optional[datetime], *,
+def watch_replies(settings, number: str, since: Optional[datetime], *, fresh_look: bool = False,
                   client_factory: Callable = build_client) -> Watch:
     """Register interest in replies from ``number`` to the sender of ``settings``; close the Watch after."""
     key = _poller_key(settings)
@@ -303,7 +322,7 @@ def watch_replies(settings, number: str, since: Optional[datetime], *,
             poller = ReplyPoller(settings, key=key, client_factory=client_factory, on_stop=_forget)
             _POLLERS[key] = poller
         watch = Watch(poller, number, since)
-        poller.add(watch)
+        poller.add(watch, fresh_look=fresh_look)
     return watch
 
 

@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
-from fn_twilio.lib.errors import Failure, FailureKind, Retry, classify, with_retry_after
+from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_retry_after
 from fn_twilio.lib.phone import Recipient, mask
 from fn_twilio.lib.records import SendOutcome
 from fn_twilio.lib.twilio_client import ThreadLocalClients, last_response_headers
@@ -26,6 +26,8 @@ from fn_twilio.lib.twilio_client import ThreadLocalClients, last_response_header
 LOG = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 1600
+NO_SID = Failure(FailureKind.BAD_RESPONSE, f"Twilio answered without a message SID; {MAY_HAVE_SENT}",
+                 Retry.AMBIGUOUS)
 WHATSAPP = "whatsapp:"
 
 
@@ -70,12 +72,15 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
         attempt += 1
         try:
             message = client.messages.create(**params)
-            LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
-            return SendOutcome.sent(to, message)
         except Exception as exc:  # one recipient's failure, of any kind, stays with that recipient
             failure = classify(exc, action="create", timeout=settings.timeout)
             if failure.kind is FailureKind.RATE_LIMITED:
                 failure = with_retry_after(failure, last_response_headers(client))
+        else:
+            if message.sid:
+                LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
+                return SendOutcome.sent(to, message)
+            failure = NO_SID
         if failure.retry is Retry.SAFE and attempt < policy.max_attempts:
             delay = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             delay = min(delay, policy.max_delay)
