@@ -18,8 +18,12 @@ def _failure(reason):
     return {"state": "failure", "reason": reason}
 
 
+def _reason(exc, settings):
+    return classify(exc, action="read", timeout=settings.timeout).message
+
+
 def selftest_function(opts):
-    """Checks the settings, the credentials (account fetch) and that the sender belongs to the account."""
+    """Checks the settings, the credentials and that the sender belongs to the account."""
     try:
         settings = settings_from_opts(opts)
     except SettingsError as err:
@@ -27,26 +31,22 @@ def selftest_function(opts):
 
     client = build_client(settings)
     try:
+        # Listing the account's numbers checks the credentials (20003 when wrong) and, with a
+        # number as sender, that the number belongs to the account.
         try:
-            client.api.v2010.accounts(settings.account_sid).fetch()
+            only_sender = {"phone_number": settings.src_address} if settings.src_address else {}
+            owned = client.incoming_phone_numbers.list(limit=1, page_size=1, **only_sender)
         except Exception as exc:  # every failure becomes a readable reason
-            return _failure(f"cannot use the Twilio account: {classify(exc, action='read', timeout=settings.timeout).message}")
-
-        if settings.src_address:
-            try:
-                owned = client.incoming_phone_numbers.list(phone_number=settings.src_address, limit=1,
-                                                           page_size=1)
-            except Exception as exc:
-                return _failure(f"cannot list the account's numbers: {classify(exc, action='read', timeout=settings.timeout).message}")
-            if not owned:
-                return _failure("twilio_src_address is not a phone number of this Twilio account "
-                                "(check the number in the Twilio console)")
-        else:
+            return _failure(f"cannot use the Twilio account: {_reason(exc, settings)}")
+        if settings.src_address and not owned:
+            return _failure("twilio_src_address is not a phone number of this Twilio account "
+                            "(check the number in the Twilio console)")
+        if not settings.src_address:
             try:
                 client.messaging.v1.services(settings.messaging_service_sid).fetch()
             except Exception as exc:
                 return _failure("twilio_messaging_service_sid is not a Messaging Service of this account: "
-                                f"{classify(exc, action='read', timeout=settings.timeout).message}")
+                                f"{_reason(exc, settings)}")
     finally:
         client.http_client.close()
     return {"state": "success"}

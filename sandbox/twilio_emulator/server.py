@@ -336,6 +336,8 @@ def _parse_dt(value) -> Optional[datetime]:
 
 
 _ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+?)(?P<rest>\.json|/.*)$")
+# Messaging API (messaging.twilio.com): fetch a Messaging Service, as the app's selftest does
+_SERVICE_PATH = re.compile(r"^/v1/Services/(?P<sid>[^/]+)$")
 
 
 class TwilioEmulator:
@@ -557,10 +559,22 @@ class TwilioEmulator:
         if not ok or path_sid != store.account_sid:
             raise TwilioError(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
 
+    def _service_resource(self, sid: str, path: str) -> dict:
+        store = self.store
+        if sid not in store.messaging_services:
+            raise self._not_found(path)
+        return {"sid": sid, "account_sid": store.account_sid, "friendly_name": "Emulator Messaging Service",
+                "url": f"https://messaging.twilio.com/v1/Services/{sid}",
+                "links": {"phone_numbers": f"https://messaging.twilio.com/v1/Services/{sid}/PhoneNumbers"}}
+
     def _not_found(self, path: str) -> TwilioError:
         return TwilioError(404, 20404, f"The requested resource {path} was not found")
 
     def _handle_api(self, method: str, path: str, qs: str, form: dict, record: RequestRecord):
+        service = _SERVICE_PATH.match(path)
+        if service and method in ("GET", "HEAD"):
+            self._authenticate(self.store.account_sid, record)
+            return 200, self._service_resource(service.group("sid"), path)
         m = _ACCOUNT_PATH.match(path)
         if not m:
             raise self._not_found(path)

@@ -1,0 +1,114 @@
+"""`resilient-circuits selftest` and `config` entry points of fn_twilio, against the Twilio emulator."""
+import configparser
+import logging
+
+import pytest
+
+from fn_twilio.lib.settings import DEFAULTS, SECTION, load_settings
+from fn_twilio.util.config import config_section_data
+from fn_twilio.util.selftest import selftest_function
+from sandbox.twilio_emulator import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN,
+                                     MESSAGING_SERVICE_SID, SENDER)
+
+WRONG_TOKEN = "f00dfeedf00dfeedf00dfeedf00dfeed"
+
+
+def opts_for(twilio, **section):
+    values = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+              "twilio_src_address": SENDER, "twilio_base_url": twilio.base_url, "timeout": "5"}
+    values.update(section)
+    return {SECTION: {k: v for k, v in values.items() if v is not None}, "integrations": {}}
+
+
+@pytest.mark.parametrize("section", [
+    {},
+    {"twilio_auth_token": None, "twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET},
+    {"twilio_src_address": None, "twilio_messaging_service_sid": MESSAGING_SERVICE_SID},
+])
+def test_selftest_success(twilio, section):
+    assert selftest_function(opts_for(twilio, **section)) == {"state": "success"}
+
+
+@pytest.mark.parametrize("section, expected", [
+    ({"twilio_auth_token": WRONG_TOKEN}, "Twilio rejected the credentials"),
+    ({"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": WRONG_TOKEN}, "Twilio rejected the credentials"),
+    ({"twilio_src_address": "+15005550123"}, "twilio_src_address is not a phone number of this Twilio account"),
+    ({"twilio_src_address": None, "twilio_messaging_service_sid": "MG" + "9" * 32},
+     "twilio_messaging_service_sid is not a Messaging Service of this account"),
+    ({"twilio_account_sid": None}, "twilio_account_sid"),
+    ({"twilio_auth_token": None}, "twilio_auth_token"),
+    ({"twilio_base_url": "http://127.0.0.1:9"}, "Twilio could not be reached"),
+])
+def test_selftest_failure_says_why(twilio, caplog, section, expected):
+    caplog.set_level(logging.DEBUG)
+    result = selftest_function(opts_for(twilio, **section))
+    assert result["state"] == "failure"
+    assert expected in result["reason"]
+    for secret in (WRONG_TOKEN, AUTH_TOKEN, API_KEY_SECRET):
+        assert secret not in result["reason"]
+        assert secret not in caplog.text
+
+
+def _section():
+    parser = configparser.ConfigParser()
+    parser.read_string(config_section_data())
+    return parser
+
+
+def test_config_section_is_the_2_0_x_section():
+    assert _section().sections() == [SECTION]
+
+
+def test_config_section_lists_every_optional_key_commented_with_its_default():
+    text = config_section_data()
+    commented = {}
+    for line in text.splitlines():
+        if line.startswith("#") and "=" in line and " " not in line.split("=", 1)[0]:
+            key, value = line[1:].split("=", 1)
+            commented[key] = value
+    for key, default in DEFAULTS.items():
+        assert commented[key] == default
+    for key in ("twilio_api_key_sid", "twilio_api_key_secret", "twilio_messaging_service_sid",
+                "default_region", "https_proxy", "http_proxy"):
+        assert key in commented and commented[key] == ""
+    assert set(_section()[SECTION]) == {"twilio_account_sid", "twilio_auth_token", "twilio_src_address"}
+
+
+def test_commented_defaults_read_back_as_the_documented_defaults():
+    section = dict(_section()[SECTION])
+    section.update({"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_src_address": SENDER})
+    settings = load_settings(section)
+    assert (settings.max_recipients, settings.max_concurrency, settings.poll_interval,
+            settings.max_wait_timeout, settings.timeout, settings.base_url) == \
+        (100, 5, 2.0, 24 * 3600.0, 30.0, "https://api.twilio.com")
+
+
+def test_placeholder_section_is_reported_as_not_configured():
+    from fn_twilio.lib.settings import SettingsError
+    with pytest.raises(SettingsError, match="twilio_account_sid"):
+        load_settings(dict(_section()[SECTION]))
+
+
+def test_resilient_circuits_config_update_appends_the_section_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = str(Path(sys.executable).with_name("resilient-circuits"))
+    app_config = tmp_path / "app.config"
+    app_config.write_text("[resilient]\nhost = soar.example.com\norg = Test Organization\n")
+    env = {**os.environ, "HOME": str(tmp_path)}
+
+    def update():
+        return subprocess.run([command, "config", "-u", str(app_config), "-l", "fn_twilio"], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    first = update()
+    assert first.returncode == 0, first.stderr
+    text = app_config.read_text()
+    assert text.count(f"[{SECTION}]") == 1
+    assert config_section_data().strip() in text
+    second = update()
+    assert second.returncode == 0
+    assert app_config.read_text().count(f"[{SECTION}]") == 1
