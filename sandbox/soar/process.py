@@ -74,6 +74,7 @@ class ResilientCircuits:
         self.extra_env = dict(env or {})
         self.process = None
         self._console = None
+        self._commands = []
 
     # ------------------------------------------------------------------ configuration
     def write_config(self, text):
@@ -128,7 +129,7 @@ class ResilientCircuits:
         return self.process.pid if self.process else None
 
     def stop(self, timeout=10.0):
-        """SIGTERM the process group, then SIGKILL; returns the exit code."""
+        """SIGTERM the run process group, then SIGKILL; returns the exit code."""
         proc = self.process
         if proc is None:
             return None
@@ -145,6 +146,13 @@ class ResilientCircuits:
             self._console.close()
             self._console = None
         return proc.returncode
+
+    def stop_all(self):
+        """Stop the run process and kill any background command still running."""
+        for run in self._commands:
+            run.kill()
+        self._commands.clear()
+        return self.stop()
 
     def kill(self):
         """SIGKILL the process group (a crash)."""
@@ -206,21 +214,13 @@ class ResilientCircuits:
     # ------------------------------------------------------------------ other subcommands
     def command(self, *args, timeout=120.0, input_text=None):
         """Run ``resilient-circuits <args>`` with this context; returns (exit code, stdout+stderr)."""
-        proc = subprocess.Popen([console_script()] + list(args), cwd=self.workdir, env=self.environment(),
-                                stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            out, _ = proc.communicate(input_text.encode("utf-8") if input_text is not None else None,
-                                      timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            out, _ = proc.communicate()
-            raise TimeoutError("resilient-circuits {} did not finish within {}s:\n{}".format(
-                " ".join(args), timeout, out.decode("utf-8", "replace")[-6000:]))
-        return proc.returncode, out.decode("utf-8", "replace")
+        return self.command_async(*args, input_text=input_text).wait(timeout)
+
+    def command_async(self, *args, input_text=None):
+        """Start ``resilient-circuits <args>`` in the background; ``.wait(timeout)`` gives (code, output)."""
+        run = CommandRun(args, [console_script()] + list(args), self.workdir, self.environment(), input_text)
+        self._commands.append(run)
+        return run
 
     def selftest(self, package="fn_twilio", timeout=120.0):
         return self.command("selftest", "-l", package, timeout=timeout)
@@ -230,3 +230,36 @@ class ResilientCircuits:
 
     def config_update(self, package="fn_twilio", timeout=60.0):
         return self.command("config", "-u", "-l", package, timeout=timeout)
+
+
+class CommandRun:
+    """A ``resilient-circuits`` subcommand running in its own process group; output goes to a pipe."""
+
+    def __init__(self, args, argv, cwd, env, input_text=None):
+        self.args = args
+        self.process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._input = (input_text or "").encode("utf-8")
+        self._result = None
+
+    def wait(self, timeout=120.0):
+        """(exit code, stdout+stderr); kills the group and raises TimeoutError when it takes too long."""
+        if self._result is not None:
+            return self._result
+        try:
+            out, _ = self.process.communicate(self._input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            out, _ = self.process.communicate()
+            raise TimeoutError("resilient-circuits {} did not finish within {}s:\n{}".format(
+                " ".join(self.args), timeout, out.decode("utf-8", "replace")[-6000:]))
+        self._result = (self.process.returncode, out.decode("utf-8", "replace"))
+        return self._result
+
+    def kill(self):
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(5)

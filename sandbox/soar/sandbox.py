@@ -98,7 +98,7 @@ class Sandbox:
         self._drivers.clear()
         for launcher in self._launchers:
             try:
-                launcher.stop()
+                launcher.stop_all()
             except Exception:  # noqa: BLE001 - keep cleaning up
                 LOG.exception("stopping resilient-circuits failed")
         self._launchers.clear()

@@ -1,0 +1,107 @@
+"""The administrator's commands against the sandbox SOAR: customize, selftest, config -u.
+
+The module's sandbox starts empty (no functions defined), as a fresh SOAR organisation does.
+"""
+import copy
+
+import pytest
+
+from conftest import requires_app, requires_export
+from e2e_helpers import make_customize_app
+from sandbox.soar.export import load_export
+from sandbox.soar.sandbox import Sandbox, app_export_path
+
+pytestmark = [pytest.mark.e2e, requires_app, requires_export]
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module", autouse=True)
+def broken_customize(sandbox, tmp_path_factory):
+    """``customize`` of an export whose datatable lacks a column its scripts write, started first and in
+    the background: customize's REST client ignores request_max_retries and retries the 400 answer
+    five times with back-off (about 30 s), so it runs while the other tests do."""
+    export = copy.deepcopy(load_export(app_export_path()))
+    table = next(t for t in export["types"] if t["type_name"] == "twilio_sms_log")
+    del table["fields"]["msg_body"]
+    folder = make_customize_app(str(tmp_path_factory.mktemp("broken-app")), "broken_export_app", export)
+    launcher = sandbox.launcher("broken-customize", env={"PYTHONPATH": folder})
+    return launcher.command_async("customize", "-y", "-l", "broken_export_app")
+
+
+@pytest.fixture(scope="module")
+def customized(sandbox):
+    """``resilient-circuits customize -y -l fn_twilio`` once for the module: (exit code, output)."""
+    return sandbox.app.customize()
+
+
+def test_customize_imports_the_customizations(sandbox, customized):
+    code, output = customized
+    assert code == 0, output
+    rest = sandbox.rest
+    assert {"twilio_send_sms", "twilio_receive_messages"} <= set(rest.functions)
+    assert "twilio_get_responses" not in rest.functions          # the legacy name is not exported
+    assert {"Example: Send Twilio SMS", "Example: Twilio Receive Messages", "Twilio: Get Responses"} <= set(rest.rules)
+    assert "twilio_sms_log" in rest.datatables
+    assert rest.message_destinations["fn_twilio"]["api_keys"] == [rest.api_key_handle]
+    calls = [(r.method, r.path.replace("/rest/orgs/201", ""), r.status) for r in rest.requests
+             if ("/configurations/" in r.path or "/message_destinations" in r.path)
+             and r.status != 400]          # leaves out the broken export's rejected POSTs
+    dest_id = rest.message_destinations["fn_twilio"]["id"]
+    assert [(m, p) for m, p, _ in calls] == [
+        ("POST", "/configurations/imports"),
+        ("PUT", "/configurations/imports/{}".format(list(rest.imports)[0])),
+        ("GET", "/message_destinations"),
+        ("GET", "/message_destinations/{}".format(dest_id)),
+        ("PUT", "/message_destinations/{}".format(dest_id)),
+    ]
+    assert all(status == 200 for _, _, status in calls)
+
+
+def test_selftest_succeeds_with_working_credentials(sandbox, customized):
+    code, output = sandbox.app.selftest()
+    assert code == 0, output
+    assert "fn_twilio" in output and "success" in output
+
+
+def test_selftest_fails_with_a_reason_on_a_wrong_token(sandbox, customized):
+    secret = "not-the-token-1234567890"
+    launcher = sandbox.launcher("selftest-bad-token", app_section=sandbox.app_section(twilio_auth_token=secret))
+    code, output = launcher.selftest()
+    assert code == 1, output
+    assert "failure" in output
+    assert secret not in output and secret not in launcher.log_text()
+
+
+def test_config_update_appends_the_section_once(sandbox):
+    launcher = sandbox.launcher("config-update", app_section="")
+    assert "[fn_twilio_send_sms]" not in launcher.config_text()
+    code, output = launcher.config_update()
+    assert code == 0, output
+    text = launcher.config_text()
+    assert text.count("[fn_twilio_send_sms]") == 1
+    assert "twilio_account_sid" in text and "#max_recipients=100" in text
+    code, output = launcher.config_update()
+    assert code == 0 and launcher.config_text() == text
+    assert "No updates" in output
+
+
+def test_dashed_package_name_is_not_found(sandbox):
+    """resilient-circuits matches -l against the exact distribution name (contract §7)."""
+    code, output = sandbox.app.command("config", "-u", "-l", "fn-twilio")
+    assert code == 0
+    assert "not found" in output
+
+
+def test_customize_rejects_an_export_whose_datatable_lacks_a_written_column(sandbox, broken_customize):
+    code, output = broken_customize.wait(90)
+    assert code != 0, output
+    assert "Import rejected" in output
+    assert "writes column 'msg_body' but datatable 'twilio_sms_log' has no such column" in output
+    rejected = [r for r in sandbox.rest.requests if r.path.endswith("/configurations/imports") and r.status == 400]
+    assert len(rejected) == 5               # resilient's default request_max_retries
+    assert all(imp["export"]["types"][0]["fields"].get("msg_body") for imp in sandbox.rest.imports.values())
