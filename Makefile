@@ -1,5 +1,5 @@
 # fn_twilio developer commands. Everything runs in a private virtual environment (.venv).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 

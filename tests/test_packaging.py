@@ -1,0 +1,59 @@
+"""The administrator's packaging commands: resilient-sdk validate and package, and pip's sdist."""
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SDK = str(Path(sys.executable).with_name("resilient-sdk"))
+
+
+def run(*args, cwd):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def copy_of_project(tmp_path_factory):
+    """A copy of the tracked project, so that the commands' build output stays out of the tree."""
+    target = tmp_path_factory.mktemp("project") / "fn_twilio"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        source, dest = ROOT / name, target / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            dest.symlink_to(source.readlink())
+        elif source.exists():
+            dest.write_bytes(source.read_bytes())
+    return target
+
+
+def test_validate_finds_no_critical_issue_and_no_warning(copy_of_project):
+    result = run(SDK, "validate", "-p", ".", "--validate", cwd=copy_of_project)
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    assert re.search(r"Critical Issues:\s+0\b", output), output[-3000:]
+    assert re.search(r"Warnings:\s+0\b", output), output[-3000:]
+
+
+def test_package_builds_the_app_host_zip(copy_of_project):
+    result = run(SDK, "package", "-p", ".", cwd=copy_of_project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    app_zip = copy_of_project / "dist" / "app-fn_twilio-2.1.0.zip"
+    with zipfile.ZipFile(app_zip) as archive:
+        names = set(archive.namelist())
+        assert {"export.res", "app.json", "fn_twilio-2.1.0.tar.gz"} <= names
+        app = json.loads(archive.read("app.json"))
+    executable = app["current_installation"]["executables"][0]
+    assert executable["image"].endswith("fn_twilio:2.1.0")
+    assert "[fn_twilio_send_sms]" in executable["config_string"]
+    with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.1.0.tar.gz") as sdist:
+        members = set(sdist.getnames())
+        entry_points = sdist.extractfile("fn_twilio-2.1.0/fn_twilio.egg-info/entry_points.txt").read().decode()
+    assert "fn_twilio-2.1.0/fn_twilio/util/data/export.res" in members
+    assert not any("/sandbox/" in m for m in members)
+    for component in ("funct_twilio_send_sms", "funct_twilio_receive_messages", "funct_twilio_get_responses"):
+        assert f"fn_twilio.components.{component}:FunctionComponent" in entry_points
