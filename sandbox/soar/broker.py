@@ -251,6 +251,15 @@ class StompBroker:
         with self._lock:
             return [(dict(m.headers), m.body) for m in self._queues.get(queue_name(destination), ())]
 
+    def purge(self, destination):
+        """Drop the messages waiting on a queue; returns how many there were."""
+        with self._lock:
+            pending = self._queues.get(queue_name(destination))
+            count = len(pending or ())
+            if pending:
+                pending.clear()
+            return count
+
     def unacked(self, destination=None):
         """Messages delivered but not acknowledged yet: list of (connection id, subscription id, message-id)."""
         want = queue_name(destination) if destination is not None else None

@@ -62,6 +62,23 @@ def test_customize_imports_the_customizations(sandbox, customized):
     assert all(status == 200 for _, _, status in calls)
 
 
+def test_run_after_customize_serves_the_app_without_the_legacy_function(sandbox, customized):
+    """A server that never had 2.0.x: twilio_get_responses is unknown (404) and only its own
+    component stays unsubscribed; the others serve."""
+    launcher = sandbox.launcher("run-after-customize")
+    launcher.start(timeout=60)
+    try:
+        sandbox.broker.wait_for_frame("SUBSCRIBE", "actions.201.fn_twilio")
+        legacy = sandbox.rest.request_log("GET", "/functions/twilio_get_responses")
+        assert legacy and legacy[-1].status == 404
+        assert "Function 'twilio_get_responses' is not defined" in launcher.log_text()
+        call = sandbox.driver().call_function("twilio_send_sms", {"twilio_sms_destination": "+353861234567",
+                                                                  "twilio_sms_message": "after customize"})
+        assert call.results["success"] is True, call.error
+    finally:
+        launcher.stop()
+
+
 def test_selftest_succeeds_with_working_credentials(sandbox, customized):
     code, output = sandbox.app.selftest()
     assert code == 0, output
