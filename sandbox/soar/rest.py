@@ -96,6 +96,10 @@ class _Server(ThreadingHTTPServer):
         finally:
             with self.sockets_lock:
                 self.open_sockets.discard(tls)
+            try:
+                tls.close()
+            except OSError:
+                pass
 
     def shutdown_request(self, request):
         try:
