@@ -177,7 +177,9 @@ class ReplyPoller:
                 self._watches.remove(watch)
             if watch in self._fresh:
                 self._fresh.remove(watch)
-        self._wake.set()
+            last = not self._watches
+        if last:   # let the thread end now rather than after its interval
+            self._wake.set()
 
     def _take_watches(self):
         """The current watches and the fresh ones; stops accepting when there is none."""
