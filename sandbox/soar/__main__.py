@@ -19,6 +19,8 @@ def _parser():
     parser.add_argument("--run-app", action="store_true", help="also start `resilient-circuits run` (serve mode)")
     parser.add_argument("--rest-port", type=int, default=0)
     parser.add_argument("--stomp-port", type=int, default=0)
+    parser.add_argument("--broker", choices=("builtin", "activemq"), default="builtin",
+                        help="the Python broker (default) or Debian's ActiveMQ")
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--number", default="+353861234567", help="recipient of the demo SMS")
     return parser
@@ -30,7 +32,7 @@ def main(argv=None):
     sandbox = Sandbox(args.workdir, preload=preload,
                       extra_functions=() if args.no_legacy else ["twilio_get_responses"],
                       loglevel=args.loglevel, rest_port=args.rest_port, stomp_port=args.stomp_port,
-                      app_settings={"poll_interval": "1s"})
+                      app_settings={"poll_interval": "1s"}, broker=args.broker)
     with sandbox:
         sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
         print(sandbox.describe(), flush=True)

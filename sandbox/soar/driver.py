@@ -217,6 +217,7 @@ class SoarDriver:
         with self._lock:
             call = self.calls.get(corr)
             if call is None:
+                LOG.warning("SOAR driver got a reply for an unknown call %s", corr)
                 self.unmatched.append((dict(frame.headers), body))
                 return
         call._on_reply(body)

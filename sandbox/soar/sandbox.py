@@ -40,11 +40,17 @@ class Sandbox:
     (e.g. the legacy ``twilio_get_responses``). ``twilio``: start a Twilio emulator when available.
     ``app_section``: text of the [fn_twilio_send_sms] section; by default one for the Twilio emulator.
     ``app_settings``: extra ``key: value`` lines for the default section (e.g. poll_interval).
+    ``broker``: ``"builtin"`` (the Python broker with its test controls) or ``"activemq"`` (Debian's
+    ActiveMQ, for fidelity checks; only ``port``, ``inject`` and ``log_text`` then).
     """
 
     def __init__(self, workdir=None, *, preload=None, extra_functions=(), twilio=True, loglevel="INFO",
                  app_section=None, app_settings=None, num_workers=5, org_id=201, org_name="Test Organization",
-                 rest_port=0, stomp_port=0, broker_heartbeat_ms=0, keep_workdir=None, check_preload=True):
+                 rest_port=0, stomp_port=0, broker_heartbeat_ms=0, keep_workdir=None, check_preload=True,
+                 broker="builtin"):
+        if broker not in ("builtin", "activemq"):
+            raise ValueError("broker must be 'builtin' or 'activemq', not {!r}".format(broker))
+        self.broker_kind = broker
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="soar-sandbox-"))
         self.keep_workdir = (not self._own_workdir) if keep_workdir is None else keep_workdir
@@ -80,9 +86,14 @@ class Sandbox:
                                          org_name=self.org_name, api_key_id=API_KEY_ID, api_key_secret=API_KEY_SECRET,
                                          preload=preload, extra_functions=self.extra_functions,
                                          check_preload=self.check_preload).start()
-            self.broker = StompBroker(self.certs, port=self._stomp_port,
-                                      users={API_KEY_ID: API_KEY_SECRET, SOAR_LOGIN: SOAR_PASSCODE},
-                                      heartbeat_ms=self.broker_heartbeat_ms).start()
+            users = {API_KEY_ID: API_KEY_SECRET, SOAR_LOGIN: SOAR_PASSCODE}
+            if self.broker_kind == "activemq":
+                from .activemq import ActiveMQBroker
+                self.broker = ActiveMQBroker(self.certs, os.path.join(self.workdir, "activemq"),
+                                             port=self._stomp_port, users=users).start()
+            else:
+                self.broker = StompBroker(self.certs, port=self._stomp_port, users=users,
+                                          heartbeat_ms=self.broker_heartbeat_ms).start()
             module = _twilio_emulator_module() if self.want_twilio else None
             if module is not None:
                 self.twilio = module.TwilioEmulator().start()
@@ -153,8 +164,14 @@ class Sandbox:
         self.app.start(timeout=timeout)
         return self.app
 
-    def driver(self, **kwargs):
-        """A connected SoarDriver (closed with the sandbox)."""
+    def driver(self, new=False, **kwargs):
+        """The sandbox's connected SoarDriver (closed with the sandbox).
+
+        One driver per sandbox: every driver consumes from the same ``acks.<org>.fn_twilio`` queue, so a
+        second one would receive (and drop) part of the first one's replies. ``new=True`` makes another
+        anyway (e.g. to test that)."""
+        if self._drivers and not new and not kwargs:
+            return self._drivers[0]
         driver = SoarDriver(self.broker.port, self.rest, org_id=self.org_id, login=SOAR_LOGIN,
                             passcode=SOAR_PASSCODE, **kwargs).connect()
         self._drivers.append(driver)
@@ -168,8 +185,8 @@ class Sandbox:
         lines = [
             "workdir      {}".format(self.workdir),
             "SOAR REST    {} (api key {} / {})".format(self.rest.url, API_KEY_ID, API_KEY_SECRET),
-            "STOMP (TLS)  127.0.0.1:{} (app login {}, SOAR login {} / {})".format(
-                self.broker.port, API_KEY_ID, SOAR_LOGIN, SOAR_PASSCODE),
+            "STOMP (TLS)  127.0.0.1:{} ({} broker; app login {}, SOAR login {} / {})".format(
+                self.broker.port, self.broker_kind, API_KEY_ID, SOAR_LOGIN, SOAR_PASSCODE),
             "certificate  {}".format(self.certs.cert),
             "app.config   {}".format(self.app.config_path),
         ]

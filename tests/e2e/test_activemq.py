@@ -1,0 +1,59 @@
+"""Fidelity check: the same app round trips with Debian's ActiveMQ as the broker (soar-runtime.md §8).
+
+Skipped when ActiveMQ is not installed (``apt-get install --no-install-recommends activemq``).
+"""
+import time
+
+import pytest
+
+from conftest import requires_app, requires_export
+from sandbox.soar import activemq
+from sandbox.soar.sandbox import Sandbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.activemq, requires_app, requires_export,
+              pytest.mark.skipif(not activemq.available(), reason="ActiveMQ (Debian package activemq) is not installed")]
+
+NUMBER = "+353861234567"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(preload="app", extra_functions=["twilio_get_responses"], broker="activemq",
+                 app_settings={"poll_interval": "1s"}) as sandbox:
+        sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
+        sandbox.run_app(timeout=90)
+        yield sandbox
+
+
+def test_app_subscribes_through_activemq(sandbox):
+    assert "Subscribed to message destination actions.201.fn_twilio" in sandbox.app.log_text()
+
+
+def test_send_round_trip_through_activemq(sandbox):
+    soar = sandbox.driver()
+    call = soar.call_function("twilio_send_sms", {"twilio_sms_destination": NUMBER, "incident_id": 2095})
+    assert call.error is None, call.error
+    assert call.results["success"] is True
+    assert "Suspicious login" in call.results["inputs"]["twilio_sms_message"]
+    assert call.statuses
+
+
+def test_message_sent_before_the_app_listens_is_delivered(sandbox):
+    """The unprefixed subscription is a queue in ActiveMQ too: a message waits for a consumer."""
+    sandbox.app.stop()
+    soar = sandbox.driver()
+    call = soar.start_function("twilio_send_sms", {"twilio_sms_destination": NUMBER,
+                                                   "twilio_sms_message": "queued for later"})
+    time.sleep(0.5)
+    sandbox.app.start(timeout=90)
+    assert call.wait(20).results["success"] is True
+
+
+def test_rules_through_activemq(sandbox):
+    soar = sandbox.driver()
+    sent = soar.fire_rule("Example: Send Twilio SMS", incident_id=2095,
+                          properties={"twilio_sms_destination": NUMBER})
+    assert sent.error is None, sent.error
+    sandbox.twilio.inject_inbound(from_=NUMBER, body="via activemq")
+    got = soar.fire_rule("Twilio: Get Responses", incident_id=2095, row=sent.rows_of("twilio_sms_log")[0])
+    assert "via activemq" in [r["msg_body"] for r in got.rows_of("twilio_sms_log")]
