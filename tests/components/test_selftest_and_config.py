@@ -98,7 +98,8 @@ def test_resilient_circuits_config_update_appends_the_section_once(tmp_path):
     command = str(Path(sys.executable).with_name("resilient-circuits"))
     app_config = tmp_path / "app.config"
     app_config.write_text("[resilient]\nhost = soar.example.com\norg = Test Organization\n")
-    env = {**os.environ, "HOME": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    env["HOME"] = str(tmp_path)
 
     def update():
         return subprocess.run([command, "config", "-u", str(app_config), "-l", "fn_twilio"], env=env,
@@ -107,7 +108,7 @@ def test_resilient_circuits_config_update_appends_the_section_once(tmp_path):
     first = update()
     assert first.returncode == 0, first.stderr
     text = app_config.read_text()
-    assert text.count(f"[{SECTION}]") == 1
+    assert text.count(f"[{SECTION}]") == 1, first.stdout + first.stderr
     assert config_section_data().strip() in text
     second = update()
     assert second.returncode == 0
