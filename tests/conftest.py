@@ -10,6 +10,7 @@ below); the class-scoped autouse fixture turns it into the module's ``config_dat
 ``circuits_app`` reads it.
 """
 import json
+import socket
 import time
 
 import pytest
@@ -60,7 +61,19 @@ def _fn_twilio_app_config(request, twilio_emulator):
     module = request.module
     module.config_data = app_section(twilio_emulator.base_url, **request.cls.APP_SETTINGS)
     module.resilient_mock = SOAR_MOCK
+    # resilient-circuits' test-actions server binds a fixed default port (the fixture's test_port=0
+    # reads as "unset"): give it a free one, so test runs on the same machine do not collide.
+    from resilient_circuits.actions_test_component import ResilientTestActions
+    defaults = ResilientTestActions.__init__.__defaults__
+    ResilientTestActions.__init__.__defaults__ = (defaults[0], _free_port())
     yield
+    ResilientTestActions.__init__.__defaults__ = defaults
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class FunctionCall:
