@@ -244,6 +244,8 @@ class ReplyPoller:
         try:
             new = self._fetch_new(client, stop_before, deep)
         except Exception as exc:  # every failure of a look ends in a Failure, never in the thread dying
+            with self._lock:   # watches waiting for their first look still wait for it
+                self._fresh.extend(w for w in fresh if w in self._watches and w not in self._fresh)
             self._look_failed(classify(exc, action="read", timeout=self.settings.timeout), watches)
             return
         self._failures = 0
