@@ -14,6 +14,7 @@ the poller thread ends when the last watch closes.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -307,7 +308,11 @@ _POLLERS: dict = {}
 
 
 def _poller_key(settings) -> tuple:
-    credential = settings.api_key_sid or settings.account_sid
+    """Calls share a poller only when they would make the same requests with the same credentials
+    (a changed token after a configuration reload gets a poller of its own; only a digest is kept)."""
+    secret = settings.api_key_secret if settings.api_key_sid else settings.auth_token
+    credential = (settings.api_key_sid or settings.account_sid,
+                  hashlib.sha256((secret or "").encode()).hexdigest())
     return (settings.base_url, settings.account_sid, credential, settings.sender, float(settings.poll_interval))
 
 
