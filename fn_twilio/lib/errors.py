@@ -145,8 +145,9 @@ def _twilio_text(msg: Optional[str]) -> Optional[str]:
     if not msg:
         return None
     text = str(msg)
-    if ":" in text and text.lower().startswith("unable to"):
-        text = text.split(":", 1)[1].strip()
+    if text.lower().startswith("unable to"):
+        # the SDK's own preamble; Twilio's sentence follows the colon, when Twilio sent one
+        text = text.split(":", 1)[1].strip() if ":" in text else ""
     return text or None
 
 
@@ -156,7 +157,7 @@ def _from_unparsed_response(response, action: str) -> Failure:
     body = (getattr(response, "text", "") or "").strip()
     if not body:
         what = "an empty answer"
-    elif body.lstrip().startswith("<"):
+    elif body.startswith("<") and any(tag in body[:1000].lower() for tag in ("<html", "<!doctype", "<body", "<head")):
         what = "an HTML page instead of JSON"
     else:
         what = "an answer that is not JSON"
@@ -256,6 +257,42 @@ def with_retry_after(failure: Failure, response_headers) -> Failure:
         return failure
     return Failure(failure.kind, failure.message, failure.retry, failure.code, failure.http_status,
                    failure.more_info, value)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def with_response(failure: Failure, response, *, action: str = "create") -> Failure:
+    """The failure completed with what Twilio's answer (``response``, None when none came) tells.
+
+    * a 429's ``Retry-After``;
+    * an answer that is not Twilio's JSON (an HTML error page, garbage, nothing) is described as such
+      instead of through the SDK's generic text;
+    * when the request may have been processed, Twilio's request id (``Twilio-Request-Id``), the
+      reference Twilio's support needs to say what happened to it, is quoted in the message and kept
+      in ``more_info``.
+    """
+    if response is None:
+        return failure
+    headers = dict(getattr(response, "headers", None) or {})
+    if failure.kind is FailureKind.RATE_LIMITED:
+        failure = with_retry_after(failure, headers)
+    if failure.kind in (FailureKind.SERVER, FailureKind.BAD_RESPONSE) and not _is_json(
+            getattr(response, "text", None)):
+        described = _from_unparsed_response(response, action)
+        failure = Failure(failure.kind, described.message, failure.retry, failure.code, failure.http_status,
+                          failure.more_info, failure.retry_after)
+    request_id = headers.get("Twilio-Request-Id")
+    if request_id and failure.retry is Retry.AMBIGUOUS and request_id not in failure.message:
+        failure = Failure(failure.kind, f"{failure.message} (Twilio request {request_id})", failure.retry,
+                          failure.code, failure.http_status, failure.more_info or request_id,
+                          failure.retry_after)
+    return failure
 
 
 def _replace_retry(failure: Failure, retry: Retry) -> Failure:

@@ -19,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
-from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_retry_after
+from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_response
 from fn_twilio.lib.phone import Recipient, mask
 from fn_twilio.lib.records import SendOutcome
-from fn_twilio.lib.twilio_client import ThreadLocalClients, last_response_headers
+from fn_twilio.lib.twilio_client import ThreadLocalClients
 
 LOG = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 def _masked(text: str) -> str:
     """``text`` with every phone number masked (Twilio's error texts quote the 'To' number)."""
     return _E164.sub(lambda m: mask(m.group(0)), text)
+
+
+def _last_response(client):
+    """The raw answer to the client's last request, None when no answer came (timeout, refused...)."""
+    return getattr(getattr(client, "http_client", None), "last_response", None)
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,13 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
         try:
             message = client.messages.create(**params)
         except Exception as exc:  # one recipient's failure, of any kind, stays with that recipient
-            failure = classify(exc, action="create", timeout=settings.timeout)
-            if failure.kind is FailureKind.RATE_LIMITED:
-                failure = with_retry_after(failure, last_response_headers(client))
+            failure = with_response(classify(exc, action="create", timeout=settings.timeout),
+                                    _last_response(client), action="create")
         else:
             if message.sid:
                 LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
                 return SendOutcome.sent(to, message)
-            failure = NO_SID
+            failure = with_response(NO_SID, _last_response(client), action="create")
         if failure.retry is Retry.SAFE and attempt < policy.max_attempts:
             delay = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             delay = min(delay, policy.max_delay)
