@@ -1,0 +1,185 @@
+"""Benchmark 3, poll cost: 50 calls waiting at once, 10,000 older messages on the account.
+
+App: 50 twilio_receive_messages calls (the receive component's own logic, see _receive_call.py), each
+waiting on a different responder number, start together (released by a barrier, in random order)
+and wait ``--duration`` s (20 s) with no reply; ``poll_interval`` 2 s. Before they start the account
+holds 10,000 older messages of the sender: per responder, outbound SMS from the sender and inbound
+replies to it, all older than the calls' ``since`` moments (which, as after one send to 50 people,
+differ by a few tens of milliseconds each). The figure is the number of Twilio list requests the
+emulator received while the calls waited, and whether any fetched a second page (``Page`` > 0 or
+a ``PageToken`` in the query). Target: at most duration / poll_interval + 2 = 12, none of a second page.
+
+Baseline (2.0.x): every call lists the sender's whole message history at every look (the SDK's
+``messages.list()``, Twilio's default page size of 50), looking at once and then after each 30 s
+sleep. A full listing is made for real here, by ``--baseline-calls`` calls (default 2; 1 with
+--quick), and its request count is scaled to 50 calls: looks per call in the window =
+1 + floor(duration / 30) (= 1 for 20 s). The same listing at the app's cadence (a look every
+poll_interval) is printed too.
+
+Usage: .venv/bin/python benchmarks/bench_poll_cost.py [--quick] [--calls 50] [--duration 20] [--history 10000]
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from _common import Report, median, parser, record_get, settings_for, twilio_emulator
+from _receive_call import ReceiveCall, receive_opts
+
+from fn_twilio.lib.replies import active_pollers
+from fn_twilio.lib.twilio_client import build_client
+from sandbox.twilio_emulator import SENDER
+
+ORIGINAL_SLEEP = 30.0
+
+
+def responder(i: int) -> str:
+    return "+35387200{:04d}".format(i)
+
+
+def is_list(record) -> bool:
+    return record_get(record, "method") == "GET" and record_get(record, "path").endswith("/Messages.json")
+
+
+def second_page(record) -> bool:
+    query = record_get(record, "query") or {}
+    pages = [int(v) for v in query.get("Page", []) if str(v).isdigit()]
+    return bool(query.get("PageToken")) or any(p > 0 for p in pages)
+
+
+def seed(emu, calls: int, history: int, newest: datetime) -> int:
+    """About ``history`` messages, ending at ``newest``, one a second: for each responder in turn an
+    outbound SMS from the sender and an inbound reply to it (``history // (2 * calls)`` of each)."""
+    per = max(1, history // (2 * calls))
+    step = timedelta(seconds=1)
+    cycle = step * 2 * calls                      # every responder's pair once
+    first = newest - cycle * per
+    made = 0
+    for i in range(calls):
+        out_start = first + step * (2 * i)
+        made += len(emu.seed_history(per, from_=SENDER, to=responder(i), direction="outbound-api",
+                                     start=out_start, step=cycle))
+        made += len(emu.seed_history(per, from_=responder(i), to=SENDER, direction="inbound",
+                                     start=out_start + step, step=cycle))
+    return made
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--calls", type=int, default=50, help="calls waiting at once (default 50)")
+    p.add_argument("--duration", type=float, default=None, help="seconds the calls wait (default 20; 10 with --quick)")
+    p.add_argument("--history", type=int, default=10000, help="older messages on the account (default 10,000)")
+    p.add_argument("--poll-interval", type=float, default=2.0, help="poll_interval in seconds (default 2)")
+    p.add_argument("--baseline-calls", type=int, default=None,
+                   help="full-history listings actually made for the baseline (default 2; 1 with --quick)")
+    p.add_argument("--inproc", action="store_true", help="run the emulator in this process")
+    args = p.parse_args(argv)
+    duration = args.duration or (10.0 if args.quick else 20.0)
+    interval = args.poll_interval
+    calls = args.calls
+    baseline_calls = args.baseline_calls or (1 if args.quick else 2)
+    rng = random.Random(args.seed)
+    report = Report("bench_poll_cost", args)
+
+    with twilio_emulator(inproc=args.inproc) as (emu, base_url):
+        now = datetime.now(timezone.utc)
+        send_time = now - timedelta(seconds=10)          # the 50 SMS went out 10 s ago
+        t = time.monotonic()
+        made = seed(emu, calls, args.history, newest=send_time - timedelta(minutes=1))
+        report.line("{} older messages seeded in {:.1f} s ({} responders, outbound and inbound, all older than "
+                    "the calls' moments)".format(made, time.monotonic() - t, calls))
+        report.line("{} calls waiting {:g} s at once, poll_interval {:g} s".format(calls, duration, interval))
+
+        opts = receive_opts(base_url, poll_interval="{}s".format(interval))
+        order = list(range(calls))
+        rng.shuffle(order)
+        barrier = threading.Barrier(calls + 1)
+        results, errors = {}, []
+
+        def call(i):
+            since = send_time + timedelta(milliseconds=20 * i)    # each SMS's own creation moment
+            inputs = {"twilio_phone_number": responder(i),
+                      "twilio_date_sent": int(since.timestamp() * 1000), "twilio_date_sent_ts": None,
+                      "twilio_wait_timeout": "{:g}s".format(duration)}
+            try:
+                barrier.wait()
+                results[i] = ReceiveCall(opts).run(inputs)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in order]
+        for thread in threads:
+            thread.start()
+        emu.clear_requests()
+        t0 = time.monotonic()
+        barrier.wait()
+        for thread in threads:
+            thread.join(duration + 60)
+        t1 = time.monotonic()
+        deadline = time.monotonic() + 2 * interval
+        while active_pollers() and time.monotonic() < deadline:   # let the poller stop
+            time.sleep(0.05)
+        if errors:
+            raise errors[0]
+        lists = [r for r in emu.requests if is_list(r)]
+        deep = [r for r in lists if second_page(r)]
+        timeouts = sum(1 for _, r in results.values() if not r.success and "Timeout waiting" in (r.reason or ""))
+        target = int(duration / interval) + 2
+        report.line("app: {} calls ended after {:.1f} s ({} with the timeout reason), {} poller(s) left running".format(
+            len(results), t1 - t0, timeouts, active_pollers()))
+        report.line("  Twilio list requests: {} in all (target <= {:g} / {:g} + 2 = {}), {} fetched a second page; "
+                    "median request {:.1f} ms".format(len(lists), duration, interval, target, len(deep),
+                                                       1000 * median([record_get(r, "finished") - record_get(r, "started")
+                                                                      for r in lists])))
+        report.line("  request start times (s after the calls started): " + ", ".join(
+            "{:.2f}".format(record_get(r, "started") - t0) for r in lists))
+        queries = sorted({record_get(r, "query_string") for r in lists})
+        report.line("  distinct queries: " + "; ".join(q.replace("%3E", ">").replace("%2B", "+").replace("%3A", ":")
+                                                       for q in queries[:3]) + (" ..." if len(queries) > 3 else ""))
+        report.figure("app_requests", len(lists))
+        report.figure("app_second_pages", len(deep))
+        report.figure("calls", len(results))
+
+        # Baseline: full-history listings, made for real by a few calls, scaled to all of them.
+        settings = settings_for(base_url)
+        emu.clear_requests()
+        walls, per_listing = [], []
+        for _ in range(baseline_calls):
+            client = build_client(settings)
+            before = len([r for r in emu.requests if is_list(r)])
+            t = time.monotonic()
+            listed = len(client.messages.list())
+            walls.append(time.monotonic() - t)
+            per_listing.append(len([r for r in emu.requests if is_list(r)]) - before)
+            client.http_client.close()
+        pages = median(per_listing)
+        looks_original = 1 + math.floor(duration / ORIGINAL_SLEEP)
+        looks_fast = math.ceil(duration / interval)
+        base_total = calls * looks_original * pages
+        fast_total = calls * looks_fast * pages
+        report.line("baseline (2.0.x, full-history listing per call per look): one listing = {:g} requests "
+                    "({} messages, {:.2f} s), measured on {} call(s)".format(pages, listed, median(walls),
+                                                                            baseline_calls))
+        report.line("  30 s sleeps: {} look(s) per call in {:g} s -> {} calls x {} x {:g} = {:,.0f} requests "
+                    "(scaled from the measured listing)".format(looks_original, duration, calls, looks_original,
+                                                                pages, base_total))
+        report.line("  same listing at the app's cadence ({} looks per call): {:,.0f} requests".format(
+            looks_fast, fast_total))
+        ratio = base_total / max(1, len(lists))
+        report.line("ratio baseline/app: {:,.0f}x fewer requests (vs the 30 s baseline); {:,.0f}x at the same "
+                    "cadence".format(ratio, fast_total / max(1, len(lists))))
+        report.figure("baseline_requests_per_listing", pages)
+        report.figure("baseline_requests", base_total)
+        report.figure("baseline_requests_same_cadence", fast_total)
+        report.figure("ratio", round(ratio))
+    report.target("poll cost: list requests, {} calls x {:g} s".format(calls, duration), str(len(lists)),
+                  "<= {}".format(target), len(lists) <= target)
+    report.target("poll cost: requests of a second page", str(len(deep)), "0", not deep)
+    return report.finish()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
