@@ -19,3 +19,7 @@ test: venv
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .sandbox logs
+
+## Run the benchmarks (figures printed, nothing asserted); BENCH_ARGS=--quick for a short run.
+bench: venv
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)

@@ -8,7 +8,6 @@ The result is the FunctionResult the component yields, before ``@app_function`` 
 """
 from __future__ import annotations
 
-import logging
 import time
 from types import SimpleNamespace
 
@@ -18,10 +17,6 @@ from resilient_circuits import AppFunctionComponent, FunctionResult
 from fn_twilio.components._receive import ReceiveMessagesComponent
 from fn_twilio.lib.settings import SECTION
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER
-
-# FunctionResult warns "must be a dictionary" for the receive function's list content (which
-# @app_function then wraps in a ResultPayload); keep that line out of the benchmarks' output.
-logging.getLogger("resilient_circuits.action_message").setLevel(logging.ERROR)
 
 
 def receive_opts(base_url: str, sender: str = SENDER, **section) -> dict:

@@ -23,6 +23,18 @@ DEFAULT_WAIT = "120s"
 LOG = logging.getLogger(__name__)
 
 
+class RepliesResult(FunctionResult):
+    """A FunctionResult whose content is the list of replies (the 2.0.x shape of Get Responses).
+
+    resilient-circuits wraps it in the standard ResultPayload as usual; building it with a dict first
+    only avoids FunctionResult's warning that a non-dict value "may cause the workflow to fail".
+    """
+
+    def __init__(self, replies, success, reason=None):
+        super().__init__({}, success=success, reason=reason)
+        self.value = replies
+
+
 def _value(fn_inputs, name):
     value = getattr(fn_inputs, name, None)
     return None if value is None or (isinstance(value, str) and not value.strip()) else value
@@ -63,15 +75,15 @@ class ReceiveMessagesComponent(AppFunctionComponent):
         content = [reply.as_result() for reply in replies]
         if replies:
             yield self.status_message(f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'} received")
-            yield FunctionResult(content, success=True)
+            yield RepliesResult(content, success=True)
         elif failure is not None:
-            yield FunctionResult(content, success=False,
-                                 reason=f"Could not read replies from Twilio: {failure.message}")
+            yield RepliesResult(content, success=False,
+                                reason=f"Could not read replies from Twilio: {failure.message}")
         elif terminated is not None:
-            yield FunctionResult(content, success=False, reason=f"Workflow was terminated: {terminated}")
+            yield RepliesResult(content, success=False, reason=f"Workflow was terminated: {terminated}")
         else:
-            yield FunctionResult(content, success=False,
-                                 reason=f"Timeout waiting for responses for phone number: {number} since {moment}")
+            yield RepliesResult(content, success=False,
+                                reason=f"Timeout waiting for responses for phone number: {number} since {moment}")
 
     @staticmethod
     def _read_inputs(fn_inputs, settings):
