@@ -74,6 +74,7 @@ class Workflow:
     function: str                   # the function its single task calls
     description: str
     result_name: str = ""
+    post_script_name: str = ""      # a post-processing script shared with other workflows, if any
 
     @property
     def pre_script(self) -> str:
@@ -83,7 +84,7 @@ class Workflow:
     @property
     def post_script(self) -> str:
         """Path of the post-processing script, relative to customizations/."""
-        return "{}/{}_post.py".format(SCRIPTS_DIR, self.programmatic_name)
+        return "{}/{}_post.py".format(SCRIPTS_DIR, self.post_script_name or self.programmatic_name)
 
 
 @dataclass(frozen=True)
@@ -234,13 +235,13 @@ WORKFLOWS = (
         object_type="incident", function="twilio_receive_messages",
         description=("Collect the replies from the number given in the rule into the SMS Activity "
                      "Log; add a note when none came."),
-        result_name="twilio_receive_messages_result"),
+        result_name="twilio_receive_messages_result", post_script_name="receive_replies"),
     Workflow(
         programmatic_name="twilio_get_responses", name="Twilio: Get Responses",
         object_type=SMS_LOG.name, function="twilio_receive_messages",
         description=("From an SMS Activity Log row: collect the replies from that row's number "
                      "since that message was created."),
-        result_name="twilio_get_responses_result"),
+        result_name="twilio_get_responses_result", post_script_name="receive_replies"),
 )
 
 # --------------------------------------------------------------------------------------------

@@ -56,9 +56,16 @@ class ScriptError(Exception):
 
 
 def script_path(workflow: str, kind: str) -> str:
-    """Absolute path of customizations/scripts/<workflow>_<kind>.py (kind: "pre" or "post")."""
+    """Absolute path of a workflow's pre- or post-processing script (kind: "pre" or "post"),
+    as the customizations definitions name it (customizations/scripts/<workflow>_<kind>.py, or a
+    script the workflow shares)."""
     if kind not in ("pre", "post"):
         raise ValueError("kind must be 'pre' or 'post', not {!r}".format(kind))
+    from customizations import definitions  # imported lazily: sandbox -> customizations
+    for wf in definitions.WORKFLOWS:
+        if wf.programmatic_name == workflow:
+            relative = wf.pre_script if kind == "pre" else wf.post_script
+            return os.path.join(os.path.dirname(_SCRIPTS_DIR), relative)
     return os.path.join(_SCRIPTS_DIR, "{}_{}.py".format(workflow, kind))
 
 

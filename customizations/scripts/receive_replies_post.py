@@ -1,4 +1,4 @@
-# Post-processing script of "Twilio: Get Responses" (from an SMS Activity Log row), python3.
+# Post-processing script of "Example: Twilio Receive Messages" and "Twilio: Get Responses", python3.
 # Function twilio_receive_messages returns the standard result payload:
 #   results.success, results.reason, results.inputs, results.content = the replies, each with
 #   phone_number (the sender), sid, messaging_service_sid, date_created, date_created_ts (epoch ms),
