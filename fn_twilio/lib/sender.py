@@ -96,7 +96,9 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
             delay = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             delay = min(delay, policy.max_delay)
             if waited + delay <= policy.budget:
-                LOG.info("SMS to %s not sent yet (%s); retrying in %.1f s", mask(to), failure.kind.value, delay)
+                # only %s: resilient-circuits' RedactingFilter turns arguments into text before formatting
+                LOG.info("SMS to %s not sent yet (%s); retrying in %s s", mask(to), failure.kind.value,
+                         f"{delay:.1f}")
                 waited += delay
                 if not sleep(delay):
                     continue
