@@ -143,6 +143,7 @@ class StompBroker:
         self._ack_ids = itertools.count(1)
         self.log = []                     # LoggedFrame, both directions
         self.errors = []                  # texts of protocol errors the broker saw
+        self.events = []                  # (time, connection id, event text): accepts, closes, TLS failures
         self._listener = None
         self._accept_thread = None
         self._ssl_context = None
@@ -155,6 +156,10 @@ class StompBroker:
             return self
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(self.cert.cert, self.cert.key)
+        # No TLS 1.3 session tickets: a server sends them just after the handshake, while a stomp.py
+        # client already reads in one thread and writes its CONNECT in another on the same SSL object;
+        # that race sometimes swallows the CONNECT (the client then times out after 5 s).
+        ctx.num_tickets = 0
         self._ssl_context = ctx
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -315,8 +320,10 @@ class StompBroker:
             sock.settimeout(None)
         except (ssl.SSLError, OSError) as exc:
             LOG.debug("TLS handshake from %s failed: %s", address, exc)
+            self._event(conn_id, "TLS handshake failed: {}".format(exc))
             raw.close()
             return
+        self._event(conn_id, "connected from {}:{}".format(*address[:2]))
         conn = _Connection(self, conn_id, sock, address)
         with self._lock:
             if not self._running:
@@ -331,9 +338,11 @@ class StompBroker:
             while not conn.closed:
                 try:
                     data = sock.recv(65536)
-                except (OSError, ValueError):
+                except (OSError, ValueError) as exc:
+                    self._event(conn.id, "read failed: {!r}".format(exc))
                     break
                 if not data:
+                    self._event(conn.id, "closed by the client")
                     break
                 try:
                     frames = parser.feed(data)
@@ -363,7 +372,8 @@ class StompBroker:
                 break
             try:
                 conn.sock.sendall(item)
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
+                self._event(conn.id, "write failed: {!r}".format(exc))
                 break
         if not conn.aborted:
             conn.closed = True
@@ -397,6 +407,10 @@ class StompBroker:
         conn.outbox.put(_CLOSE)
 
     # ------------------------------------------------------------------ protocol
+    def _event(self, conn_id, text):
+        with self._lock:
+            self.events.append((time.time(), conn_id, text))
+
     def _log(self, direction, conn, frame):
         login = conn.login
         if login is None and frame.command in ("CONNECT", "STOMP"):

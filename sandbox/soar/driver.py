@@ -110,21 +110,32 @@ class RuleRun:
 
 
 class _Listener(stomp.ConnectionListener):
-    def __init__(self, driver):
+    """Forwards one connection's events; events of a replaced connection are ignored."""
+
+    def __init__(self, driver, generation):
         self.driver = driver
+        self.generation = generation
 
     def on_message(self, frame):
         self.driver._on_message(frame)
+
+    def on_receipt(self, frame):
+        self.driver._on_receipt(frame.headers.get("receipt-id"))
 
     def on_error(self, frame):
         LOG.warning("SOAR driver got STOMP ERROR: %s", frame.headers.get("message"))
 
     def on_disconnected(self):
-        self.driver._on_disconnected()
+        self.driver._on_disconnected(self.generation)
 
 
 class SoarDriver:
-    """SOAR's side of the message bus, plus rule execution against the REST emulator."""
+    """SOAR's side of the message bus, plus rule execution against the REST emulator.
+
+    Sends are confirmed by a broker RECEIPT; a send that gets none (the connection dropped) is sent
+    again on the next connection. Use one driver per broker: every driver consumes replies from the same
+    ``acks.<org>.<destination>`` queue.
+    """
 
     def __init__(self, broker_port, rest=None, *, org_id=201, destination="fn_twilio", login="soar",
                  passcode="soar-secret", host="127.0.0.1", reconnect=True):
@@ -140,10 +151,13 @@ class SoarDriver:
         self.calls: Dict[str, FunctionCall] = {}
         self.unmatched: List[Tuple[dict, dict]] = []    # replies with an unknown correlation-id
         self._ids = itertools.count(2001)
+        self._receipt_ids = itertools.count(1)
+        self._receipts = {}                             # receipt id -> threading.Event
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._closing = False
         self._conn = None
+        self._generation = 0
         self._reconnect_thread = None
 
     # ------------------------------------------------------------------ connection
@@ -161,24 +175,42 @@ class SoarDriver:
             self.broker_port, last))
 
     def _open(self):
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
         conn = stomp.Connection12([(self.host, self.broker_port)], heartbeats=(0, 0),
                                   reconnect_attempts_max=1, timeout=5)
         conn.set_ssl(for_hosts=[(self.host, self.broker_port)])   # unverified, as the app does
-        conn.set_listener("soar", _Listener(self))
-        conn.connect(self.login, self.passcode, wait=True)
-        conn.subscribe(self.reply_queue, id="soar-acks", ack="auto")
-        self._conn = conn
+        conn.set_listener("soar", _Listener(self, generation))
+        try:
+            conn.connect(self.login, self.passcode, wait=True)
+            conn.subscribe(self.reply_queue, id="soar-acks", ack="auto")
+        except Exception:
+            self._quietly_close(conn)
+            raise
+        with self._lock:
+            old, self._conn = self._conn, conn
+        if old is not None and old is not conn:
+            self._quietly_close(old)
         self._connected.set()
+
+    @staticmethod
+    def _quietly_close(conn):
+        try:
+            if conn.is_connected():
+                conn.disconnect()
+            else:
+                conn.transport.stop()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
 
     def close(self):
         self._closing = True
-        conn, self._conn = self._conn, None
+        with self._lock:
+            conn, self._conn = self._conn, None
         self._connected.clear()
         if conn is not None:
-            try:
-                conn.disconnect()
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+            self._quietly_close(conn)
 
     def __enter__(self):
         return self.connect()
@@ -186,11 +218,13 @@ class SoarDriver:
     def __exit__(self, *exc):
         self.close()
 
-    def _on_disconnected(self):
-        self._connected.clear()
-        if self._closing or not self.reconnect:
-            return
+    def _on_disconnected(self, generation=None):
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return                               # a connection already replaced
+            self._connected.clear()
+            if self._closing or not self.reconnect:
+                return
             if self._reconnect_thread is not None and self._reconnect_thread.is_alive():
                 return
             self._reconnect_thread = threading.Thread(target=self._reconnect_loop, name="soar-driver-reconnect",
@@ -207,6 +241,41 @@ class SoarDriver:
             except Exception:  # noqa: BLE001 - retry until closed
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def _on_receipt(self, receipt_id):
+        with self._lock:
+            event = self._receipts.pop(receipt_id, None)
+        if event is not None:
+            event.set()
+
+    def _send_confirmed(self, destination, body, headers, timeout=30.0, receipt_wait=3.0):
+        """SEND with a receipt; on a dropped connection, reconnect and send again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._connected.wait(left):
+                raise ConnectionError("SOAR driver could not deliver a message to {} within {}s".format(
+                    destination, timeout))
+            receipt = "soar-send-{}".format(next(self._receipt_ids))
+            event = threading.Event()
+            with self._lock:
+                self._receipts[receipt] = event
+                conn, generation = self._conn, self._generation
+            try:
+                conn.send(destination, body, headers=dict(headers, receipt=receipt))
+                until = time.monotonic() + receipt_wait
+                while time.monotonic() < until:
+                    if event.wait(0.05):
+                        return
+                    if not self._connected.is_set() or self._generation != generation:
+                        break                          # dropped: no receipt will come on this connection
+            except Exception:  # noqa: BLE001 - the connection is gone; reconnect and retry
+                pass
+            finally:
+                with self._lock:
+                    self._receipts.pop(receipt, None)
+            LOG.info("SOAR driver: no receipt for a send to %s; reconnecting and sending again", destination)
+            self._on_disconnected(generation)
 
     def _on_message(self, frame):
         try:
@@ -253,9 +322,7 @@ class SoarDriver:
         return shaped
 
     def start_function(self, name, inputs, workflow_instance_id=None, workflow=None):
-        """Send a function message and return at once; ``FunctionCall.wait()`` for the outcome."""
-        if not self._connected.wait(10):
-            raise ConnectionError("SOAR driver is not connected to the broker")
+        """Send a function message and return once the broker has it; ``FunctionCall.wait()`` for the outcome."""
         fn = self.function_definition(name)
         if workflow_instance_id is None and self.rest is not None:
             workflow_instance_id = self.rest.add_workflow_instance()
@@ -281,7 +348,7 @@ class SoarDriver:
         with self._lock:
             self.calls[corr] = call
         queue = "/queue/actions.{}.{}".format(self.org_id, fn.get("destination_handle") or self.destination)
-        self._conn.send(queue, json.dumps(message), headers={
+        self._send_confirmed(queue, json.dumps(message), headers={
             "reply-to": self.reply_queue, "correlation-id": corr,
             "Co3MessagePayload": "FunctionDataDTO", "Co3ContentType": "application/json",
             "Co3ContextToken": "sandbox-context-token-{}".format(invid)})

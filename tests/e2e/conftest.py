@@ -3,9 +3,6 @@
 its folders removed, even when a test fails.
 """
 import copy
-import json
-import os
-from importlib.metadata import entry_points
 
 import pytest
 
@@ -14,17 +11,6 @@ from sandbox.soar.certs import make_self_signed
 from sandbox.soar.export import load_export
 from sandbox.soar.rest import SoarRestEmulator
 from sandbox.soar.sandbox import API_KEY_ID, API_KEY_SECRET, SOAR_LOGIN, SOAR_PASSCODE, Sandbox, app_export_path
-
-
-def app_components():
-    return sorted(ep.name for ep in entry_points(group="resilient.circuits.components")
-                  if ep.dist is not None and ep.dist.name == "fn_twilio")
-
-
-requires_app = pytest.mark.skipif(not app_components(), reason="fn_twilio components are not installed yet "
-                                  "(pip install -e . --no-deps after they appear)")
-requires_export = pytest.mark.skipif(not os.path.exists(app_export_path()),
-                                     reason="fn_twilio/util/data/export.res does not exist yet")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +51,3 @@ def running_sandbox():
         sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
         sandbox.run_app(timeout=60)
         yield sandbox
-
-
-def dump(obj):
-    return json.dumps(obj, indent=1, default=str)

@@ -7,9 +7,25 @@ import ssl
 import textwrap
 import time
 
+from importlib.metadata import entry_points
+
+import pytest
 import stomp
 
+from sandbox.soar.sandbox import app_export_path
 from sandbox.soar.stomp_frames import Frame, FrameParser, encode
+
+
+def app_components():
+    """Names of fn_twilio's installed resilient-circuits components."""
+    return sorted(ep.name for ep in entry_points(group="resilient.circuits.components")
+                  if ep.dist is not None and ep.dist.name == "fn_twilio")
+
+
+requires_app = pytest.mark.skipif(not app_components(), reason="fn_twilio components are not installed yet "
+                                  "(pip install -e . --no-deps after they appear)")
+requires_export = pytest.mark.skipif(not os.path.exists(app_export_path()),
+                                     reason="fn_twilio/util/data/export.res does not exist yet")
 
 
 class Collector(stomp.ConnectionListener):

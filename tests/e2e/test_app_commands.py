@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from conftest import requires_app, requires_export
-from e2e_helpers import make_customize_app
+from e2e_helpers import make_customize_app, requires_app, requires_export
 from sandbox.soar.export import load_export
 from sandbox.soar.sandbox import Sandbox, app_export_path
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import requires_app, requires_export
+from e2e_helpers import requires_app, requires_export
 from sandbox.soar.sandbox import API_KEY_ID
 
 pytestmark = [pytest.mark.e2e, requires_app, requires_export]

@@ -5,7 +5,7 @@ import re
 import pytest
 import requests
 
-from conftest import requires_export
+from e2e_helpers import requires_export
 from sandbox.soar.export import rows_written
 from sandbox.soar.rest import SoarRestEmulator
 from sandbox.soar.sandbox import API_KEY_ID, API_KEY_SECRET
