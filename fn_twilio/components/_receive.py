@@ -13,7 +13,7 @@ from resilient_lib import get_workflow_status
 
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
-from fn_twilio.lib.phone import PhoneNumberError, mask, normalise
+from fn_twilio.lib.phone import PhoneNumberError, mask, normalise, split_entries
 from fn_twilio.lib.replies import watch_replies
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
@@ -90,6 +90,9 @@ class ReceiveMessagesComponent(AppFunctionComponent):
         raw_number = _value(fn_inputs, "twilio_phone_number")
         if raw_number is None:
             raise FunctionError_("twilio_phone_number is empty: give the number whose replies are wanted")
+        if len(split_entries(str(raw_number))) > 1:
+            raise FunctionError_("twilio_phone_number holds more than one number; give the one number "
+                                 "whose replies are wanted")
         try:
             number = normalise(str(raw_number), settings.default_region)
         except PhoneNumberError as err:

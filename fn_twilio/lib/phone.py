@@ -265,3 +265,11 @@ def mask(number: Optional[str]) -> str:
     else:
         body = "*" * len(text)
     return prefix + body
+
+
+_E164_IN_TEXT = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every E.164 number in it masked (Twilio's error texts quote the 'To' number)."""
+    return _E164_IN_TEXT.sub(lambda m: mask(m.group(0)), text)

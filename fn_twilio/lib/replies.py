@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from fn_twilio.lib.errors import Failure, Retry, classify
-from fn_twilio.lib.phone import mask
+from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.records import Reply
 from fn_twilio.lib.twilio_client import build_client
 
@@ -261,7 +261,7 @@ class ReplyPoller:
                 elif watch not in self._fresh:   # registered during this look: covered by the next one
                     watch._offer(new, completed_look=True)
         if new:
-            LOG.info("Twilio: %d new repl%s to %s", len(new), "y" if len(new) == 1 else "ies",
+            LOG.info("Twilio: %s new repl%s to %s", len(new), "y" if len(new) == 1 else "ies",
                      mask(self.settings.sender))
 
     def _fetch_new(self, client, stop_before: datetime, deep: bool) -> list[Reply]:
@@ -295,8 +295,9 @@ class ReplyPoller:
     def _look_failed(self, failure: Failure, watches: list[Watch]):
         self._failures += 1
         lasting = failure.retry is Retry.NEVER or self._failures >= MAX_CONSECUTIVE_FAILURES
-        LOG.warning("Looking for replies failed (%s, attempt %d): %s", failure.kind.value, self._failures,
-                    failure.message)
+        # %s only: resilient-circuits' log filter turns every argument into text before formatting
+        LOG.warning("Looking for replies failed (%s, attempt %s): %s", failure.kind.value, self._failures,
+                    mask_numbers(failure.message))
         if lasting:
             for watch in watches:
                 watch._fail(failure)

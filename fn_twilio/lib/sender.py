@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_response
-from fn_twilio.lib.phone import Recipient, mask
+from fn_twilio.lib.phone import Recipient, mask, mask_numbers
 from fn_twilio.lib.records import SendOutcome
 from fn_twilio.lib.twilio_client import ThreadLocalClients
 
@@ -30,14 +29,6 @@ MAX_BODY_LENGTH = 1600
 NO_SID = Failure(FailureKind.BAD_RESPONSE, f"Twilio answered without a message SID; {MAY_HAVE_SENT}",
                  Retry.AMBIGUOUS)
 WHATSAPP = "whatsapp:"
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-
-
-def _masked(text: str) -> str:
-    """``text`` with every phone number masked (Twilio's error texts quote the 'To' number)."""
-    return _E164.sub(lambda m: mask(m.group(0)), text)
-
-
 def _last_response(client):
     """The raw answer to the client's last request, None when no answer came (timeout, refused...)."""
     return getattr(getattr(client, "http_client", None), "last_response", None)
@@ -102,7 +93,7 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
                 waited += delay
                 if not sleep(delay):
                     continue
-        LOG.warning("SMS to %s failed: %s", mask(to), _masked(failure.message))
+        LOG.warning("SMS to %s failed: %s", mask(to), mask_numbers(failure.message))
         if failure.retry is Retry.SAFE and attempt > 1:
             failure = _gave_up(failure, attempt)
         return SendOutcome.failed(to, failure)

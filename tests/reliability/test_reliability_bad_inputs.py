@@ -186,7 +186,7 @@ RECEIVE_REFUSED = [
     Row("letters as number", phone("abc"), error="twilio_phone_number is not a valid phone number"),
     Row("national number without default_region", phone("086 123 4567"), error="no country code"),
     Row("two numbers in one input", phone(f"{ALICE}, {BOB}"),
-        error="twilio_phone_number is not a valid phone number"),
+        error="twilio_phone_number holds more than one number"),
     Row("empty whatsapp:", phone("whatsapp:"), error="twilio_phone_number is not a valid phone number"),
     Row("ambiguous day/month", since("01/02/2026"), error="twilio_date_sent '01/02/2026' is ambiguous"),
     Row("zone name other than UTC", since("2026-03-01 12:00 EST"), error="twilio_date_sent"),

@@ -199,9 +199,6 @@ def test_selftest_keeps_secrets(twilio, caplog, name, section, setup, expected):
 class TestLogLinesReachTheLogFile:
     APP_SETTINGS = {}
 
-    @pytest.mark.xfail(strict=True, reason="fn_twilio/lib/replies.py formats log lines with %d, which "
-                       "resilient-circuits' RedactingFilter breaks (change requested; then drop this marker "
-                       "and the KNOWN_DROPPED entries in reliability_helpers.py)")
     def test_reply_poller_lines_survive_the_redacting_filter(self, circuits_app, twilio):
         twilio.inject_inbound(from_=ALICE, to=SENDER, body=unique_body("ok"))
         twilio.inject_fault("status", status=500, **GET)
