@@ -23,3 +23,12 @@ clean:
 ## Run the benchmarks (figures printed, nothing asserted); BENCH_ARGS=--quick for a short run.
 bench: venv
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+## The main job on the built-in sandbox: resilient-circuits run with fn_twilio against an emulated
+## SOAR and Twilio, a send to three numbers, a reply, Get Responses, and the resulting log.
+demo: venv
+	$(PY) -m sandbox.soar demo
+
+## Keep the sandbox up with resilient-circuits running; prints the app.config and a prompt to try inputs.
+sandbox: venv
+	$(PY) -m sandbox.soar --run-app

@@ -1,10 +1,12 @@
 """``python -m sandbox.soar``: serve a local SOAR (and Twilio emulator) until interrupted;
 ``python -m sandbox.soar demo``: send an SMS from a rule, answer it, and collect the reply."""
 import argparse
-import json
+import html
+import re
 import signal
 import sys
 import threading
+from datetime import datetime, timezone
 
 from .sandbox import Sandbox
 
@@ -41,43 +43,149 @@ def main(argv=None):
         if args.run_app:
             sandbox.run_app()
             print("resilient-circuits is running (log: {})".format(sandbox.app.log_path), flush=True)
-        print("Incident 2095 is seeded. Ctrl-C to stop.", flush=True)
+        print("\napp.config ({}):\n{}".format(sandbox.app.config_path, sandbox.app.config_text()), flush=True)
+        print(SERVE_HELP.format(config=sandbox.app.config_path), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            stop.wait()
-        except KeyboardInterrupt:
+            if sys.stdin is not None and sys.stdin.isatty() and args.run_app:
+                _console(sandbox, stop)
+            else:
+                stop.wait()
+        except (KeyboardInterrupt, EOFError):
             pass
     return 0
 
 
+SERVE_HELP = """Incident 2095 is seeded. With --run-app, type these commands here (Ctrl-C or 'quit' stops all):
+  send <numbers>[ | <message>]   rule "Example: Send Twilio SMS" on incident 2095 (numbers: commas)
+  reply <number> <text>          <number> sends an SMS to the app's number (Twilio emulator)
+  responses <row>                rule "Twilio: Get Responses" on row <row> of the SMS Activity Log (1 = first)
+  receive <number> [<wait>]      rule "Example: Twilio Receive Messages" (wait e.g. 0s, 30s; default 0s)
+  log                            the SMS Activity Log and the notes of incident 2095
+From another shell, with this sandbox's configuration:
+  APP_CONFIG_FILE={config} resilient-circuits selftest -l fn_twilio
+  APP_CONFIG_FILE={config} resilient-circuits customize -y -l fn_twilio"""
+
+
+def _console(sandbox, stop):
+    """A small prompt that fires the example rules with the user's own inputs."""
+    soar = sandbox.driver()
+    while not stop.is_set():
+        line = input("sandbox> ").strip()
+        command, _, rest = line.partition(" ")
+        try:
+            if command in ("quit", "exit"):
+                return
+            if command == "send":
+                numbers, _, message = rest.partition("|")
+                properties = {"twilio_sms_destination": numbers.strip()}
+                if message.strip():
+                    properties["twilio_sms_message"] = message.strip()
+                _report(soar.fire_rule("Example: Send Twilio SMS", incident_id=2095, properties=properties))
+            elif command == "reply":
+                number, _, text = rest.partition(" ")
+                sandbox.twilio.inject_inbound(from_=number, body=text or "ACK")
+                print("   {} sent {!r}".format(number, text or "ACK"))
+            elif command == "responses":
+                rows = sandbox.rest.rows(2095, "twilio_sms_log")
+                row = rows[int(rest) - 1]
+                _report(soar.fire_rule("Twilio: Get Responses", incident_id=2095, row=row))
+            elif command == "receive":
+                number, _, wait = rest.partition(" ")
+                _report(soar.fire_rule("Example: Twilio Receive Messages", incident_id=2095, properties={
+                    "twilio_sms_destination": number, "twilio_wait_timeout": wait.strip() or "0s"}))
+            elif command == "log":
+                _print_log(sandbox)
+            elif command:
+                print("   unknown command; type one of: send, reply, responses, receive, log, quit")
+        except Exception as err:  # a typo must not stop the sandbox
+            print("   {}: {}".format(type(err).__name__, err))
+
+
+def _report(run):
+    for status in run.call.statuses:
+        print("   action status: {}".format(status))
+    if run.error:
+        print("   the function failed: {}".format(run.error))
+    else:
+        print("   result: success={}, reason={}".format(run.results.get("success"), run.results.get("reason")))
+    print("   {} row(s) and {} note(s) added; 'log' shows them".format(len(run.rows), len(run.notes)))
+
+
+DEMO_INVALID = "12345"
+DEMO_OTHER = "+14155552345"
+LOG_COLUMNS = (("row_created", "Row Created"), ("status", "Status"), ("date_created", "Msg Created"),
+               ("phone_number", "Phone Number"), ("direction", "Direction"), ("msg_body", "Msg Body"),
+               ("message_id", "Msg Id"))
+
+
 def _demo(sandbox, number):
-    print("\n1. resilient-circuits run ...", flush=True)
+    """The README's main job: send to three numbers (one invalid), a reply, Get Responses, the log."""
+    destination = ", ".join((number, DEMO_OTHER, DEMO_INVALID))
+    _step(1, "start `resilient-circuits run` with fn_twilio against the sandbox SOAR")
     sandbox.run_app()
     soar = sandbox.driver()
-    print("2. rule 'Example: Send Twilio SMS' on incident 2095 to {}".format(number), flush=True)
+    _step(2, "rule 'Example: Send Twilio SMS' on incident 2095, destination: {}".format(destination))
     sent = soar.fire_rule("Example: Send Twilio SMS", incident_id=2095,
-                          properties={"twilio_sms_destination": number})
+                          properties={"twilio_sms_destination": destination})
     if sent.error:
-        print("   the function failed: {}".format(sent.error))
-        return 1
+        return _failed(sent.error)
     for status in sent.call.statuses:
-        print("   status: {}".format(status))
-    row = sent.rows_of("twilio_sms_log")[0]
-    print("3. the recipient answers 'ACK, on it'", flush=True)
+        print("   action status: {}".format(status), flush=True)
+    row = next(r for r in sent.rows_of("twilio_sms_log") if r["phone_number"] == number)
+    _step(3, "{} replies 'ACK, on it' (the Twilio emulator receives the SMS)".format(number))
     sandbox.twilio.inject_inbound(from_=number, body="ACK, on it")
-    print("4. rule 'Twilio: Get Responses' on the SMS Activity Log row", flush=True)
+    _step(4, "rule 'Twilio: Get Responses' on {}'s row of the SMS Activity Log".format(number))
     got = soar.fire_rule("Twilio: Get Responses", incident_id=2095, row=row)
     if got.error:
-        print("   the function failed: {}".format(got.error))
-        return 1
-    print("\nSMS Activity Log of incident 2095:")
-    for row in sandbox.rest.rows(2095, "twilio_sms_log"):
-        print("  " + json.dumps({k: v for k, v in row.items() if k != "id"}))
-    print("Notes:")
-    for note in sandbox.rest.notes(2095):
-        print("  " + note)
+        return _failed(got.error)
+    print("   result: success={}, {} repl{}".format(
+        got.results.get("success"), len(got.results.get("content") or []),
+        "y" if len(got.results.get("content") or []) == 1 else "ies"), flush=True)
+    _step(5, "what SOAR now shows on incident 2095")
+    _print_log(sandbox)
     return 0
+
+
+def _print_log(sandbox):
+    print("\nSMS Activity Log")
+    print(_table([{k: _cell(k, r.get(k)) for k, _ in LOG_COLUMNS}
+                  for r in sandbox.rest.rows(2095, "twilio_sms_log")]))
+    print("\nNotes")
+    for index, note in enumerate(sandbox.rest.notes(2095), 1):
+        print("  {}. {}".format(index, _plain(note)))
+
+
+def _step(number, text):
+    print("\n[{}] {}".format(number, text), flush=True)
+
+
+def _failed(error):
+    print("   the function failed: {}".format(error), flush=True)
+    return 1
+
+
+def _cell(column, value):
+    if value is None:
+        return ""
+    if column == "date_created":   # datetimepicker: epoch milliseconds
+        return datetime.fromtimestamp(value / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    text = str(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def _table(rows):
+    widths = [max([len(title)] + [len(r[key]) for r in rows]) for key, title in LOG_COLUMNS]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    out = [line.format(*(title for _, title in LOG_COLUMNS)), line.format(*("-" * w for w in widths))]
+    out += [line.format(*(r[key] for key, _ in LOG_COLUMNS)) for r in rows]
+    return "\n".join(out)
+
+
+def _plain(note):
+    text = re.sub(r"<br\s*/?>", " | ", str(note))
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 if __name__ == "__main__":

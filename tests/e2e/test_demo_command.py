@@ -1,0 +1,28 @@
+"""The README's main command (`make demo` = `python -m sandbox.soar demo`) end to end, as a user runs it."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_sends_collects_a_reply_and_prints_the_log():
+    run = subprocess.run([sys.executable, "-m", "sandbox.soar", "demo"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = run.stdout
+    for step in range(1, 6):
+        assert f"[{step}] " in out
+    assert "action status: Sent 2 of 2" in out
+    log = out[out.index("SMS Activity Log"):out.index("\nNotes")]
+    rows = [line for line in log.splitlines()[3:] if line.strip()]
+    assert len(rows) == 4, log
+    assert sum("outbound-api" in r for r in rows) == 3 and sum("Failed" in r for r in rows) == 1
+    assert any("received" in r and "ACK, on it" in r for r in rows)
+    notes = [line for line in out[out.index("\nNotes"):].splitlines() if line.strip()[:2].rstrip(".").isdigit()]
+    assert len(notes) == 3
+    assert "emu-key-secret" not in "\n".join(rows + notes)
