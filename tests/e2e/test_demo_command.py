@@ -18,7 +18,7 @@ def test_demo_sends_collects_a_reply_and_prints_the_log():
     for step in range(1, 6):
         assert f"[{step}] " in out
     assert "action status: Sent 2 of 2" in out
-    log = out[out.index("SMS Activity Log"):out.index("\nNotes")]
+    log = out[out.index("\nSMS Activity Log\n") + 1:out.index("\nNotes")]
     rows = [line for line in log.splitlines()[3:] if line.strip()]
     assert len(rows) == 4, log
     assert sum("outbound-api" in r for r in rows) == 3 and sum("Failed" in r for r in rows) == 1
