@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from sandbox.soar import activemq
 from sandbox.soar.broker import StompBroker
 from sandbox.soar.certs import make_self_signed
 from sandbox.soar.export import load_export
@@ -43,11 +44,14 @@ def app_export():
     return copy.deepcopy(load_export(app_export_path()))
 
 
-@pytest.fixture(scope="module")
-def running_sandbox():
-    """A sandbox preloaded with the app's customizations (plus the legacy function), app running."""
-    with Sandbox(preload="app", extra_functions=["twilio_get_responses"],
+@pytest.fixture(scope="module", params=["builtin", pytest.param("activemq", marks=pytest.mark.activemq)])
+def running_sandbox(request):
+    """A sandbox preloaded with the app's customizations (plus the legacy function), app running;
+    once with the built-in broker and once with Debian's ActiveMQ (skipped when not installed)."""
+    if request.param == "activemq" and not activemq.available():
+        pytest.skip("ActiveMQ (Debian package activemq, with a java runtime) is not installed")
+    with Sandbox(preload="app", extra_functions=["twilio_get_responses"], broker=request.param,
                  app_settings={"poll_interval": "1s"}) as sandbox:
         sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
-        sandbox.run_app(timeout=60)
+        sandbox.run_app(timeout=90)
         yield sandbox

@@ -89,8 +89,15 @@ def test_selftest_fails_with_a_reason_on_a_wrong_token(sandbox, customized):
     launcher = sandbox.launcher("selftest-bad-token", app_section=sandbox.app_section(twilio_auth_token=secret))
     code, output = launcher.selftest()
     assert code == 1, output
-    assert "failure" in output
+    assert "failure" in output and "Twilio rejected the credentials" in output
     assert secret not in output and secret not in launcher.log_text()
+
+
+def test_selftest_fails_when_the_sender_is_not_on_the_account(sandbox, customized):
+    launcher = sandbox.launcher("selftest-bad-sender", app_section=sandbox.app_section(twilio_src_address="+15005550123"))
+    code, output = launcher.selftest()
+    assert code == 1, output
+    assert "twilio_src_address is not a phone number of this Twilio account" in output
 
 
 def test_config_update_appends_the_section_once(sandbox):

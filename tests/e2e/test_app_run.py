@@ -21,12 +21,19 @@ def sandbox(running_sandbox):
     return running_sandbox
 
 
+@pytest.fixture
+def builtin_broker(sandbox):
+    """Tests that read the broker's frame log or drop its connections need the built-in broker."""
+    if sandbox.broker_kind != "builtin":
+        pytest.skip("needs the built-in broker's test controls")
+
+
 @pytest.fixture(scope="module")
 def soar(sandbox):
     return sandbox.driver()
 
 
-def test_startup_calls_the_rest_api_in_order_then_subscribes(sandbox):
+def test_startup_calls_the_rest_api_in_order_then_subscribes(sandbox, builtin_broker):
     subscribe = sandbox.broker.wait_for_frame("SUBSCRIBE", ACTIONS)[0]
     startup = [r for r in sandbox.rest.requests if r.time <= subscribe.time]
     paths = [r.path for r in startup]
@@ -67,6 +74,8 @@ def test_send_sms_round_trip_through_the_broker(sandbox, soar):
     assert call.statuses, "the app reports progress as status messages"
     sent = [m for m in sandbox.twilio.messages if m["sid"] == entry["sid"]]
     assert sent and sent[0]["body"] == "e2e hello" and sent[0]["to"] == NUMBER
+    if sandbox.broker_kind != "builtin":
+        return          # ActiveMQ keeps no frame log: the round trip above is what it proves
 
     # The app acknowledged the MESSAGE by its ack header, then replied to reply-to with the correlation-id.
     delivered = sandbox.broker.frames("MESSAGE", ACTIONS, direction="out", since=since)[-1]
@@ -159,7 +168,7 @@ def test_get_responses_is_not_offered_on_a_failed_row(soar):
                        row={"status": "Failed", "phone_number": "+353861234001"})
 
 
-def test_app_reconnects_and_gets_messages_queued_while_disconnected(sandbox, soar):
+def test_app_reconnects_and_gets_messages_queued_while_disconnected(sandbox, soar, builtin_broker):
     """resilient-circuits waits a fixed 20 s before reconnecting (STOMP_RECONNECT_INITIAL_DELAY)."""
     subscriptions = len(sandbox.broker.frames("SUBSCRIBE", ACTIONS))
     sandbox.broker.drop_connections(login=API_KEY_ID)

@@ -1,0 +1,90 @@
+"""The real ``resilient-circuits run`` when SOAR's broker connection drops, and what its log file holds.
+
+One sandbox for the module, the app logging at DEBUG and authenticating to Twilio with an API key
+while the auth token is configured too (so both Twilio secrets are in the app.config it reads).
+"""
+import json
+import time
+
+import pytest
+
+from e2e_helpers import requires_app, requires_export
+from sandbox.soar.sandbox import API_KEY_ID, API_KEY_SECRET as SOAR_API_SECRET, Sandbox
+from sandbox.twilio_emulator import API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SENDER
+
+pytestmark = [pytest.mark.e2e, requires_app, requires_export]
+
+ACTIONS = "actions.201.fn_twilio"
+ALICE = "+353861234567"
+BOB = "+14155552345"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(preload="app", extra_functions=["twilio_get_responses"], loglevel="DEBUG",
+                 app_settings={"poll_interval": "1s", "twilio_api_key_sid": API_KEY_SID,
+                               "twilio_api_key_secret": API_KEY_SECRET}) as sandbox:
+        sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
+        sandbox.run_app(timeout=60)
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def calls():
+    """Every FunctionCall of the module, for the secrets check at the end."""
+    return []
+
+
+def test_calls_in_flight_when_the_connection_drops_complete_after_reconnect(sandbox, calls):
+    """A receive call waiting and a send call inside Twilio when the broker drops the app's connection:
+    after resilient-circuits reconnects (it waits 20 s), both results reach SOAR and the SMS went once."""
+    soar = sandbox.driver()
+    subscriptions = len(sandbox.broker.frames("SUBSCRIBE", ACTIONS))
+    waiting = soar.start_function("twilio_receive_messages", {"twilio_phone_number": ALICE,
+                                                              "twilio_wait_timeout": "90s"})
+    time.sleep(1.0)
+    sandbox.twilio.latency = 1.5
+    sending = soar.start_function("twilio_send_sms", {"twilio_sms_destination": BOB,
+                                                      "twilio_sms_message": "sent across a broker hiccup"})
+    time.sleep(0.5)                                   # the create is inside Twilio now
+    sandbox.broker.drop_connections(login=API_KEY_ID)
+    sandbox.twilio.inject_inbound(from_=ALICE, to=SENDER, body="replied while SOAR was away")
+    sandbox.broker.wait_for_frame("SUBSCRIBE", ACTIONS, count=subscriptions + 1, timeout=45)
+    sandbox.twilio.latency = 0.0
+    sending.wait(90)
+    waiting.wait(90)
+    calls.extend([waiting, sending])
+    assert sending.error is None and sending.results["success"] is True
+    assert waiting.error is None and waiting.results["success"] is True
+    assert [m["message_body"] for m in waiting.results["content"]] == ["replied while SOAR was away"]
+    creates = [r for r in sandbox.twilio.requests if r.method == "POST" and r.form.get("To") == BOB]
+    assert len(creates) == 1, "the SMS was sent once"
+
+
+def test_example_rules_after_reconnect(sandbox, calls):
+    soar = sandbox.driver()
+    sent = soar.fire_rule("Example: Send Twilio SMS", incident_id=2095,
+                          properties={"twilio_sms_destination": f"{ALICE}, 12345"})
+    sandbox.twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK")
+    received = soar.fire_rule("Example: Twilio Receive Messages", incident_id=2095, properties={
+        "twilio_sms_destination": ALICE, "twilio_after_date_ts": sent.rows_of("twilio_sms_log")[0]["date_created"],
+        "twilio_wait_timeout": "10s"})
+    calls.extend([sent.call, received.call])
+    assert received.error is None, received.error
+    assert [r["msg_body"] for r in received.rows_of("twilio_sms_log")] == ["ACK"]
+    bad = soar.call_function("twilio_receive_messages", {"twilio_phone_number": ALICE, "twilio_wait_timeout": "5y"})
+    calls.append(bad)
+    assert "twilio_wait_timeout" in bad.error
+
+
+def test_no_secret_in_the_log_file_or_any_reply(sandbox, calls):
+    assert calls, "the scenarios above ran"
+    config = sandbox.app.config_text()
+    for secret in (AUTH_TOKEN, API_KEY_SECRET, SOAR_API_SECRET):
+        assert secret in config                     # the app was given every secret ...
+    log = sandbox.app.log_text() + sandbox.app.console_text()
+    assert "DEBUG" in log
+    replies = json.dumps([c.replies for c in calls] + [c.results for c in calls] + [c.error for c in calls])
+    for secret in (AUTH_TOKEN, API_KEY_SECRET, SOAR_API_SECRET):
+        assert secret not in log                    # ... and never wrote or returned one
+        assert secret not in replies
