@@ -57,3 +57,28 @@ def test_rules_through_activemq(sandbox):
     sandbox.twilio.inject_inbound(from_=NUMBER, body="via activemq")
     got = soar.fire_rule("Twilio: Get Responses", incident_id=2095, row=sent.rows_of("twilio_sms_log")[0])
     assert "via activemq" in [r["msg_body"] for r in got.rows_of("twilio_sms_log")]
+
+
+def test_two_instances_share_the_destination_and_handle_each_call_once(sandbox):
+    """Two resilient-circuits processes consume actions.201.fn_twilio on ActiveMQ: the calls are
+    shared between them, each is handled by exactly one, and each SMS is sent once."""
+    marker = "[twilio_send_sms] Validated function inputs"
+    second = sandbox.launcher("second-instance")
+    second.start(timeout=90)
+    try:
+        before = sandbox.app.log_text().count(marker)
+        soar = sandbox.driver()
+        numbers = [f"+3538612340{n:02d}" for n in range(12)]
+        pending = [soar.start_function("twilio_send_sms", {"twilio_sms_destination": number,
+                                                           "twilio_sms_message": "shared queue"})
+                   for number in numbers]
+        for call in pending:
+            call.wait(60)
+            assert call.error is None and call.results["success"] is True, call.error
+        handled = [sandbox.app.log_text().count(marker) - before, second.log_text().count(marker)]
+        assert sum(handled) == len(numbers) and min(handled) > 0, handled
+        for number in numbers:
+            creates = [r for r in sandbox.twilio.requests if r.method == "POST" and r.form.get("To") == number]
+            assert len(creates) == 1, number
+    finally:
+        second.stop()

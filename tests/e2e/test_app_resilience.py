@@ -22,7 +22,7 @@ BOB = "+14155552345"
 @pytest.fixture(scope="module")
 def sandbox():
     with Sandbox(preload="app", extra_functions=["twilio_get_responses"], loglevel="DEBUG",
-                 app_settings={"poll_interval": "1s", "twilio_api_key_sid": API_KEY_SID,
+                 app_settings={"poll_interval": "1s", "timeout": "3", "twilio_api_key_sid": API_KEY_SID,
                                "twilio_api_key_secret": API_KEY_SECRET}) as sandbox:
         sandbox.rest.add_incident(2095, "Suspicious login from 203.0.113.7", "High")
         sandbox.run_app(timeout=60)
@@ -59,6 +59,50 @@ def test_calls_in_flight_when_the_connection_drops_complete_after_reconnect(sand
     assert [m["message_body"] for m in waiting.results["content"]] == ["replied while SOAR was away"]
     creates = [r for r in sandbox.twilio.requests if r.method == "POST" and r.form.get("To") == BOB]
     assert len(creates) == 1, "the SMS was sent once"
+
+
+def test_broker_restart_while_a_receive_call_waits(sandbox, calls):
+    """The broker goes away for a second and comes back on the same port: the waiting call's result
+    is delivered once resilient-circuits has reconnected."""
+    soar = sandbox.driver()
+    waiting = soar.start_function("twilio_receive_messages", {"twilio_phone_number": BOB,
+                                                              "twilio_wait_timeout": "90s"})
+    time.sleep(1.5)
+    sandbox.broker.restart(down_seconds=1.0)
+    sandbox.twilio.inject_inbound(from_=BOB, to=SENDER, body="yes, after the restart")
+    waiting.wait(90)
+    calls.append(waiting)
+    assert waiting.error is None and waiting.results["success"] is True
+    assert [m["message_body"] for m in waiting.results["content"]] == ["yes, after the restart"]
+
+
+FAULTS = [
+    dict(kind="status", status=500), dict(kind="status", status=503),
+    dict(kind="status", status=429, times=None), dict(kind="status", status=401, code=20003),
+    dict(kind="html"), dict(kind="garbage"), dict(kind="empty"), dict(kind="drop"),
+    dict(kind="commit_then_drop"), dict(kind="delay", delay=4.0),
+]
+
+
+def test_the_process_survives_every_fault(sandbox, calls):
+    """Each Twilio fault ends in a reported recipient; afterwards the same process serves a normal call."""
+    soar = sandbox.driver()
+    pid = sandbox.app.pid
+    for fault in FAULTS:
+        sandbox.twilio.clear_faults()
+        sandbox.twilio.inject_fault(match_to=BOB, **{"times": 1, **fault})
+        call = soar.call_function("twilio_send_sms", {"twilio_sms_destination": f"{BOB}, {ALICE}",
+                                                      "twilio_sms_message": "fault drill"}, timeout=120)
+        calls.append(call)
+        assert call.error is None, (fault, call.error)
+        by_number = {e["phone_number"]: e for e in call.results["twilio_status"]}
+        assert by_number[ALICE]["success"] is True, fault
+        assert set(by_number) == {ALICE, BOB}, fault
+    sandbox.twilio.clear_faults()
+    ok = soar.call_function("twilio_send_sms", {"twilio_sms_destination": BOB, "twilio_sms_message": "all clear"})
+    calls.append(ok)
+    assert ok.results["success"] is True
+    assert sandbox.app.running and sandbox.app.pid == pid
 
 
 def test_example_rules_after_reconnect(sandbox, calls):
