@@ -36,8 +36,9 @@ def calls():
 
 
 def test_calls_in_flight_when_the_connection_drops_complete_after_reconnect(sandbox, calls):
-    """A receive call waiting and a send call inside Twilio when the broker drops the app's connection:
-    after resilient-circuits reconnects (it waits 20 s), both results reach SOAR and the SMS went once."""
+    """A receive call waiting and a send call inside Twilio when the broker drops the app's connection,
+    and a call sent while the app is away: after resilient-circuits reconnects (it waits 20 s), every
+    result reaches SOAR and the SMS went once."""
     soar = sandbox.driver()
     subscriptions = len(sandbox.broker.frames("SUBSCRIBE", ACTIONS))
     waiting = soar.start_function("twilio_receive_messages", {"twilio_phone_number": ALICE,
@@ -49,11 +50,17 @@ def test_calls_in_flight_when_the_connection_drops_complete_after_reconnect(sand
     time.sleep(0.5)                                   # the create is inside Twilio now
     sandbox.broker.drop_connections(login=API_KEY_ID)
     sandbox.twilio.inject_inbound(from_=ALICE, to=SENDER, body="replied while SOAR was away")
+    queued = soar.start_function("twilio_send_sms", {"twilio_sms_destination": ALICE,
+                                                     "twilio_sms_message": "queued while the app was away"})
+    time.sleep(0.5)
+    assert [b for _, b in sandbox.broker.pending(ACTIONS)], "the new call waits on the queue"
     sandbox.broker.wait_for_frame("SUBSCRIBE", ACTIONS, count=subscriptions + 1, timeout=45)
     sandbox.twilio.latency = 0.0
-    sending.wait(90)
-    waiting.wait(90)
-    calls.extend([waiting, sending])
+    for call in (sending, waiting, queued):
+        call.wait(90)
+    calls.extend([waiting, sending, queued])
+    assert queued.error is None and queued.results["success"] is True
+    assert "STOMP connected" in sandbox.app.log_text()
     assert sending.error is None and sending.results["success"] is True
     assert waiting.error is None and waiting.results["success"] is True
     assert [m["message_body"] for m in waiting.results["content"]] == ["replied while SOAR was away"]
@@ -78,7 +85,7 @@ def test_broker_restart_while_a_receive_call_waits(sandbox, calls):
 
 FAULTS = [
     dict(kind="status", status=500), dict(kind="status", status=503),
-    dict(kind="status", status=429, times=None), dict(kind="status", status=401, code=20003),
+    dict(kind="status", status=429, times=2), dict(kind="status", status=401, code=20003),
     dict(kind="html"), dict(kind="garbage"), dict(kind="empty"), dict(kind="drop"),
     dict(kind="commit_then_drop"), dict(kind="delay", delay=4.0),
 ]

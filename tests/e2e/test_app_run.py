@@ -166,17 +166,3 @@ def test_get_responses_is_not_offered_on_a_failed_row(soar):
     with pytest.raises(RuleNotAvailable, match="not_equals"):
         soar.fire_rule("Twilio: Get Responses", incident_id=2095,
                        row={"status": "Failed", "phone_number": "+353861234001"})
-
-
-def test_app_reconnects_and_gets_messages_queued_while_disconnected(sandbox, soar, builtin_broker):
-    """resilient-circuits waits a fixed 20 s before reconnecting (STOMP_RECONNECT_INITIAL_DELAY)."""
-    subscriptions = len(sandbox.broker.frames("SUBSCRIBE", ACTIONS))
-    sandbox.broker.drop_connections(login=API_KEY_ID)
-    call = soar.start_function("twilio_send_sms", {"twilio_sms_destination": NUMBER,
-                                                   "twilio_sms_message": "queued while down"})
-    time.sleep(0.5)
-    assert [b for _, b in sandbox.broker.pending(ACTIONS)], "the call waits on the queue"
-    sandbox.broker.wait_for_frame("SUBSCRIBE", ACTIONS, count=subscriptions + 1, timeout=40)
-    call.wait(15)
-    assert call.results["success"] is True
-    assert "STOMP connected" in sandbox.app.log_text()
