@@ -28,6 +28,17 @@ def twilio_emulator():
     emulator.stop()
 
 
+@pytest.fixture(scope="session")
+def twilio_openapi():
+    """Twilio's OpenAPI spec (openapi-core), or a skip naming where the file was expected."""
+    from sandbox import twilio_spec
+
+    reason = twilio_spec.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return twilio_spec.load_spec()
+
+
 @pytest.fixture
 def twilio(twilio_emulator):
     """The Twilio emulator, empty and without faults, for one test."""

@@ -13,18 +13,10 @@ from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER
 from tests.conftest import call_function
 
 
-@pytest.fixture(scope="module")
-def spec():
-    reason = twilio_spec.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    return twilio_spec.load_spec()
-
-
 class TestAppRequestsConform:
     APP_SETTINGS = {}
 
-    def test_every_request_and_answer_conforms(self, spec, circuits_app, twilio):
+    def test_every_request_and_answer_conforms(self, twilio_openapi, circuits_app, twilio):
         twilio.inject_inbound(from_="+353861234567", to=SENDER, body="ACK")
         twilio.seed_history(120, from_=SENDER, to="+14155552345")
         call_function(circuits_app, "twilio_send_sms", {

@@ -20,11 +20,8 @@ RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{
 
 
 @pytest.fixture(scope="module")
-def spec():
-    reason = twilio_spec.skip_reason()
-    if reason:
-        pytest.skip(reason)
-    return twilio_spec.load_spec()
+def spec(twilio_openapi):
+    return twilio_openapi
 
 
 def _validation_error():
