@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import requests
@@ -250,15 +250,6 @@ def classify(exc: BaseException, *, action: str = "create", timeout: Optional[fl
                    Retry.AMBIGUOUS if action == "create" else Retry.SAFE)
 
 
-def with_retry_after(failure: Failure, response_headers) -> Failure:
-    """The same failure, with the server's Retry-After (seconds) when it sent one."""
-    value = _retry_after(type("R", (), {"headers": response_headers or {}})())
-    if value is None:
-        return failure
-    return Failure(failure.kind, failure.message, failure.retry, failure.code, failure.http_status,
-                   failure.more_info, value)
-
-
 def _is_json(text: str) -> bool:
     try:
         json.loads(text)
@@ -280,22 +271,18 @@ def with_response(failure: Failure, response, *, action: str = "create") -> Fail
     if response is None:
         return failure
     headers = dict(getattr(response, "headers", None) or {})
-    if failure.kind is FailureKind.RATE_LIMITED:
-        failure = with_retry_after(failure, headers)
+    if failure.kind is FailureKind.RATE_LIMITED and _retry_after(response) is not None:
+        failure = replace(failure, retry_after=_retry_after(response))
     if failure.kind in (FailureKind.SERVER, FailureKind.BAD_RESPONSE) and not _is_json(
             getattr(response, "text", None)):
         described = _from_unparsed_response(response, action)
-        failure = Failure(failure.kind, described.message, failure.retry, failure.code, failure.http_status,
-                          failure.more_info, failure.retry_after)
+        failure = replace(failure, message=described.message)
     request_id = headers.get("Twilio-Request-Id")
     if request_id and failure.retry is Retry.AMBIGUOUS and request_id not in failure.message:
-        failure = Failure(failure.kind, f"{failure.message} (Twilio request {request_id})", failure.retry,
-                          failure.code, failure.http_status, failure.more_info or request_id,
-                          failure.retry_after)
+        failure = replace(failure, message=f"{failure.message} (Twilio request {request_id})",
+                          more_info=failure.more_info or request_id)
     return failure
 
 
 def _replace_retry(failure: Failure, retry: Retry) -> Failure:
-    message = failure.message.replace(f"; {MAY_HAVE_SENT}", "")
-    return Failure(failure.kind, message, retry, failure.code, failure.http_status, failure.more_info,
-                   failure.retry_after)
+    return replace(failure, message=failure.message.replace(f"; {MAY_HAVE_SENT}", ""), retry=retry)
