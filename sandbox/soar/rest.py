@@ -35,9 +35,10 @@ import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .._http import TrackingHTTPServer
 from .export import ExportIndex, load_export
 
 LOG = logging.getLogger(__name__)
@@ -71,15 +72,10 @@ class HttpError(Exception):
         self.message = message
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(TrackingHTTPServer):
     def __init__(self, addr, handler, emulator, ssl_context):
         self.emulator = emulator
         self.ssl_context = ssl_context
-        self.open_sockets = set()
-        self.sockets_lock = threading.Lock()
         super().__init__(addr, handler)
 
     def finish_request(self, request, client_address):
@@ -89,13 +85,10 @@ class _Server(ThreadingHTTPServer):
         except (ssl.SSLError, OSError) as exc:
             LOG.debug("TLS handshake with %s failed: %s", client_address, exc)
             return
-        with self.sockets_lock:
-            self.open_sockets.add(tls)
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            with self.tracked(tls):
+                self.RequestHandlerClass(tls, client_address, self)
         finally:
-            with self.sockets_lock:
-                self.open_sockets.discard(tls)
             try:
                 tls.close()
             except OSError:
@@ -107,15 +100,6 @@ class _Server(ThreadingHTTPServer):
         except OSError:
             pass
         request.close()
-
-    def close_open_sockets(self):
-        with self.sockets_lock:
-            socks = list(self.open_sockets)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -11,10 +11,11 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .._http import TrackingHTTPServer
 from . import model
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, API_ROOT, AUTH_TOKEN, MESSAGING_SERVICE_SID,
                     SENDER, DateFilter, Store, TwilioError, error_body, new_sid, parse_filter_date)
@@ -122,25 +123,12 @@ def _json_default(o):
     raise TypeError(type(o))
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(TrackingHTTPServer):
     request_queue_size = 512
 
     def __init__(self, address, emulator):
         self.emulator = emulator
-        self.open_sockets: set = set()
-        self.sockets_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def close_open_sockets(self):
-        with self.sockets_lock:
-            socks = list(self.open_sockets)
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -154,15 +142,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        with self.server.sockets_lock:
-            self.server.open_sockets.add(self.connection)
+        self._tracking = self.server.tracked(self.connection)
+        self._tracking.__enter__()
 
     def finish(self):
         try:
             super().finish()
         finally:
-            with self.server.sockets_lock:
-                self.server.open_sockets.discard(self.connection)
+            self._tracking.__exit__(None, None, None)
 
     def log_message(self, format, *args):  # noqa: A002 - quiet
         pass
