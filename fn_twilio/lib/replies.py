@@ -137,13 +137,11 @@ class _Cache:
 class ReplyPoller:
     """Polls Twilio for the inbound messages to one sender, for every :class:`Watch` registered."""
 
-    def __init__(self, settings, *, key=None, client_factory: Callable = build_client,
-                 on_stop: Optional[Callable] = None):
+    def __init__(self, settings, *, key=None, client_factory: Callable = build_client):
         self.settings = settings
         self.interval = float(settings.poll_interval)
         self._key = key
         self._client_factory = client_factory
-        self._on_stop = on_stop
         self._lock = threading.Lock()
         self._watches: list[Watch] = []
         self._fresh: list[Watch] = []       # registered, not yet covered by a look
@@ -196,15 +194,10 @@ class ReplyPoller:
         client = None
         try:
             while True:
-                if self._on_stop is not None:
-                    with _REGISTRY_LOCK:   # decide to stop atomically with the registry
-                        watches, fresh = self._take_watches()
-                        if watches is None:
-                            self._on_stop(self)
-                            return
-                else:
+                with _REGISTRY_LOCK:   # decide to stop atomically with the registry
                     watches, fresh = self._take_watches()
                     if watches is None:
+                        _forget(self)
                         return
                 self._wake.clear()
                 started = time.monotonic()
@@ -329,7 +322,7 @@ def watch_replies(settings, number: str, since: Optional[datetime], *, fresh_loo
     with _REGISTRY_LOCK:
         poller = _POLLERS.get(key)
         if poller is None or not poller.accepting:
-            poller = ReplyPoller(settings, key=key, client_factory=client_factory, on_stop=_forget)
+            poller = ReplyPoller(settings, key=key, client_factory=client_factory)
             _POLLERS[key] = poller
         watch = Watch(poller, number, since)
         poller.add(watch, fresh_look=fresh_look)
