@@ -294,20 +294,19 @@ def build_playbooks():
             "last_modified_principal": dict(_AUTHOR_PRINCIPAL), "last_modified_time": EXPORT_DATE,
             "local_scripts": [{
                 "actions": [], "created_date": EXPORT_DATE,
-                "description": "Writes the results of {} to the incident.".format(
-                    playbook.function_display_name),
+                "description": f"Writes the results of {playbook.function_display_name} to the incident.",
                 "enabled": False, "export_key": playbook.local_script_name, "id": position,
                 "language": "python3", "last_modified_by": AUTHOR,
                 "last_modified_time": EXPORT_DATE, "name": playbook.local_script_name,
                 "object_type": playbook.object_type, "playbook_handle": playbook.name,
-                "programmatic_name": "{}_local_script".format(playbook.name),
+                "programmatic_name": f"{playbook.name}_local_script",
                 "script_text": playbook.local_script(), "tags": list(TAGS), "uuid": script_uuid}],
             "manual_settings": {
                 "activation_conditions": {"conditions": conditions, "logic_type": "all"},
                 "view_items": [_view_item(stable_uuid(handle, f.name), handle)
                                for f in playbook.form]},
             "name": playbook.name, "object_type": playbook.object_type, "status": "enabled",
-            "tag": {"display_name": "Playbook_{}".format(playbook_uuid), "id": position,
+            "tag": {"display_name": f"Playbook_{playbook_uuid}", "id": position,
                     "name": handle, "type": "playbook",
                     "uuid": stable_uuid("playbook_tag", playbook.name)},
             "tags": list(TAGS), "type": "default", "uuid": playbook_uuid, "version": 1})

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Playbooks derived from the example rules and workflows (contract.md §11).
 
 Every playbook is the playbook form of one example: a rule (menu item) and the workflow it runs.
@@ -19,7 +18,6 @@ This module is plain Python with no knowledge of export.res ids and UUIDs: ``bui
 import os
 import re
 from dataclasses import dataclass
-from typing import Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,7 +28,7 @@ NAME_SUFFIX = "_pb"
 
 #: How a workflow script's names read in a playbook script, applied in order to code lines
 #: (comments are kept as written). Each entry: (pattern, replacement, what it means).
-PLAYBOOK_REWRITES: Tuple[Tuple[str, str, str], ...] = (
+PLAYBOOK_REWRITES: tuple[tuple[str, str, str], ...] = (
     (r"\brule\.properties\.", "playbook.inputs.",
      "a rule field becomes the playbook activation form field of the same name"),
     (r"\bworkflow\.addProperty\(", "playbook.addProperty(",
@@ -78,7 +76,7 @@ def to_playbook_code(source: str, origin: str = "<script>") -> str:
 
 def results_prologue(result_name: str) -> str:
     """The local script's first code line: the workflow script's ``results`` in a playbook."""
-    return "results = playbook.functions.results.{}\n".format(result_name)
+    return f"results = playbook.functions.results.{result_name}\n"
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ class Playbook:
     function: str
     function_display_name: str
     result_name: str
-    form: Tuple[FormField, ...]
+    form: tuple[FormField, ...]
     conditions: tuple            # definitions.Condition, as the rule has them
     rule: str
     workflow: str
@@ -111,20 +109,20 @@ class Playbook:
 
     @property
     def local_script_name(self) -> str:
-        return "{}: write the results".format(self.display_name)
+        return f"{self.display_name}: write the results"
 
     def input_script(self) -> str:
         """The function node's input script (python3), from the workflow's pre-processing script."""
-        header = ("# Function input script of \"{}\", built from customizations/{}\n"
-                  "# (rule.properties.<field> reads playbook.inputs.<field>).\n").format(
-            self.display_name, self.pre_script)
+        header = (f"# Function input script of \"{self.display_name}\",\n"
+                  f"# built from customizations/{self.pre_script}\n"
+                  "# (rule.properties.<field> reads playbook.inputs.<field>).\n")
         return header + to_playbook_code(_read(self.pre_script), self.pre_script)
 
     def local_script(self) -> str:
         """The local script after the function (python3), from the workflow's post-processing script."""
-        header = ("# Local script of \"{}\", built from customizations/{}:\n"
-                  "# the function's results are playbook.functions.results.{}.\n").format(
-            self.display_name, self.post_script, self.result_name)
+        header = (f"# Local script of \"{self.display_name}\",\n"
+                  f"# built from customizations/{self.post_script}:\n"
+                  f"# the function's results are playbook.functions.results.{self.result_name}.\n")
         return header + results_prologue(self.result_name) + to_playbook_code(
             _read(self.post_script), self.post_script)
 
@@ -138,11 +136,11 @@ def playbook_for(rule_name: str, definitions) -> Playbook:
     rule = rules[rule_name]
     workflow = {w.programmatic_name: w for w in definitions.WORKFLOWS}[rule.workflow]
     if not workflow.result_name:
-        raise PlaybookSourceError("workflow {!r} has no result_name; its playbook's local script "
-                                  "could not read the results".format(workflow.programmatic_name))
+        raise PlaybookSourceError(f"workflow {workflow.programmatic_name!r} has no result_name; its "
+                                  "playbook's local script could not read the results")
     if workflow.object_type != rule.object_type:
-        raise PlaybookSourceError("rule {!r} is on {} but its workflow is on {}".format(
-            rule.name, rule.object_type, workflow.object_type))
+        raise PlaybookSourceError(f"rule {rule.name!r} is on {rule.object_type} but its workflow is on "
+                                  f"{workflow.object_type}")
     fn = definitions.function_by_name(workflow.function)
     form = tuple(FormField(name=f.name, label=f.label, input_type=f.input_type, required=f.required,
                            tooltip=f.tooltip, placeholder=f.placeholder)
@@ -156,7 +154,7 @@ def playbook_for(rule_name: str, definitions) -> Playbook:
         pre_script=workflow.pre_script, post_script=workflow.post_script)
 
 
-def all_playbooks(definitions) -> Tuple[Playbook, ...]:
+def all_playbooks(definitions) -> tuple[Playbook, ...]:
     """The playbooks of every rule named in ``definitions.PLAYBOOK_EXAMPLES``, in that order."""
     return tuple(playbook_for(name, definitions) for name in definitions.PLAYBOOK_EXAMPLES)
 

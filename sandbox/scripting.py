@@ -375,7 +375,7 @@ class ScriptRun:
     notes: List[Dict[str, Any]] = field(default_factory=list)   # {"text": str, "rich": bool}
     inputs: Dict[str, Any] = field(default_factory=dict)        # function inputs after the script
     workflow_properties: Dict[str, Any] = field(default_factory=dict)
-    playbook_properties: Dict[str, Any] = field(default_factory=dict)
+    playbook_properties: dict[str, Any] = field(default_factory=dict)
     _row_objects: List[Tuple[str, DatatableRow]] = field(default_factory=list, repr=False)
 
     @property
@@ -457,7 +457,7 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
               for t, cols in tables.items()}
 
     if context not in ("workflow", "playbook"):
-        raise ValueError("context must be 'workflow' or 'playbook', not {!r}".format(context))
+        raise ValueError(f"context must be 'workflow' or 'playbook', not {context!r}")
     run = ScriptRun(name=name, inputs=dict(inputs or {}))
     namespace: Dict[str, Any] = {
         "__builtins__": _script_builtins(),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The playbooks: derived from the example rules and workflows, their scripts built from the same
 script files, and those scripts run in their playbook form by the sandbox script engine against the
 function output in payload_samples/."""

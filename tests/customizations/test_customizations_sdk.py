@@ -69,7 +69,8 @@ def test_docgen_documents_the_export(tmp_path):
         assert expected in text, expected
     playbooks = text[text.index("## Playbooks"):].split("\n---\n", 1)[0]
     assert "| Twilio: Get Responses (Playbook) |" in playbooks
-    assert "| Manual | twilio_sms_log | `enabled` | `twilio_sms_log.status not_equals Failed` |" in playbooks, playbooks
+    row = "| Manual | twilio_sms_log | `enabled` | `twilio_sms_log.status not_equals Failed` |"
+    assert row in playbooks, playbooks
 
 
 class _FakeSoar:
