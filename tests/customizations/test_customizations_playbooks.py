@@ -214,3 +214,30 @@ def test_playbook_properties_and_earlier_results():
                      "assert playbook.inputs.missing is None\n",
                      context="playbook", playbook_results={"a": {"content": [1, 2]}})
     assert run.playbook_properties == {"seen": {"n": 2}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's Playbooks section stays true to the build
+# ---------------------------------------------------------------------------------------------
+def _readme_playbooks_section():
+    with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as handle:
+        text = handle.read()
+    assert "- [Playbooks](#playbooks)" in text
+    return text[text.index("\n## Playbooks\n"):].split("\n---\n", 1)[0]
+
+
+@pytest.mark.parametrize("workflow", sorted(PLAYBOOKS))
+def test_readme_documents_each_playbook_as_built(workflow):
+    playbook = PLAYBOOKS[workflow]
+    section = _readme_playbooks_section()
+    assert f"### Playbook - {playbook.display_name}\n" in section
+    assert f"| `{playbook.name}` | `{playbook.object_type}` |" in section
+    assert playbook.input_script().rstrip("\n") in section
+    local = playbook.local_script()
+    head = local[:local.index(pb.results_prologue(playbook.result_name))]
+    assert head + pb.results_prologue(playbook.result_name) + "# ... then customizations/" + \
+        playbook.post_script in section
+    for f in playbook.form:
+        assert f"| {f.label} | `{f.name}` | `{f.input_type}` | {'Yes' if f.required else 'No'} |" in section
+    for c in playbook.conditions:
+        assert f"`{c.field_name} {c.method} {c.value}`" in section
