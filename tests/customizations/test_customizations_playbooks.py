@@ -1,6 +1,7 @@
 """The playbooks: derived from the example rules and workflows, their scripts built from the same
 script files, and those scripts run in their playbook form by the sandbox script engine against the
 function output in payload_samples/."""
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -241,3 +242,35 @@ def test_readme_documents_each_playbook_as_built(workflow):
         assert f"| {f.label} | `{f.name}` | `{f.input_type}` | {'Yes' if f.required else 'No'} |" in section
     for c in playbook.conditions:
         assert f"`{c.field_name} {c.method} {c.value}`" in section
+
+
+# ---------------------------------------------------------------------------------------------
+# One source: a script edit reaches the playbooks, and the staleness check sees it
+# ---------------------------------------------------------------------------------------------
+def test_an_edited_script_file_changes_the_playbook_and_makes_the_export_stale(monkeypatch):
+    original = pb._read
+
+    def edited(relative_path):
+        text = original(relative_path)
+        return text + "inputs.twilio_wait_timeout = rule.properties.twilio_wait_timeout\n" \
+            if relative_path.endswith("example_twilio_receive_messages_pre.py") else text
+
+    monkeypatch.setattr(pb, "_read", edited)
+    [entry] = [p for p in build_export.build_playbooks() if p["name"] == "example_twilio_receive_messages_pb"]
+    spec = json.loads(next(ET.fromstring(entry["content"]["xml"]).iter(RESILIENT + "function")).text)
+    assert spec["pre_processing_script"].endswith(
+        "inputs.twilio_wait_timeout = playbook.inputs.twilio_wait_timeout\n")
+    out = io.StringIO()
+    assert build_export.check(EXPORT_RES_PATH, out=out) == 1 and "stale" in out.getvalue()
+
+
+def test_playbook_uuids_are_unique_across_the_export(exported):
+    with open(EXPORT_RES_PATH, encoding="utf-8") as handle:
+        export = json.load(handle)
+    uuids = [o["uuid"] for key in ("functions", "workflows", "actions", "types", "fields")
+             for o in export[key]]
+    for entry in exported.values():
+        uuids += [entry["uuid"], entry["fields_type"]["uuid"], entry["tag"]["uuid"]]
+        uuids += [s["uuid"] for s in entry["local_scripts"]]
+        uuids += [f["uuid"] for f in entry["fields_type"]["fields"].values()]
+    assert len(uuids) == len(set(uuids))
