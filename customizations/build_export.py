@@ -8,7 +8,8 @@
 
 The output is deterministic: UUIDs are uuid5 of the object's kind and name, ids are positions,
 the export date and server version are fixed, keys are sorted and lists keep the order of the
-definitions. The workflows' scripts are embedded verbatim from customizations/scripts/.
+definitions. The workflows' scripts are embedded verbatim from customizations/scripts/; the
+playbooks' scripts are built from the same files by customizations/playbooks.py.
 """
 import argparse
 import difflib
@@ -24,11 +25,13 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from customizations import definitions as d  # noqa: E402
+from customizations import playbooks as pb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 EXPORT_RES = os.path.join(REPO_ROOT, "fn_twilio", "util", "data", "export.res")
 TEMPLATE = os.path.join(HERE, "templates", "workflow.bpmn")
+PLAYBOOK_TEMPLATE = os.path.join(HERE, "templates", "playbook.bpmn")
 REBUILD_COMMAND = "python customizations/build_export.py"
 
 #: uuid5 namespace of every object this app exports (never change: SOAR matches objects by uuid)
@@ -138,8 +141,8 @@ def build_message_destinations():
              "uuid": stable_uuid("message_destination", name)}]
 
 
-def _template():
-    with open(TEMPLATE, encoding="utf-8") as handle:
+def _template(path=TEMPLATE):
+    with open(path, encoding="utf-8") as handle:
         text = handle.read()
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)     # the template's own comment
     text = re.sub(r">\s+<", "><", text).strip()             # SOAR stores the XML on one line
@@ -229,6 +232,88 @@ def build_types():
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Playbooks: derived from the rules and workflows by customizations/playbooks.py
+# --------------------------------------------------------------------------------------------
+PLAYBOOK_FORM_TYPE_ID = 28        # the type of a playbook's activation form
+PLAYBOOK_FORM_FIELD_TYPE_ID = 1030
+PLAYBOOK_FIELD_ID_BASE = 201      # activation form field ids, apart from the other fields' ids
+_AUTHOR_PRINCIPAL = {"display_name": AUTHOR, "id": 1, "name": AUTHOR, "type": "user"}
+
+
+def playbook_xml(playbook, playbook_uuid, script_uuid):
+    attr = {'"': "&quot;"}
+    function_json = json.dumps({
+        "inputs": {}, "pre_processing_script": playbook.input_script(),
+        "pre_processing_script_language": "python3", "result_name": playbook.result_name,
+    }, sort_keys=True, separators=(",", ":"))
+    return _template(PLAYBOOK_TEMPLATE).substitute(
+        process_id=pb.form_handle(playbook_uuid),
+        function_name=xml_escape(playbook.function_display_name, attr),
+        function_uuid=stable_uuid("function", playbook.function),
+        function_json=xml_escape(function_json),
+        script_name=xml_escape(playbook.local_script_name, attr), script_uuid=script_uuid)
+
+
+def _playbook_form(playbook, handle, first_id):
+    fields = {}
+    for offset, f in enumerate(playbook.form):
+        fld = _field(f, handle, PLAYBOOK_FORM_FIELD_TYPE_ID, first_id + offset, None)
+        fields[f.name] = fld
+    return {
+        "actions": [], "display_name": playbook.display_name, "export_key": handle,
+        "fields": fields, "for_actions": False, "for_custom_fields": False,
+        "for_notifications": False, "for_workflows": False, "id": None,
+        "parent_types": ["__playbook"],
+        "properties": {"can_create": False, "can_destroy": False, "for_who": []},
+        "scripts": [], "tags": list(TAGS), "type_id": PLAYBOOK_FORM_TYPE_ID, "type_name": handle,
+        "uuid": stable_uuid("playbook_form", playbook.name)}
+
+
+def build_playbooks():
+    """The export's ``playbooks``: one per definitions.PLAYBOOK_EXAMPLES entry."""
+    out = []
+    first_field_id = PLAYBOOK_FIELD_ID_BASE
+    for position, playbook in enumerate(pb.all_playbooks(d), start=1):
+        playbook_uuid = stable_uuid("playbook", playbook.name)
+        script_uuid = stable_uuid("playbook_script", playbook.name)
+        handle = pb.form_handle(playbook_uuid)
+        conditions = [{"evaluation_id": None, "field_name": c.field_name, "method": c.method,
+                       "type": None, "value": c.value} for c in playbook.conditions]
+        out.append({
+            "activation_type": "manual",
+            "content": {"content_version": 1,
+                        "xml": playbook_xml(playbook, playbook_uuid, script_uuid)},
+            "create_date": EXPORT_DATE, "creator_principal": dict(_AUTHOR_PRINCIPAL),
+            "deployment_id": handle,
+            "description": {"content": playbook.description, "format": "text"},
+            "display_name": playbook.display_name, "export_key": playbook.name,
+            "field_type_handle": handle,
+            "fields_type": _playbook_form(playbook, handle, first_field_id),
+            "has_logical_errors": False, "id": position, "is_deleted": False, "is_locked": False,
+            "last_modified_principal": dict(_AUTHOR_PRINCIPAL), "last_modified_time": EXPORT_DATE,
+            "local_scripts": [{
+                "actions": [], "created_date": EXPORT_DATE,
+                "description": f"Writes the results of {playbook.function_display_name} to the incident.",
+                "enabled": False, "export_key": playbook.local_script_name, "id": position,
+                "language": "python3", "last_modified_by": AUTHOR,
+                "last_modified_time": EXPORT_DATE, "name": playbook.local_script_name,
+                "object_type": playbook.object_type, "playbook_handle": playbook.name,
+                "programmatic_name": f"{playbook.name}_local_script",
+                "script_text": playbook.local_script(), "tags": list(TAGS), "uuid": script_uuid}],
+            "manual_settings": {
+                "activation_conditions": {"conditions": conditions, "logic_type": "all"},
+                "view_items": [_view_item(stable_uuid(handle, f.name), handle)
+                               for f in playbook.form]},
+            "name": playbook.name, "object_type": playbook.object_type, "status": "enabled",
+            "tag": {"display_name": f"Playbook_{playbook_uuid}", "id": position,
+                    "name": handle, "type": "playbook",
+                    "uuid": stable_uuid("playbook_tag", playbook.name)},
+            "tags": list(TAGS), "type": "default", "uuid": playbook_uuid, "version": 1})
+        first_field_id += len(playbook.form)
+    return out
+
+
 def build_export():
     """The whole export as a dict."""
     return {
@@ -239,7 +324,7 @@ def build_export():
         "inbound_mailboxes": None, "incident_artifact_types": [],
         "incident_types": [dict(INTERNAL_INCIDENT_TYPE)], "layouts": [], "locale": None,
         "message_destinations": build_message_destinations(), "notifications": None,
-        "overrides": [], "phases": [], "playbooks": [], "regulators": None, "roles": [],
+        "overrides": [], "phases": [], "playbooks": build_playbooks(), "regulators": None, "roles": [],
         "scripts": [], "server_version": dict(SERVER_VERSION), "tags": [], "task_order": [],
         "timeframes": None, "types": build_types(), "workflows": build_workflows(),
         "workspaces": []}

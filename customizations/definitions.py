@@ -8,7 +8,7 @@
 The names here are the contract (contract.md §1, §3, §4, §6):
 message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``
 (the legacy ``twilio_get_responses`` *function* is served by the app but deliberately not exported);
-the datatable ``twilio_sms_log``; three rules and three workflows.
+the datatable ``twilio_sms_log``; three rules and three workflows, and a playbook for each.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -259,6 +259,17 @@ RULES = (
          conditions=(Condition("{}.status".format(SMS_LOG.name), "not_equals", "Failed"),)),
 )
 
+
+# --------------------------------------------------------------------------------------------
+# Playbooks (contract.md §11): one entry per example, naming its rule. Everything else (name,
+# object type, activation form, conditions, function, scripts) is derived from the rule and its
+# workflow by customizations/playbooks.py; display name = the workflow's + " (Playbook)".
+# --------------------------------------------------------------------------------------------
+PLAYBOOK_EXAMPLES = (
+    "Example: Send Twilio SMS",
+    "Example: Twilio Receive Messages",
+    "Twilio: Get Responses",
+)
 
 def function_by_name(name: str) -> Function:
     for fn in FUNCTIONS:

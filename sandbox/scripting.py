@@ -23,6 +23,14 @@ Globals, shaped like SOAR's:
 - ``helper``: ``createRichText(html)``, ``createPlainText(text)``.
 - ``workflow``: ``workflow.properties`` and ``workflow.addProperty(name, dict)``.
 
+In a playbook (``context="playbook"``) there is no ``rule``, ``workflow`` or ``results``; instead
+``playbook`` gives ``playbook.inputs.<form field>`` (None when not filled in),
+``playbook.functions.results.<result_name>`` (the results of the functions run so far),
+``playbook.properties`` and ``playbook.addProperty(name, dict)``:
+
+    run = run_script(local_script_text, context="playbook", results=function_results,
+                     result_name="twilio_send_sms_result")
+
 Strict like SOAR: writing a column the datatable does not define (or a value of the wrong type
 for the column, e.g. text into a datetimepicker) raises; so does ``addRow`` on an unknown table,
 reading a key that the results do not have as an attribute, importing a module SOAR does not
@@ -340,6 +348,23 @@ class _Workflow:
         self.properties[name] = value
 
 
+class _PlaybookFunctions:
+    def __init__(self, results: Mapping):
+        self.results = SoarDict(results)
+
+
+class _Playbook:
+    """``playbook`` in a playbook's input and local scripts."""
+
+    def __init__(self, inputs: Optional[Mapping], results: Mapping, properties: Optional[Mapping]):
+        self.inputs = _Namespace(inputs)
+        self.functions = _PlaybookFunctions(results)
+        self.properties = SoarDict(properties or {})
+
+    def addProperty(self, name, value):  # noqa: N802 (SOAR's name)
+        self.properties[name] = value
+
+
 # --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
@@ -350,6 +375,7 @@ class ScriptRun:
     notes: List[Dict[str, Any]] = field(default_factory=list)   # {"text": str, "rich": bool}
     inputs: Dict[str, Any] = field(default_factory=dict)        # function inputs after the script
     workflow_properties: Dict[str, Any] = field(default_factory=dict)
+    playbook_properties: dict[str, Any] = field(default_factory=dict)
     _row_objects: List[Tuple[str, DatatableRow]] = field(default_factory=list, repr=False)
 
     @property
@@ -392,8 +418,12 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
                results: Optional[Mapping] = None, inputs: Optional[Mapping] = None,
                datatables: Optional[Mapping[str, Any]] = None,
                row_table: str = "twilio_sms_log",
-               workflow_properties: Optional[Mapping] = None) -> ScriptRun:
-    """Run one pre/post-processing script like SOAR and return what it did.
+               workflow_properties: Optional[Mapping] = None, context: str = "workflow",
+               playbook_inputs: Optional[Mapping] = None, result_name: str = "",
+               playbook_results: Optional[Mapping] = None,
+               playbook_properties: Optional[Mapping] = None) -> ScriptRun:
+    """Run one script like SOAR (a workflow's pre/post-processing script, or a playbook's
+    function input script or local script) and return what it did.
 
     :param path_or_source: a path to a .py file (str or PathLike) or the script's text.
     :param incident: the incident's fields (id, name, severity_code, properties...);
@@ -407,6 +437,12 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
         datatables of customizations/definitions.py.
     :param row_table: the datatable ``row`` belongs to.
     :param workflow_properties: ``workflow.properties`` before the script runs.
+    :param context: "workflow" (``rule``, ``workflow``, ``results``) or "playbook" (``playbook``).
+    :param playbook_inputs: the activation form's values, ``playbook.inputs.<field>``.
+    :param result_name: in a playbook, the name ``results`` is kept under:
+        ``playbook.functions.results.<result_name>``.
+    :param playbook_results: results of earlier functions of the playbook, {result_name: results}.
+    :param playbook_properties: ``playbook.properties`` before the script runs.
     :raises ScriptError: the script is not valid Python 3, or did something SOAR refuses.
     """
     name, source = _read_source(path_or_source)
@@ -420,17 +456,29 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     tables = {t: (dict(cols) if isinstance(cols, Mapping) else {c: "" for c in cols})
               for t, cols in tables.items()}
 
+    if context not in ("workflow", "playbook"):
+        raise ValueError(f"context must be 'workflow' or 'playbook', not {context!r}")
     run = ScriptRun(name=name, inputs=dict(inputs or {}))
-    workflow = _Workflow(workflow_properties)
     namespace: Dict[str, Any] = {
         "__builtins__": _script_builtins(),
         "__name__": "__soar_script__",
         "incident": _Incident(run, DEFAULT_INCIDENT if incident is None else incident, tables),
-        "rule": _Rule(rule_properties),
         "inputs": _Inputs(run.inputs),
         "helper": _Helper(),
-        "workflow": workflow,
     }
+    workflow = _Workflow(workflow_properties)
+    playbook = None
+    if context == "playbook":
+        all_results = dict(playbook_results or {})
+        if results is not None:
+            if not result_name:
+                raise ValueError("a playbook script's results need a result_name")
+            all_results[result_name] = results
+            results = None
+        playbook = _Playbook(playbook_inputs, all_results, playbook_properties)
+        namespace["playbook"] = playbook
+    else:
+        namespace.update(rule=_Rule(rule_properties), workflow=workflow)
     if row is not None:
         if row_table not in tables:
             raise ScriptError("unknown datatable {!r} for row".format(row_table))
@@ -445,4 +493,6 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     except Exception as err:
         raise ScriptError("{} failed: {}: {}".format(name, type(err).__name__, err)) from err
     run.workflow_properties = workflow.properties.to_dict()
+    if playbook is not None:
+        run.playbook_properties = playbook.properties.to_dict()
     return run

@@ -4,7 +4,8 @@
 listens on ``acks.<org>.<destination>`` and matches replies to calls by ``correlation-id``.
 ``fire_rule`` runs what SOAR runs for a menu-item rule: the workflow's pre-processing script, the
 function call, the post-processing script, then keeps the notes and datatable rows on the
-emulator's incident.
+emulator's incident. ``run_playbook`` does the same for a manual playbook: activation with the form's
+values, each function node (its input script, then the function), each local script on the results.
 """
 import itertools
 import json
@@ -107,6 +108,22 @@ class RuleRun:
 
     def rows_of(self, table):
         return [row for name, row in self.rows if name == table]
+
+
+@dataclass
+class PlaybookRun(RuleRun):
+    """What running a playbook did; ``rule`` is the playbook's API name, ``pre`` the last function's
+    input script run, ``post`` the last local script run (None when a function failed)."""
+    display_name: str = None
+    form: dict[str, Any] = field(default_factory=dict)             # the activation form's values
+    results_by_name: dict[str, Any] = field(default_factory=dict)  # result_name -> a function's results
+    properties: dict[str, Any] = field(default_factory=dict)       # playbook.properties at the end
+    playbook_instance_id: int = None
+
+    @property
+    def error(self):
+        """The message of the function that failed and stopped the playbook (None when none failed)."""
+        return next((c.error for c in self.calls if c.error is not None), None)
 
 
 class _Listener(stomp.ConnectionListener):
@@ -321,10 +338,14 @@ class SoarDriver:
             shaped[key] = value
         return shaped
 
-    def start_function(self, name, inputs, workflow_instance_id=None, workflow=None):
-        """Send a function message and return once the broker has it; ``FunctionCall.wait()`` for the outcome."""
+    def start_function(self, name, inputs, workflow_instance_id=None, workflow=None,
+                       playbook_instance_id=None):
+        """Send a function message and return once the broker has it; ``FunctionCall.wait()`` for the outcome.
+        With ``playbook_instance_id`` the call comes from a playbook (no workflow, no workflow instance)."""
         fn = self.function_definition(name)
-        if workflow_instance_id is None and self.rest is not None:
+        if playbook_instance_id is not None:
+            workflow_instance_id = None
+        elif workflow_instance_id is None and self.rest is not None:
             workflow_instance_id = self.rest.add_workflow_instance()
         elif workflow_instance_id is None:
             workflow_instance_id = next(self._ids)
@@ -344,6 +365,9 @@ class SoarDriver:
             "workflow": workflow,
             "workflow_instance": {"workflow_instance_id": workflow_instance_id},
         }
+        if playbook_instance_id is not None:
+            message.update(workflow=None, workflow_instance=None,
+                           playbook_instance={"playbook_instance_id": playbook_instance_id})
         call = FunctionCall(name, dict(inputs or {}), corr, workflow_instance_id, message)
         with self._lock:
             self.calls[corr] = call
@@ -374,15 +398,10 @@ class SoarDriver:
         if incident is None:
             raise RuleNotAvailable("no incident {}".format(incident_id))
         object_type = rule.get("object_type")
-        row_cells = None
-        if object_type in index.datatables:
-            if row is None:
-                raise RuleNotAvailable("rule {!r} runs on a {} row; pass row=".format(rule_name, object_type))
-            row_cells = {k: v for k, v in dict(row).items() if k != "id"}
+        row_cells = self._row_cells(index, object_type, row, f"rule {rule_name!r}")
         self._check_conditions(rule, incident, object_type, row_cells)
 
-        datatables = {name: {col: fld.get("input_type", "text") for col, fld in (t.get("fields") or {}).items()}
-                      for name, t in index.datatables.items()}
+        datatables = self._datatable_types(index)
         run = RuleRun(rule=rule_name, incident_id=int(incident_id))
         deadline = time.monotonic() + timeout
         for wf_name in rule.get("workflows") or []:
@@ -419,6 +438,84 @@ class SoarDriver:
             self.rest.complete_workflow_instance(instance)
         return run
 
+    # ------------------------------------------------------------------ playbooks
+    def run_playbook(self, name, *, incident_id, inputs=None, row=None, timeout=60.0):
+        """Run a manual playbook the way SOAR does, against the emulator's imported customizations.
+
+        ``name`` is the playbook's API name or display name; ``inputs`` the activation form's values
+        (a field left out reads None: the sandbox, like SOAR's REST API, does not fill in or refuse empty
+        required fields, so the function's own checks answer). A failing function stops the playbook:
+        ``PlaybookRun.error`` holds its message and no local script runs after it.
+        """
+        from sandbox.scripting import run_script   # a sibling module; imported when playbooks are used
+
+        if self.rest is None:
+            raise RuntimeError("run_playbook needs the REST emulator")
+        index = self.rest.export_index()
+        by_display = {p.get("display_name"): key for key, p in index.playbooks.items()}
+        playbook = index.playbooks.get(by_display.get(name, name))
+        if playbook is None:
+            known = ", ".join(sorted(index.playbooks)) or "none; import the customizations first"
+            raise RuleNotAvailable(f"no playbook {name!r} on the server (playbooks: {known})")
+        if playbook.get("activation_type") != "manual" or playbook.get("status") != "enabled":
+            raise RuleNotAvailable(f"playbook {name!r} is not an enabled manual playbook")
+        incident = self.rest.incident(incident_id, handle_names=True)
+        if incident is None:
+            raise RuleNotAvailable(f"no incident {incident_id}")
+        object_type = playbook.get("object_type")
+        row_cells = self._row_cells(index, object_type, row, f"playbook {name!r}")
+        activation = (playbook.get("manual_settings") or {}).get("activation_conditions") or {}
+        self._check_conditions(dict(activation, name=playbook.get("display_name")), incident, object_type,
+                               row_cells, kind="playbook")
+
+        run = PlaybookRun(rule=playbook["name"], incident_id=int(incident_id),
+                          display_name=playbook.get("display_name"), form=dict(inputs or {}),
+                          playbook_instance_id=next(self._ids))
+        script_kw = dict(incident=incident, datatables=self._datatable_types(index), context="playbook",
+                         playbook_inputs=run.form)
+        if row_cells is not None:
+            script_kw.update(row=row_cells, row_table=object_type)
+        deadline = time.monotonic() + timeout
+        for step in index.playbook_steps(playbook["name"]):
+            if step.kind == "function":
+                task = step.task
+                pre = run_script(task.pre_processing_script, inputs=dict(task.static_inputs),
+                                 playbook_results=run.results_by_name, playbook_properties=run.properties,
+                                 **script_kw)
+                run.pre, run.function_name, run.inputs = pre, task.function_name, dict(pre.inputs)
+                run.properties = pre.playbook_properties
+                self._keep(run, pre)
+                call = self.start_function(task.function_name, pre.inputs,
+                                           playbook_instance_id=run.playbook_instance_id)
+                run.call = call
+                run.calls.append(call)
+                call.wait(max(deadline - time.monotonic(), 0.1))
+                if call.error is not None:
+                    return run
+                run.results_by_name[task.result_name] = call.results
+            else:
+                post = run_script(step.script.get("script_text") or "", playbook_results=run.results_by_name,
+                                  playbook_properties=run.properties, **script_kw)
+                run.post = post
+                run.properties = post.playbook_properties
+                self._keep(run, post)
+        return run
+
+    @staticmethod
+    def _row_cells(index, object_type, row, what):
+        """The row's cells for a rule or playbook on a datatable (None on other objects)."""
+        if object_type not in index.datatables:
+            return None
+        if row is None:
+            raise RuleNotAvailable(f"{what} runs on a {object_type} row; pass row=")
+        return {k: v for k, v in dict(row).items() if k != "id"}
+
+    @staticmethod
+    def _datatable_types(index):
+        """{table: {column: input_type}}, as the script engine checks rows."""
+        return {name: {col: fld.get("input_type", "text") for col, fld in (t.get("fields") or {}).items()}
+                for name, t in index.datatables.items()}
+
     def _keep(self, run, script_run):
         for note in script_run.notes:
             text = note["text"] if isinstance(note, dict) else str(note)
@@ -429,7 +526,7 @@ class SoarDriver:
             run.rows.append((table, kept))
 
     @staticmethod
-    def _check_conditions(rule, incident, object_type, row_cells):
+    def _check_conditions(rule, incident, object_type, row_cells, kind="rule"):
         results = []
         for cond in rule.get("conditions") or []:
             field_name = cond.get("field_name") or ""
@@ -457,5 +554,5 @@ class SoarDriver:
         outcomes = [r[3] for r in results]
         if outcomes and not (all(outcomes) if logic == "all" else any(outcomes)):
             failed = ["{} {} {!r}".format(f, m, v) for f, m, v, ok in results if not ok]
-            raise RuleNotAvailable("rule {!r} is not offered here: condition {} is false".format(
-                rule.get("name"), ", ".join(failed)))
+            raise RuleNotAvailable("{} {!r} is not offered here: condition {} is false".format(
+                kind, rule.get("name"), ", ".join(failed)))

@@ -105,6 +105,42 @@ def parse_workflow_tasks(workflow, functions_by_uuid=None):
     return tasks
 
 
+@dataclass
+class PlaybookStep:
+    """One step of a playbook, in the order the sequence flows run them: a function (``task``)
+    or a local script (``script``: the local_scripts entry)."""
+    kind: str                 # "function" or "script"
+    element_id: str
+    task: FunctionTask = None
+    script: dict = None
+
+
+def parse_playbook_steps(playbook, functions_by_uuid=None):
+    """The function and local-script steps of a playbook, following its sequence flows from the start."""
+    bpmn = f"{{{BPMN_NS}}}"
+    root = ET.fromstring(((playbook.get("content") or {}).get("xml") or "").encode("utf-8"))
+    process = root.find(bpmn + "process")
+    if process is None:
+        return []
+    tasks = {t.task_id: t for t in parse_workflow_tasks(playbook, functions_by_uuid)}
+    scripts = {s.get("uuid"): s for s in playbook.get("local_scripts") or []}
+    flows = {f.get("sourceRef"): f.get("targetRef") for f in process.iter(bpmn + "sequenceFlow")}
+    elements = {el.get("id"): el for el in process}
+    start = next((el.get("id") for el in process if el.tag == bpmn + "startEvent"), None)
+    steps, seen, current = [], set(), flows.get(start)
+    while current is not None and current not in seen:
+        seen.add(current)
+        el = elements.get(current)
+        if current in tasks:
+            steps.append(PlaybookStep("function", current, task=tasks[current]))
+        elif el is not None and el.tag == bpmn + "scriptTask":
+            ref = el.find(f"{bpmn}extensionElements/{{{RESILIENT_NS}}}script")
+            uuid = ref.get("uuid") if ref is not None else None
+            steps.append(PlaybookStep("script", current, script=scripts.get(uuid, {"uuid": uuid})))
+        current = flows.get(current)
+    return steps
+
+
 def _static_value(value):
     if not isinstance(value, dict):
         return value
@@ -144,6 +180,7 @@ class ExportIndex:
                 self.functions_by_uuid[fn["uuid"]] = fn
         self.workflows = {w.get("programmatic_name"): w for w in export.get("workflows") or []}
         self.rules = {r.get("name"): r for r in export.get("actions") or []}
+        self.playbooks = {p.get("name"): p for p in export.get("playbooks") or []}
 
     # -- helpers used by the driver --
     def function_inputs(self, fn_name):
@@ -153,6 +190,9 @@ class ExportIndex:
 
     def workflow_tasks(self, programmatic_name):
         return parse_workflow_tasks(self.workflows[programmatic_name], self.functions_by_uuid)
+
+    def playbook_steps(self, name):
+        return parse_playbook_steps(self.playbooks[name], self.functions_by_uuid)
 
     def fields_of_type(self, type_name):
         return [f for key, f in self.fields.items() if _type_and_name(key)[0] == type_name]
@@ -167,6 +207,41 @@ class ExportIndex:
         problems += self._check_functions()
         problems += self._check_rules()
         problems += self._check_workflows()
+        problems += self._check_playbooks()
+        return problems
+
+    def _check_playbooks(self):
+        problems = []
+        for name, playbook in self.playbooks.items():
+            where = f"playbook '{name}'"
+            object_type = playbook.get("object_type")
+            if object_type not in BUILTIN_OBJECT_TYPES and object_type not in self.datatables:
+                problems.append(f"{where} is on object type '{object_type}', not a built-in type nor a "
+                                "datatable of the export")
+            try:
+                steps = parse_playbook_steps(playbook, self.functions_by_uuid)
+            except ET.ParseError as exc:
+                problems.append(f"{where} has XML that does not parse: {exc}")
+                continue
+            form = (playbook.get("fields_type") or {}).get("fields") or {}
+            form_uuids = {f.get("uuid") for f in form.values()}
+            for item in (playbook.get("manual_settings") or {}).get("view_items") or []:
+                if item.get("element") == "field_uuid" and item.get("content") not in form_uuids:
+                    problems.append(f"{where} shows field uuid {item.get('content')} which is not in its "
+                                    "activation form")
+            for step in steps:
+                if step.kind == "function" and step.task.function_name is None:
+                    problems.append(f"{where} calls function uuid {step.task.function_uuid} which is not a "
+                                    "function of the export")
+                elif step.kind == "script" and "script_text" not in step.script:
+                    problems.append(f"{where} runs script uuid {step.script.get('uuid')} which is not one of "
+                                    "its local scripts")
+                script = (step.task.pre_processing_script if step.kind == "function"
+                          else step.script.get("script_text"))
+                for read in _script_vars(script, r"\bplaybook\.inputs\.(\w+)"):
+                    if read not in form:
+                        problems.append(f"{where} script reads playbook.inputs.{read}, not a field of its "
+                                        "activation form")
         return problems
 
     def _check_functions(self):

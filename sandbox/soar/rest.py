@@ -176,6 +176,7 @@ class SoarRestEmulator:
         self.fields = {}                   # export_key -> field dict
         self.rules = {}                    # name -> rule dict
         self.workflows = {}                # programmatic_name -> workflow dict
+        self.playbooks = {}                # name (API name) -> playbook dict
         self.datatables = {}               # type_name -> type dict
         self.message_destinations = {}     # programmatic_name -> destination dict
         self.imports = {}                  # id -> {"status", "export", "problems"}
@@ -356,6 +357,7 @@ class SoarRestEmulator:
                 "fields": list(self.fields.values()),
                 "actions": list(self.rules.values()),
                 "workflows": list(self.workflows.values()),
+                "playbooks": list(self.playbooks.values()),
                 "types": list(self.datatables.values()),
                 "message_destinations": list(self.message_destinations.values()),
             }
@@ -390,6 +392,8 @@ class SoarRestEmulator:
                 self.rules[rule["name"]] = copy.deepcopy(rule)
             for wf in export.get("workflows") or []:
                 self.workflows[wf["programmatic_name"]] = copy.deepcopy(wf)
+            for playbook in export.get("playbooks") or []:
+                self.playbooks[playbook["name"]] = copy.deepcopy(playbook)
             self.exports.append(export)
 
     # ------------------------------------------------------------------ internals

@@ -61,8 +61,16 @@ def test_docgen_documents_the_export(tmp_path):
     for expected in ("Twilio: Send SMS", "Twilio: Get Responses", "twilio_sms_destination",
                      "SMS Activity Log", "Msg Created", "Example: Send Twilio SMS",
                      "twilio_sms_log.status not_equals Failed",
-                     "inputs.twilio_sms_destination = rule.properties.twilio_sms_destination"):
+                     "## Playbooks", "Example: Twilio Send SMS (Playbook)",
+                     "Example: Twilio Receive Messages (Playbook)", "Twilio: Get Responses (Playbook)",
+                     # docgen shows a function's scripts from the playbooks when there are any
+                     "inputs.twilio_sms_destination = playbook.inputs.twilio_sms_destination",
+                     "results = playbook.functions.results.twilio_send_sms_result"):
         assert expected in text, expected
+    playbooks = text[text.index("## Playbooks"):].split("\n---\n", 1)[0]
+    assert "| Twilio: Get Responses (Playbook) |" in playbooks
+    row = "| Manual | twilio_sms_log | `enabled` | `twilio_sms_log.status not_equals Failed` |"
+    assert row in playbooks, playbooks
 
 
 class _FakeSoar:
@@ -110,6 +118,7 @@ def test_resilient_circuits_customize_imports_it():
         exported = json.loads(handle.read())
     assert payload["functions"] == exported["functions"]
     assert payload["workflows"] == exported["workflows"]
+    assert payload["playbooks"] == exported["playbooks"] and len(payload["playbooks"]) == 3
     assert [c[0] for c in client.put_calls] == ["/configurations/imports/5"]
     assert client.put_calls[0][1]["status"] == "ACCEPTED"
     assert client.destination["api_keys"] == [7]
