@@ -148,6 +148,37 @@ def test_unacked_messages_of_a_dropped_connection_are_redelivered(broker, client
     assert again.headers.get("redelivered") == "true"
 
 
+@pytest.mark.parametrize("sent_by", ["inject", "SEND"])
+def test_a_client_that_dies_leaves_its_message_to_the_next_subscriber_as_activemq_does(broker, clients, qname,
+                                                                                     sent_by):
+    """A consumer whose socket just closes (its process was killed): the unacknowledged message goes
+    to a subscriber that comes later, marked redelivered:true, with the timestamp of its first delivery."""
+    if sent_by == "inject":
+        broker.inject(qname, "in-flight")
+    else:
+        clients().conn.send(qname, "in-flight")
+    doomed = RawStomp(broker.port)
+    try:
+        doomed.send("CONNECT", {"accept-version": "1.2", "host": "localhost", "login": "soar",
+                                "passcode": "soar-secret"})
+        assert doomed.read().command == "CONNECTED"
+        doomed.send("SUBSCRIBE", {"destination": qname, "id": "doomed", "ack": "client-individual"})
+        first = doomed.read()
+    finally:
+        doomed.close()                                 # no ACK, no DISCONNECT
+    assert first.command == "MESSAGE" and "redelivered" not in first.headers
+    assert int(first.headers["timestamp"]) > 0
+    time.sleep(0.05)                                   # the first delivery and the next differ in time
+    later = clients()
+    later.subscribe(qname, "later")
+    again = later.get()
+    assert again.body == "in-flight"
+    assert again.headers["message-id"] == first.headers["message-id"]
+    assert again.headers.get("redelivered") == "true"
+    assert again.headers["timestamp"] == first.headers["timestamp"]
+    later.conn.ack(again.headers["ack"])
+
+
 def test_receipts_for_subscribe_send_and_disconnect(broker, clients, qname):
     client = clients()
     client.subscribe(qname, qname, receipt="sub-1")
