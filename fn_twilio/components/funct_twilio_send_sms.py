@@ -4,7 +4,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._delivery import delivery_handler, take_delivery
 from fn_twilio.lib.phone import parse_recipients
-from fn_twilio.lib.reconcile import settled_for_send
+from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob
 from fn_twilio.lib.settings import SettingsError
@@ -66,6 +66,8 @@ class FunctionComponent(AppFunctionComponent):
                                   + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
         # redelivery: recipients the interrupted run already sent to are reported, not sent again
         settled = settled_for_send(settings, [r.e164 for r in valid], message, delivery)
+        if delivery.redelivered:
+            yield self.status_message(describe(settled))
         job = SendJob(settings, recipients, message, settled=settled).start()
         last = None
         while not job.wait(PROGRESS_EVERY):

@@ -179,3 +179,14 @@ def settled_for_send(settings: Any, recipients: Iterable[str], body: str, delive
     finally:
         if own:
             client.http_client.close()
+
+
+def describe(settled: Mapping[str, SendOutcome]) -> str:
+    """A status line for SOAR about a redelivered call's settled recipients."""
+    already = sum(1 for o in settled.values() if o.already_sent)
+    unknown = len(settled) - already
+    text = f"Redelivered call: {already} recipient{'s' if already != 1 else ''} already sent by the " \
+           "interrupted run, not sent again"
+    if unknown:
+        text += f"; {unknown} could not be checked in Twilio's log and are not sent again"
+    return text
