@@ -2,7 +2,9 @@
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
 
+from fn_twilio.components._delivery import delivery_handler, take_delivery
 from fn_twilio.lib.phone import parse_recipients
+from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob
 from fn_twilio.lib.settings import SettingsError
@@ -27,8 +29,11 @@ class FunctionComponent(AppFunctionComponent):
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
 
+    _note_delivery = delivery_handler(FN_NAME)   # redelivery: records the frame's headers (see _delivery)
+
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
+        delivery = take_delivery(self.get_fn_msg())
         try:
             settings = settings_from_opts(self.opts)
         except SettingsError as err:
@@ -59,7 +64,11 @@ class FunctionComponent(AppFunctionComponent):
 
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
                                   + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
-        job = SendJob(settings, recipients, message).start()
+        # redelivery: recipients the interrupted run already sent to are reported, not sent again
+        settled = settled_for_send(settings, [r.e164 for r in valid], message, delivery)
+        if delivery.redelivered:
+            yield self.status_message(describe(settled))
+        job = SendJob(settings, recipients, message, settled=settled).start()
         last = None
         while not job.wait(PROGRESS_EVERY):
             text = _progress(job)

@@ -43,6 +43,7 @@ class SendOutcome:
     error_code: Optional[int] = None
     error_message: Optional[str] = None
     may_have_sent: bool = False
+    already_sent: bool = False       # sent by an earlier run of a redelivered call (found in Twilio's log)
 
     @classmethod
     def sent(cls, phone_number: str, message) -> "SendOutcome":
@@ -79,6 +80,7 @@ class SendOutcome:
             "error_code": self.error_code,
             "error_message": self.error_message,
             "may_have_sent": self.may_have_sent,
+            "already_sent": self.already_sent,
         }
 
 

@@ -16,7 +16,7 @@ import random
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_response
 from fn_twilio.lib.phone import Recipient, mask, mask_numbers
@@ -107,8 +107,10 @@ class SendJob:
     """Sends ``body`` to ``recipients`` in the background; :meth:`wait` reports progress."""
 
     def __init__(self, settings, recipients: Sequence[Recipient], body: str, *,
-                 policy: RetryPolicy = RetryPolicy(), client_source: Optional[ThreadLocalClients] = None):
+                 policy: RetryPolicy = RetryPolicy(), client_source: Optional[ThreadLocalClients] = None,
+                 settled: Optional[Mapping[str, SendOutcome]] = None):
         self.settings = settings
+        self.settled = dict(settled or {})   # recipient -> outcome known without sending (see reconcile)
         self.recipients = list(recipients)
         self.body = body
         self.policy = policy
@@ -147,7 +149,9 @@ class SendJob:
 
     def _send(self, index: int) -> SendOutcome:
         to = self.recipients[index].e164
-        if self._cancelled.is_set():
+        if to in self.settled:
+            outcome = self.settled[to]
+        elif self._cancelled.is_set():
             outcome = SendOutcome.failed(to, _cancelled_failure())
         else:
             outcome = send_one(self._clients.get(), self.settings, to, self.body, policy=self.policy,

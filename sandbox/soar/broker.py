@@ -3,7 +3,8 @@
 One thread accepts, each connection has a reader thread and a writer thread. Queue state lives under
 one lock. ``/queue/x`` and ``x`` name the same queue; a message goes to one subscriber (round robin),
 is kept until acknowledged (``auto``, ``client``, ``client-individual``), and goes back to the front of
-its queue when it is NACKed or its connection drops.
+its queue when it is NACKed or its connection drops. As with ActiveMQ, a message delivered again
+carries ``redelivered:true`` and keeps the ``timestamp`` it got when it reached the broker.
 """
 import itertools
 import logging
@@ -606,6 +607,9 @@ class StompBroker:
 
     # ------------------------------------------------------------------ queues (call with the lock held)
     def _enqueue(self, name, headers, body):
+        # As ActiveMQ: the timestamp is the moment the message reached the broker, and a redelivery
+        # keeps it (a SEND's own timestamp header wins).
+        headers.setdefault("timestamp", str(int(time.time() * 1000)))
         msg = _Message(next(self._msg_ids), "", name, headers, bytes(body))
         msg.message_id = "ID:sandbox-broker-{}-{}".format(self.port, msg.seq)
         self._queues.setdefault(name, deque()).append(msg)
@@ -651,7 +655,6 @@ class StompBroker:
             "message-id": msg.message_id,
             "subscription": sub.id,
         })
-        headers.setdefault("timestamp", str(int(time.time() * 1000)))
         headers.setdefault("expires", "0")
         headers.setdefault("priority", "4")
         headers.setdefault("persistent", "true")

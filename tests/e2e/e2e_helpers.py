@@ -167,3 +167,28 @@ def make_customize_app(folder, name, export):
     with open(os.path.join(dist, "entry_points.txt"), "w", encoding="utf-8") as handle:
         handle.write("[resilient.circuits.customize]\ncustomize = {}.customize:customization_data\n".format(name))
     return folder
+
+
+def die_holding_a_message(port, queue_name, login="soar", passcode="soar-secret"):
+    """A consumer that takes one message from ``queue_name`` (client-individual) and then just closes
+    its socket, with no ACK and no DISCONNECT, as a killed process does; returns the MESSAGE frame."""
+    raw = RawStomp(port)
+    try:
+        raw.send("CONNECT", {"accept-version": "1.2", "host": "localhost", "login": login,
+                             "passcode": passcode})
+        assert raw.read(timeout=10).command == "CONNECTED"
+        raw.send("SUBSCRIBE", {"destination": queue_name, "id": "doomed", "ack": "client-individual"})
+        return raw.read(timeout=10)
+    finally:
+        raw.close()
+
+
+def assert_redelivered_as_activemq(first, again):
+    """``again`` is ``first`` delivered a second time: same message, redelivered:true, same timestamp."""
+    assert first.command == "MESSAGE" and "redelivered" not in first.headers
+    assert int(first.headers["timestamp"]) > 0
+    first_body = first.body.decode() if isinstance(first.body, bytes) else first.body
+    assert again.body == first_body
+    assert again.headers["message-id"] == first.headers["message-id"]
+    assert again.headers.get("redelivered") == "true"
+    assert again.headers["timestamp"] == first.headers["timestamp"]

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from e2e_helpers import requires_app, requires_export
+from e2e_helpers import (StompClient, assert_redelivered_as_activemq, die_holding_a_message, requires_app,
+                         requires_export)
 from sandbox.soar import activemq
 from sandbox.soar.sandbox import Sandbox
 
@@ -82,3 +83,23 @@ def test_two_instances_share_the_destination_and_handle_each_call_once(sandbox):
             assert len(creates) == 1, number
     finally:
         second.stop()
+
+
+def test_a_consumer_that_dies_gets_its_message_redelivered_with_the_original_timestamp(sandbox):
+    """What the app relies on after a crash (and the built-in broker imitates): the unacknowledged
+    message goes to the next subscriber with redelivered:true and its first timestamp."""
+    queue_name = "actions.201.redelivery_check"
+    sender = StompClient(sandbox.broker.port).connect()
+    later = StompClient(sandbox.broker.port)
+    try:
+        sender.conn.send("/queue/" + queue_name, "in-flight")
+        first = die_holding_a_message(sandbox.broker.port, queue_name)
+        time.sleep(0.05)
+        later.connect()
+        later.subscribe(queue_name, "later")
+        again = later.get(timeout=10)
+        assert_redelivered_as_activemq(first, again)
+        later.conn.ack(again.headers["ack"])
+    finally:
+        later.close()
+        sender.close()

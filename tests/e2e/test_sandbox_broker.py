@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from e2e_helpers import RawStomp, StompClient
+from e2e_helpers import RawStomp, StompClient, assert_redelivered_as_activemq, die_holding_a_message
 
 pytestmark = pytest.mark.e2e
 
@@ -146,6 +146,24 @@ def test_unacked_messages_of_a_dropped_connection_are_redelivered(broker, client
     assert again.body == "in-flight"
     assert again.headers["message-id"] == first.headers["message-id"]
     assert again.headers.get("redelivered") == "true"
+
+
+@pytest.mark.parametrize("sent_by", ["inject", "SEND"])
+def test_a_client_that_dies_leaves_its_message_to_the_next_subscriber_as_activemq_does(broker, clients, qname,
+                                                                                     sent_by):
+    """A consumer whose socket just closes (its process was killed): the unacknowledged message goes
+    to a subscriber that comes later, marked redelivered:true, with the timestamp of its first delivery."""
+    if sent_by == "inject":
+        broker.inject(qname, "in-flight")
+    else:
+        clients().conn.send(qname, "in-flight")
+    first = die_holding_a_message(broker.port, qname)
+    time.sleep(0.05)                                   # the first delivery and the next differ in time
+    later = clients()
+    later.subscribe(qname, "later")
+    again = later.get()
+    assert_redelivered_as_activemq(first, again)
+    later.conn.ack(again.headers["ack"])
 
 
 def test_receipts_for_subscribe_send_and_disconnect(broker, clients, qname):

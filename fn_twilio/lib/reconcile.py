@@ -1,0 +1,192 @@
+"""After a crash: which recipients a redelivered send already reached, read from Twilio's outbound log.
+
+resilient-circuits acknowledges a function message only once the function has returned. When the
+process dies in the middle of a send, the broker delivers the same message again, marked
+``redelivered:true`` and with its original ``timestamp`` header (ActiveMQ keeps both). Twilio's
+Messages API has no idempotency key, so the second run asks Twilio what the first one sent.
+
+Cost. One list per sender address (``From``; one per Messaging Service when there is no sender
+address), newest first, ``page_size`` records a request, stopping at the first message older than the
+original timestamp minus ``skew``. Its cost is what the sender sent since the message was first
+delivered, not the account's history, and it never reads more than ``max_pages`` pages. One list for
+the whole send is cheaper than one ``To``+``From`` list per recipient (40 requests for 40 recipients).
+No ``DateSent>`` filter is sent: a message still queued has no ``date_sent`` and could be filtered out,
+which is exactly the message a crash leaves behind. The stop test uses ``date_sent``, else
+``date_created``, the field Twilio sorts by.
+
+A recipient whose part of the log could not be read to the start of the window (the page cap was
+reached, or the list failed) is not sent to again: it is reported as failed, "may or may not have
+been sent", so that no one gets the text twice.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify
+from fn_twilio.lib.records import SendOutcome
+from fn_twilio.lib.sender import message_params
+from fn_twilio.lib.twilio_client import build_client
+
+SKEW = timedelta(minutes=2)      # clock difference allowed between the broker and Twilio
+PAGE_SIZE = 1000                 # Twilio's largest page
+MAX_PAGES = 3                    # at most this many list requests per sender address
+NOT_SENT_STATUSES = frozenset({"failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the broker says about one delivery of a function message."""
+
+    redelivered: bool = False
+    original: datetime | None = None    # the message's timestamp: when it was first put on the queue
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, Any]) -> Delivery:
+        """From the STOMP MESSAGE frame's headers (``redelivered``, ``timestamp`` in epoch ms)."""
+        redelivered = str(headers.get("redelivered", "")).strip().lower() == "true"
+        original = None
+        try:
+            original = datetime.fromtimestamp(int(str(headers.get("timestamp", "")).strip()) / 1000,
+                                              timezone.utc)
+        except (TypeError, ValueError, OverflowError, OSError):
+            original = None
+        return cls(redelivered=redelivered, original=original)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One recipient to look for: the message the first run would have created for it."""
+
+    to: str
+    from_: str | None = None                    # the sender address, or None with a Messaging Service
+    messaging_service_sid: str | None = None
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _listed_at(message: Any) -> datetime | None:
+    """The date Twilio's list is sorted by: date_sent, else date_created (None: unknown, keep reading)."""
+    return _aware(getattr(message, "date_sent", None)) or _aware(getattr(message, "date_created", None))
+
+
+def _matches(message: Any, wanted: Wanted, body: str, since: datetime) -> bool:
+    if not str(getattr(message, "direction", "") or "").startswith("outbound"):
+        return False
+    if getattr(message, "to", None) != wanted.to or (getattr(message, "body", None) or "") != body:
+        return False
+    if (getattr(message, "status", None) or "") in NOT_SENT_STATUSES:
+        return False
+    if wanted.from_ is not None:
+        if getattr(message, "from_", None) != wanted.from_:
+            return False
+    elif getattr(message, "messaging_service_sid", None) != wanted.messaging_service_sid:
+        return False
+    created = _aware(getattr(message, "date_created", None))
+    return created is None or created >= since
+
+
+def _unverified(to: str, why: str) -> SendOutcome:
+    failure = Failure(FailureKind.BAD_RESPONSE,
+                      f"not sent again after a redelivery: {why}; {MAY_HAVE_SENT} by the interrupted run",
+                      Retry.AMBIGUOUS)
+    return SendOutcome.failed(to, failure)
+
+
+def _scan(client: Any, group: Sequence[Wanted], body: str, since: datetime, *, page_size: int,
+          max_pages: int, timeout: float | None) -> dict[str, SendOutcome]:
+    """Outcomes for the recipients of one sender address; a recipient not found is left out."""
+    from_ = group[0].from_
+    todo = {w.to: w for w in group}
+    found: dict[str, SendOutcome] = {}
+    try:
+        page = client.messages.page(from_=from_, page_size=page_size) if from_ else \
+            client.messages.page(page_size=page_size)
+        pages = 1
+        while True:
+            for message in page:
+                listed = _listed_at(message)
+                if listed is not None and listed < since:
+                    return found
+                to = getattr(message, "to", None)
+                wanted = todo.get(to) if isinstance(to, str) else None
+                if wanted is not None and _matches(message, wanted, body, since):
+                    found[wanted.to] = replace(SendOutcome.sent(wanted.to, message), already_sent=True)
+                    del todo[wanted.to]
+                    if not todo:
+                        return found
+            if not page.next_page_url:
+                return found
+            if pages >= max_pages:
+                why = (f"Twilio's outbound log since the first delivery is longer than {max_pages} "
+                       f"pages of {page_size} messages")
+                break
+            page = page.next_page()
+            if page is None:
+                return found
+            pages += 1
+    except Exception as exc:  # any failure to read the log leaves these recipients unverified
+        failure = classify(exc, action="read", timeout=timeout)
+        why = f"Twilio's outbound log could not be read ({failure.message})"
+    for to in todo:
+        found[to] = _unverified(to, why)
+    return found
+
+
+def settled_outcomes(client: Any, wanted: Iterable[Wanted], body: str, delivery: Delivery, *,
+                     skew: timedelta = SKEW, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES,
+                     timeout: float | None = None) -> dict[str, SendOutcome]:
+    """For a redelivered message: {recipient: outcome} for every recipient that must not be sent to
+    (already sent: a sent outcome with ``already_sent``; not verifiable: a "may have sent" failure).
+    Empty for a first delivery. ``client`` is a twilio ``Client`` (``client.messages.page``)."""
+    if not delivery.redelivered:
+        return {}
+    wanted = list(wanted)
+    if delivery.original is None:
+        return {w.to: _unverified(w.to, "the redelivered message carries no original timestamp")
+                for w in wanted}
+    since = delivery.original - skew
+    groups: dict[tuple[str | None, str | None], list[Wanted]] = {}
+    for w in wanted:
+        groups.setdefault((w.from_, None if w.from_ else w.messaging_service_sid), []).append(w)
+    settled: dict[str, SendOutcome] = {}
+    for group in groups.values():
+        settled.update(_scan(client, group, body, since, page_size=page_size, max_pages=max_pages,
+                             timeout=timeout))
+    return settled
+
+
+def settled_for_send(settings: Any, recipients: Iterable[str], body: str, delivery: Delivery,
+                     client: Any = None) -> dict[str, SendOutcome]:
+    """:func:`settled_outcomes` for a send with ``settings``: what the first run would have created
+    for each E.164 recipient (``message_params``), looked up with ``client`` (built when None)."""
+    if not delivery.redelivered:
+        return {}
+    wanted = []
+    for to in recipients:
+        params = message_params(settings, to, body)
+        wanted.append(Wanted(to, params.get("from_"), params.get("messaging_service_sid")))
+    own = client is None
+    client = build_client(settings, pool_size=1) if own else client
+    try:
+        return settled_outcomes(client, wanted, body, delivery, timeout=settings.timeout)
+    finally:
+        if own:
+            client.http_client.close()
+
+
+def describe(settled: Mapping[str, SendOutcome]) -> str:
+    """A status line for SOAR about a redelivered call's settled recipients."""
+    already = sum(1 for o in settled.values() if o.already_sent)
+    unknown = len(settled) - already
+    text = f"Redelivered call: {already} recipient{'s' if already != 1 else ''} already sent by the " \
+           "interrupted run, not sent again"
+    if unknown:
+        text += f"; {unknown} could not be checked in Twilio's log and are not sent again"
+    return text
