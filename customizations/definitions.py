@@ -116,9 +116,11 @@ FUNCTION_INPUTS = {
     "twilio_sms_destination": Field(
         name="twilio_sms_destination", label="twilio_sms_destination", input_type="text",
         required=True,
-        tooltip=("Recipients' phone numbers, separated by commas, semicolons or new lines, in "
-                 "international format (E.164). A number without a country code needs "
-                 "default_region in app.config. Prefix whatsapp: for the WhatsApp channel. "
+        tooltip=("Recipients' phone numbers, separated by commas, semicolons or new lines, best "
+                 "in international format (+353861234567). Digits without + are read as an "
+                 "international number and, when default_region is set in app.config, as a "
+                 "national number of that region; digits valid both ways as two different numbers "
+                 "are refused (write the + form). Prefix whatsapp: for the WhatsApp channel. "
                  "The same number twice is sent once."),
         placeholder="+353861234567, +19788354530"),
     "twilio_sms_message": Field(
@@ -135,7 +137,7 @@ FUNCTION_INPUTS = {
         name="twilio_phone_number", label="twilio_phone_number", input_type="text",
         required=True,
         tooltip=("The phone number whose replies are wanted (the number the SMS was sent to), in "
-                 "international format."),
+                 "international format; digits without + are read as for twilio_sms_destination."),
         placeholder="+353861234567"),
     "twilio_date_sent": Field(
         name="twilio_date_sent", label="twilio_date_sent", input_type="text",
