@@ -271,8 +271,8 @@ def _single_reason(entry: str, outcome: _Outcome) -> str:
     if outcome.no_country_code and (reading.plus_added or written_without_country_code):
         return f"{entry!r} has no country code; {_WRITE_IT_WITH_A_COUNTRY_CODE}"
     if reading.plus_added:
-        return (f"{entry!r}, read as the international number {_compact(reading.text)}, {outcome.problem}; "
-                f"{_WRITE_IT_WITH_A_COUNTRY_CODE}")
+        return (f"{entry!r} has no country code (no + or 00): read as the international number "
+                f"{_compact(reading.text)} it {outcome.problem}; {_WRITE_IT_WITH_A_COUNTRY_CODE}")
     return f"{entry!r} {outcome.problem}"
 
 
