@@ -389,7 +389,7 @@ class SoarRestEmulator:
                  ("workflows", "workflows", "programmatic_name"))
     #: what an import never overwrites on an existing object (the server's own bookkeeping)
     _KEPT_ON_UPDATE = {"message_destinations": ("id", "api_keys", "users"), "functions": ("id",),
-                       "fields": ("id",)}
+                       "fields": ("id",), "actions": ("id",)}
 
     def _merge(self, export):
         """The server's objects after importing ``export`` and the reasons to refuse it.
@@ -428,7 +428,7 @@ class SoarRestEmulator:
         if section == "message_destinations":
             obj.setdefault("api_keys", [])
             obj.setdefault("users", [])
-        if section == "fields":
+        if section in ("fields", "actions"):
             obj.setdefault("id", next(self._ids))
         obj.setdefault("uuid", str(uuidlib.uuid4()))
         return obj
