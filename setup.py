@@ -24,7 +24,7 @@ def snake_to_camel(word):
 
 
 def soar_app(display_name, **options):
-    """setuptools without display_name: SOAR's name for the app, read by resilient-sdk from the call's text."""
+    """setuptools without display_name, SOAR's name for the app (resilient-sdk reads it from the text)."""
     del display_name
     return setuptools_install(**options)
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The UUIDs that fn_twilio 2.0.x gave its SOAR objects, kept so that an import updates them in place.
 
 An object of this export whose kind and programmatic name are in ``IDENTITIES_2_0_1`` keeps the

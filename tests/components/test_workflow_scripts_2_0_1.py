@@ -35,8 +35,8 @@ class TestWorkflowsWrittenFor2_0_x:
 
     def test_send_rows_carry_the_message_sid_and_epoch_ms(self, circuits_app, twilio):
         pre, call, post = fire(circuits_app, "send_pre", "twilio_send_sms", "send_post", rule_properties={
-            "twilio_sms_destination": "{}, 12345".format(ALICE), "twilio_sms_message": "Bridge now"})
-        assert pre.inputs == {"twilio_sms_destination": "{}, 12345".format(ALICE),
+            "twilio_sms_destination": f"{ALICE}, 12345", "twilio_sms_message": "Bridge now"})
+        assert pre.inputs == {"twilio_sms_destination": f"{ALICE}, 12345",
                               "twilio_sms_message": "Bridge now"}
         sent, invalid = [cells for _, cells in post.rows]
         [message] = [m for m in twilio.messages if m["to"] == ALICE]
@@ -70,7 +70,8 @@ class TestWorkflowsWrittenFor2_0_x:
                           rule_properties={"twilio_sms_destination": ALICE, "twilio_sms_message": "Ack?"})
         row = sent.rows[0][1]
         reply = twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK")
-        pre, call, post = fire(circuits_app, "receive_row_pre", "twilio_get_responses", "receive_post", row=row)
+        pre, call, post = fire(circuits_app, "receive_row_pre", "twilio_get_responses", "receive_post",
+                               row=row)
         assert pre.inputs == {"twilio_phone_number": ALICE, "twilio_date_sent_ts": row["date_created"]}
         [written] = [cells for _, cells in post.rows]
         assert written["message_id"] == reply["sid"] and written["message_id"].startswith("SM")
@@ -80,10 +81,10 @@ class TestWorkflowsWrittenFor2_0_x:
 
     def test_receive_from_the_rule_with_no_reply_gives_the_2_0_1_note(self, circuits_app, twilio):
         _, call, post = fire(circuits_app, "receive_rule_pre", "twilio_get_responses", "receive_post",
-                             rule_properties={"twilio_sms_destination": ALICE,
-                                              "twilio_after_date_ts": 1772366400000, "twilio_wait_timeout": "0s"})
+                             rule_properties={"twilio_sms_destination": ALICE, "twilio_wait_timeout": "0s",
+                                              "twilio_after_date_ts": 1772366400000})
         assert call.result["success"] is False
         assert not post.rows
         [note] = post.notes
-        assert note["text"] == ("Twilio Received Messages failed: Timeout waiting for responses for phone number: "
-                                "+353861234567 since 2026-03-01 12:00:00+00:00")
+        assert note["text"] == ("Twilio Received Messages failed: Timeout waiting for responses for phone "
+                                "number: +353861234567 since 2026-03-01 12:00:00+00:00")

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The built export keeps 2.0.1's identities (contract §8), object by object, against upgrade-2.0.1.md."""
 import re
 
@@ -79,7 +78,8 @@ def test_rules(facts, export_res):
         assert [rule_fields[v["content"]] for v in rule["view_items"]] == shown
         condition = re.search(r"condition `(\S+) (\S+) (\S+)`", row["object type"])
         if condition:
-            assert [(c["field_name"], c["method"], c["value"]) for c in rule["conditions"]] == [condition.groups()]
+            conditions = [(c["field_name"], c["method"], c["value"]) for c in rule["conditions"]]
+            assert conditions == [condition.groups()]
 
 
 def test_workflows(facts, export_res):

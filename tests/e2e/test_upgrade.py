@@ -8,7 +8,6 @@ sandbox's import is strict: it matches existing objects by UUID and by name and 
 would leave two functions with one display name or a workflow calling an unknown function UUID.
 One sandbox serves the module.
 """
-import copy
 import re
 import time
 from collections import Counter
@@ -34,8 +33,8 @@ def seed_with_a_users_workflow(facts):
     """2.0.1's customizations plus a user's copy of the row workflow, calling twilio_get_responses."""
     seed = export_2_0_1(facts)
     legacy = next(fn for fn in seed["functions"] if fn["name"] == "twilio_get_responses")
-    seed["workflows"].append(workflow(USER_WORKFLOW, "SOC: Get Twilio Replies", "twilio_sms_log", legacy["uuid"],
-                                      script("receive_row_pre"), script("receive_post"),
+    seed["workflows"].append(workflow(USER_WORKFLOW, "SOC: Get Twilio Replies", "twilio_sms_log",
+                                      legacy["uuid"], script("receive_row_pre"), script("receive_post"),
                                       "6f1d6f0e-0000-4000-8000-00000000a001"))
     seed["actions"].append(rule(USER_RULE, "twilio_sms_log", USER_WORKFLOW, [],
                                 "6f1d6f0e-0000-4000-8000-00000000a002"))
@@ -77,12 +76,13 @@ def test_an_object_whose_uuid_and_name_name_two_existing_objects_is_refused(soar
     send = next(fn for fn in app_export["functions"] if fn["name"] == "twilio_send_sms")
     send["uuid"] = LEGACY_UUID                     # the uuid of the existing twilio_get_responses
     problems = soar_2_0_1.check_export(app_export)
-    assert any("functions 'twilio_send_sms' has the uuid {} of the existing functions 'twilio_get_responses'"
-               .format(LEGACY_UUID) in p for p in problems), problems
+    clash = (f"functions 'twilio_send_sms' has the uuid {LEGACY_UUID} of the existing functions "
+             "'twilio_get_responses'")
+    assert any(clash in p for p in problems), problems
 
 
 @requires_export
-def test_new_uuids_for_2_0_1_names_are_matched_by_name_but_orphan_the_users_2_0_x_workflow(soar_2_0_1, app_export):
+def test_other_uuids_for_2_0_1_names_are_matched_by_name_but_orphan_a_2_0_x_workflow(soar_2_0_1, app_export):
     """Why the identities are kept: with other UUIDs (what 2.1.0 exported) a server matching by name keeps
     one object each, but the user's own workflow would call a function UUID that no longer exists."""
     for fn in app_export["functions"]:
@@ -91,9 +91,10 @@ def test_new_uuids_for_2_0_1_names_are_matched_by_name_but_orphan_the_users_2_0_
         wf["content"]["xml"] = re.sub(r'(<resilient:function uuid="[0-9a-f-]+)[0-9a-f]{4}"', r'\1beef"',
                                       wf["content"]["xml"])
     state, problems = soar_2_0_1._merge(app_export)
-    assert sorted(state["functions"]) == ["twilio_get_responses", "twilio_receive_messages", "twilio_send_sms"]
-    assert problems == ["workflow '{}' task 'task' would call function uuid {}, which is not a function of "
-                        "this server".format(USER_WORKFLOW, LEGACY_UUID)]
+    assert sorted(state["functions"]) == ["twilio_get_responses", "twilio_receive_messages",
+                                          "twilio_send_sms"]
+    assert problems == [f"workflow '{USER_WORKFLOW}' task 'task' would call function uuid {LEGACY_UUID}, "
+                        "which is not a function of this server"]
     assert soar_2_0_1.check_export(app_export) == problems
 
 
@@ -148,7 +149,8 @@ def test_every_object_is_present_once_with_its_2_0_1_identity(upgraded, app_expo
                                                                 for r in facts.table("Workflows")])
     assert len(rest.datatables) == 1
     columns = rest.datatables["twilio_sms_log"]["fields"]
-    assert {c: columns[c]["uuid"] for c in columns} == {r["column"]: r["uuid"] for r in facts.table("Datatable")}
+    noted = {r["column"]: r["uuid"] for r in facts.table("Datatable")}
+    assert {c: columns[c]["uuid"] for c in columns} == noted
     assert rest.message_destinations["fn_twilio"]["api_keys"] == [rest.api_key_handle]
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List
 
 import pytest
 
@@ -25,7 +24,7 @@ _CODE = re.compile(r"`([^`]*)`")
 @dataclass(frozen=True)
 class Facts:
     """The tables of upgrade-2.0.1.md: {section heading: [row as {column header: cell text}]}."""
-    tables: Dict[str, List[Dict[str, str]]]
+    tables: dict[str, list[dict[str, str]]]
     datatable_uuid: str
 
     def table(self, heading_start):
@@ -65,7 +64,7 @@ def parse_notes(text):
 
 def facts_or_skip():
     if not os.path.exists(NOTES):
-        pytest.skip("the 2.0.1 upgrade notes are not at {} (the shared docs beside the repository)".format(NOTES))
+        pytest.skip(f"the 2.0.1 upgrade notes are not at {NOTES} (the shared docs beside the repository)")
     with open(NOTES, encoding="utf-8") as handle:
         return parse_notes(handle.read())
 
@@ -85,7 +84,8 @@ WORKFLOW_SCRIPTS = {
     "twilio_get_responses": ("receive_row_pre", "receive_post"),
 }
 
-_BPMN = ('<?xml version="1.0" encoding="UTF-8"?><definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+_BPMN = ('<?xml version="1.0" encoding="UTF-8"?>'
+         '<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
          'xmlns:resilient="http://resilient.ibm.com/bpmn" targetNamespace="http://www.camunda.org/test">'
          '<process id="{pid}" isExecutable="true" name="{name}"><startEvent id="start"/>'
          '<serviceTask id="task" name="{task}"><extensionElements>'
@@ -100,10 +100,11 @@ def _escape(text):
 
 def workflow(programmatic_name, name, object_type, fn_uuid, pre, post, wf_uuid):
     """A one-task workflow calling the function ``fn_uuid`` with the given script sources."""
-    spec = json.dumps({"inputs": {}, "pre_processing_script": pre, "pre_processing_script_language": "python3",
-                       "post_processing_script": post, "post_processing_script_language": "python3",
-                       "result_name": ""})
-    xml = _BPMN.format(pid=programmatic_name, name=_escape(name), task="task", fn_uuid=fn_uuid, spec=_escape(spec))
+    spec = json.dumps({"inputs": {}, "pre_processing_script": pre,
+                       "pre_processing_script_language": "python3", "post_processing_script": post,
+                       "post_processing_script_language": "python3", "result_name": ""})
+    xml = _BPMN.format(pid=programmatic_name, name=_escape(name), task="task", fn_uuid=fn_uuid,
+                       spec=_escape(spec))
     return {"content": {"version": 1, "workflow_id": programmatic_name, "xml": xml}, "description": name,
             "export_key": programmatic_name, "name": name, "object_type": object_type,
             "programmatic_name": programmatic_name, "tags": [], "uuid": wf_uuid, "actions": []}
@@ -129,16 +130,17 @@ def export_2_0_1(facts):
     rule_field_uuids = {}
     for row in facts.table("Rule (action) fields"):
         rule_field_uuids[row["name"]] = row["uuid"]
-        fields.append({"export_key": "actioninvocation/" + row["name"], "name": row["name"], "text": row["label"],
-                       "input_type": row["input type"].split(",")[0].strip(), "type_id": 6, "prefix": "properties",
-                       "uuid": row["uuid"],
+        fields.append({"export_key": "actioninvocation/" + row["name"], "name": row["name"],
+                       "text": row["label"], "input_type": row["input type"].split(",")[0].strip(),
+                       "type_id": 6, "prefix": "properties", "uuid": row["uuid"],
                        **({"required": "always"} if "required always" in row["input type"] else {})})
     functions = []
     function_uuids = {}
     for row in facts.table("Functions"):
         function_uuids[row["name"]] = row["uuid"]
-        functions.append({"name": row["name"], "export_key": row["name"], "display_name": row["display name (2.0.1)"],
-                          "uuid": row["uuid"], "destination_handle": destination["programmatic name"],
+        functions.append({"name": row["name"], "export_key": row["name"],
+                          "display_name": row["display name (2.0.1)"], "uuid": row["uuid"],
+                          "destination_handle": destination["programmatic name"],
                           "version": 1, "tags": [], "workflows": [],
                           "view_items": [{"element": "field_uuid", "field_type": "__function",
                                           "content": input_uuids[i.strip()], "show_if": None}
@@ -163,8 +165,9 @@ def export_2_0_1(facts):
     columns = {}
     table_name = "twilio_sms_log"
     for row in facts.table("Datatable"):
-        columns[row["column"]] = {"export_key": "{}/{}".format(table_name, row["column"]), "name": row["column"],
-                                  "text": row["label"], "input_type": row["input type"], "order": int(row["order"]),
+        columns[row["column"]] = {"export_key": "{}/{}".format(table_name, row["column"]),
+                                  "name": row["column"], "text": row["label"],
+                                  "input_type": row["input type"], "order": int(row["order"]),
                                   "type_id": 1000, "uuid": row["uuid"]}
     datatable = {"type_name": table_name, "display_name": "SMS Activity Log", "export_key": table_name,
                  "type_id": 8, "parent_types": ["incident"], "fields": columns, "uuid": facts.datatable_uuid}

@@ -13,4 +13,4 @@ if results.success:
         row.msg_body = entry["message_body"]
         row.message_id = entry["messaging_service_sid"]
 else:
-    incident.addNote("Twilio Received Messages failed: {}".format(results.reason))
+    incident.addNote(f"Twilio Received Messages failed: {results.reason}")
