@@ -196,8 +196,8 @@ def _check_characters(body: str, entry: str) -> None:
             raise PhoneNumberError(f"{entry!r} contains letters; write the number with digits only")
         if category in ("Pd", "Ps", "Pe", "Zs") or ch in _EXTRA_PUNCTUATION:
             continue
-        raise PhoneNumberError(f"{entry!r} contains the character {ch!r}, which is not part of a phone number"
-                               )
+        raise PhoneNumberError(
+            f"{entry!r} contains the character {ch!r}, which is not part of a phone number")
     if not any(ch in _ASCII_DIGITS for ch in body):
         raise PhoneNumberError(f"{entry!r} has no digits")
 

@@ -72,6 +72,16 @@ def test_an_export_without_the_legacy_function_is_refused_for_the_display_name_c
 
 
 @requires_export
+def test_an_object_matched_by_uuid_under_a_new_name_replaces_the_old_one(soar_2_0_1, app_export):
+    rule = next(r for r in app_export["actions"] if r["name"] == "Twilio: Get Responses")
+    rule["name"] = rule["export_key"] = "Twilio: Get Replies"
+    state, problems = soar_2_0_1._merge(app_export)
+    assert problems == []
+    assert "Twilio: Get Responses" not in state["rules"]
+    assert state["rules"]["Twilio: Get Replies"]["uuid"] == "67f0466d-6e0a-4b72-adfb-8c85d86258bb"
+
+
+@requires_export
 def test_an_object_whose_uuid_and_name_name_two_existing_objects_is_refused(soar_2_0_1, app_export):
     send = next(fn for fn in app_export["functions"] if fn["name"] == "twilio_send_sms")
     send["uuid"] = LEGACY_UUID                     # the uuid of the existing twilio_get_responses
