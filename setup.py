@@ -1,10 +1,16 @@
 #!/usr/bin/env python
 # -*- coding: utf-8 -*-
-"""fn_twilio: IBM SOAR app that sends SMS through Twilio and collects the replies."""
+"""fn_twilio: IBM SOAR app that sends SMS through Twilio and collects the replies.
+
+resilient-sdk reads this file's call below as text (it evaluates the call's keyword arguments, including
+display_name, the app's name in SOAR). setuptools has no display_name option, so the call goes through
+soar_app, which hands setuptools everything else.
+"""
 import glob
 import ntpath
 
-from setuptools import find_packages, setup
+import setuptools
+from setuptools import find_packages
 
 
 def get_module_name(module_path):
@@ -17,10 +23,19 @@ def snake_to_camel(word):
     return "".join(x.capitalize() or "_" for x in word.split("_"))
 
 
+def soar_app(display_name, **options):
+    """setuptools without display_name, SOAR's name for the app (resilient-sdk reads it from the text)."""
+    del display_name
+    return setuptools_install(**options)
+
+
+setuptools_install = setuptools.setup
+setup = soar_app
+
 setup(
     name="fn_twilio",
     display_name="Twilio SMS",
-    version="2.1.0",
+    version="2.2.0",
     license="MIT",
     author="fn_twilio maintainers",
     author_email="maintainers@fn-twilio.dev",
@@ -37,7 +52,8 @@ incident's SMS Activity Log datatable.""",
         "python-dateutil~=2.8",
     ],
     python_requires=">=3.9",
-    packages=find_packages(include=["fn_twilio", "fn_twilio.*"]),
+    packages=find_packages(include=["fn_twilio", "fn_twilio.*"]) + ["fn_twilio.util.data"],
+    package_data={"fn_twilio.util.data": ["export.res"], "fn_twilio": ["LICENSE"]},
     include_package_data=True,
     platforms="any",
     classifiers=[

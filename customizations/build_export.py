@@ -6,7 +6,8 @@
     python customizations/build_export.py --check    # exit 1, and say what differs, if stale
     python -m customizations.build_export [--check] [--output PATH]
 
-The output is deterministic: UUIDs are uuid5 of the object's kind and name, ids are positions,
+The output is deterministic: UUIDs are 2.0.1's for the objects 2.0.1 had (customizations/identities.py),
+else uuid5 of the object's kind and name; ids are positions,
 the export date and server version are fixed, keys are sorted and lists keep the order of the
 definitions. The workflows' scripts are embedded verbatim from customizations/scripts/; the
 playbooks' scripts are built from the same files by customizations/playbooks.py.
@@ -26,6 +27,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 from customizations import definitions as d  # noqa: E402
 from customizations import playbooks as pb  # noqa: E402
+from customizations.identities import IDENTITIES_2_0_1  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -60,8 +62,10 @@ INTERNAL_FIELD = {
 
 
 def stable_uuid(kind, name):
-    """The uuid of one exported object, e.g. stable_uuid("__function", "incident_id")."""
-    return str(uuid.uuid5(UUID_NAMESPACE, "{}/{}".format(kind, name)))
+    """The uuid of one exported object, e.g. stable_uuid("__function", "incident_id"): the 2.0.1
+    UUID for an object 2.0.1 had under that name (customizations/identities.py), else a uuid5."""
+    kept = IDENTITIES_2_0_1.get((kind, name))
+    return kept if kept is not None else str(uuid.uuid5(UUID_NAMESPACE, "{}/{}".format(kind, name)))
 
 
 def read_script(relative_path):

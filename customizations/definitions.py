@@ -6,9 +6,12 @@
 ``fn_twilio/util/data/export.res``. Edit here, then rebuild; never edit export.res by hand.
 
 The names here are the contract (contract.md §1, §3, §4, §6):
-message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``
-(the legacy ``twilio_get_responses`` *function* is served by the app but deliberately not exported);
-the datatable ``twilio_sms_log``; three rules and three workflows, and a playbook for each.
+message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``,
+and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
+with a display name of its own so that an upgraded SOAR has no two functions of one name; no shipped
+workflow calls it: contract.md §8); the datatable ``twilio_sms_log``; three rules and three workflows,
+and a playbook for each.
+Objects that 2.0.1 also had keep its UUIDs (customizations/identities.py).
 """
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -114,9 +117,11 @@ FUNCTION_INPUTS = {
     "twilio_sms_destination": Field(
         name="twilio_sms_destination", label="twilio_sms_destination", input_type="text",
         required=True,
-        tooltip=("Recipients' phone numbers, separated by commas, semicolons or new lines, in "
-                 "international format (E.164). A number without a country code needs "
-                 "default_region in app.config. Prefix whatsapp: for the WhatsApp channel. "
+        tooltip=("Recipients' phone numbers, separated by commas, semicolons or new lines, best "
+                 "in international format (+353861234567). Digits without + are read as an "
+                 "international number and, when default_region is set in app.config, as a "
+                 "national number of that region; digits valid both ways as two different numbers "
+                 "are refused (write the + form). Prefix whatsapp: for the WhatsApp channel. "
                  "The same number twice is sent once."),
         placeholder="+353861234567, +19788354530"),
     "twilio_sms_message": Field(
@@ -133,7 +138,7 @@ FUNCTION_INPUTS = {
         name="twilio_phone_number", label="twilio_phone_number", input_type="text",
         required=True,
         tooltip=("The phone number whose replies are wanted (the number the SMS was sent to), in "
-                 "international format."),
+                 "international format; digits without + are read as for twilio_sms_destination."),
         placeholder="+353861234567"),
     "twilio_date_sent": Field(
         name="twilio_date_sent", label="twilio_date_sent", input_type="text",
@@ -152,6 +157,11 @@ FUNCTION_INPUTS = {
         placeholder="120s"),
 }
 
+_RECEIVE_INPUTS = ("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts", "twilio_wait_timeout")
+
+#: 2.0.x's name of Get Responses: served by its own component for workflows written for 2.0.x
+LEGACY_FUNCTION = "twilio_get_responses"
+
 FUNCTIONS = (
     Function(
         name="twilio_send_sms", display_name="Twilio: Send SMS",
@@ -164,8 +174,14 @@ FUNCTIONS = (
         description=("Return the SMS replies received from a phone number since a given moment, "
                      "oldest first. When there is none yet, keep looking until one arrives, the "
                      "wait timeout passes or the workflow is terminated."),
-        inputs=("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts",
-                "twilio_wait_timeout")),
+        inputs=_RECEIVE_INPUTS),
+    Function(
+        name=LEGACY_FUNCTION, display_name="Twilio: Get Responses (2.0.x)",
+        description=("Kept for workflows written for fn_twilio 2.0.x, which call this function by "
+                     "its 2.0.x name: it does exactly what Twilio: Get Responses "
+                     "(twilio_receive_messages) does, with the same inputs and results. New "
+                     "workflows and playbooks should call Twilio: Get Responses."),
+        inputs=_RECEIVE_INPUTS),
 )
 
 # --------------------------------------------------------------------------------------------

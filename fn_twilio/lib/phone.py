@@ -1,14 +1,17 @@
-# -*- coding: utf-8 -*-
 """Phone numbers: split a recipient list, validate and normalise each entry to E.164.
 
-Policy (docs: twilio-api.md §9, contract §3):
+Policy (docs: twilio-api.md §9, contract §3 and §8):
 
 * ``+…`` numbers are accepted in any common punctuation (spaces, dots, dashes, slashes,
   parentheses); ``+44 (0) 7911 123456`` drops the trunk ``0``.
 * A leading ``00`` is the international prefix and becomes ``+``, whatever the region.
 * ``011`` (the NANP international prefix) is understood when the default region is US or CA.
-* Any other number written without a country code needs ``default_region``; without one it is
-  invalid. A country is never guessed.
+* Digits only (spaces, dots, dashes, brackets allowed; no ``+``, no ``00``), the way the 2.0.1
+  documentation writes ``353834463164``, are read both ways: as an international number (a ``+`` in
+  front) and, when ``default_region`` is set, as a national number of that region. Valid one way
+  only: that reading. Valid both ways as two different numbers: invalid, the reason names both and
+  asks for the ``+`` form. Valid neither way: invalid, with the reason. A country is never guessed:
+  without ``default_region`` there is no national reading.
 * Extensions, letters (vanity numbers), impossible and invalid numbers are rejected.
 * A ``whatsapp:`` prefix (any case) is kept: the rest is normalised and ``whatsapp:+…`` returned.
 * ``tel:`` URIs (RFC 3966) are accepted; ``;ext=`` is an extension and rejected.
@@ -21,7 +24,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import List, Optional
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -54,8 +56,8 @@ class Recipient:
     """One entry of a recipient list, after validation."""
 
     raw: str
-    e164: Optional[str]
-    reason: Optional[str]
+    e164: str | None
+    reason: str | None
 
     @property
     def valid(self) -> bool:
@@ -67,7 +69,7 @@ class Recipient:
         return self.e164 if self.e164 is not None else self.raw
 
 
-def split_entries(text: str) -> List[str]:
+def split_entries(text: str) -> list[str]:
     """Split a recipient list on commas, semicolons and new lines; trim; drop empty entries."""
     if text is None:
         return []
@@ -84,8 +86,8 @@ def validate_region(code: str) -> str:
     region = code.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(
-            "default_region {!r} is not a country code the phone number library knows; "
-            "use an ISO 3166 code such as US, GB or IE".format(code)
+            f"default_region {code!r} is not a country code the phone number library knows; "
+            "use an ISO 3166 code such as US, GB or IE"
         )
     return region
 
@@ -106,100 +108,175 @@ def _ascii_digits(text: str) -> str:
 def _region_name(country_code: int) -> str:
     region = phonenumbers.region_code_for_country_code(country_code)
     if not region or region == phonenumbers.UNKNOWN_REGION or region == "001":
-        return "country code +{}".format(country_code)
+        return f"country code +{country_code}"
     return region
 
 
-def _normalise_number(text: str, entry: str, region: Optional[str]) -> str:
+@dataclass(frozen=True)
+class _Reading:
+    """One way of reading an entry: the text the library parses, and with which region."""
+
+    text: str
+    region: str | None
+    plus_added: bool = False        # digits written without "+", read as an international number
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A reading's result: the E.164 number, or what is wrong with the number read that way."""
+
+    reading: _Reading
+    e164: str | None = None
+    problem: str = ""               # "is too short to be a phone number", ...
+    no_country_code: bool = False
+    country: str = ""               # the region of the number read, e.g. "IE"
+
+
+def _normalise_number(text: str, entry: str, region: str | None) -> str:
     """Normalise a plain number (no channel prefix). ``entry`` is the text used in reasons."""
-    body = text.strip()
+    body = _ascii_digits(text.strip())
     if body[:len(_TEL_PREFIX)].lower() == _TEL_PREFIX:
-        body = body[len(_TEL_PREFIX):].strip()
-        if ";" in body:
-            params = [param.split("=", 1)[0].strip().lower() for param in body.split(";")[1:]]
-            if "ext" in params:
-                raise PhoneNumberError("{!r} has an extension; extensions cannot receive SMS".format(entry))
-            # phone-context and the like: let the library read it, letters are allowed here
-            return _parse_and_check(body, entry, region, tel_uri=True)
+        uri = body[len(_TEL_PREFIX):].strip()
+        params = [param.split("=", 1)[0].strip().lower() for param in uri.split(";")[1:]]
+        if "ext" in params:
+            raise PhoneNumberError(f"{entry!r} has an extension; extensions cannot receive SMS")
+        if params:
+            # phone-context and the like: the library reads the URI, letters are allowed in it
+            return _choose(entry, region, [_Reading(_TEL_PREFIX + uri, region)])
+        body = uri
     if not body:
-        raise PhoneNumberError("{!r} has no digits".format(entry))
-    return _parse_and_check(body, entry, region, tel_uri=False)
+        raise PhoneNumberError(f"{entry!r} has no digits")
+    readings = _readings(body, region)
+    _reject_extensions(entry, readings)
+    _check_characters(body, entry)
+    return _choose(entry, region, readings)
 
 
-def _parse_and_check(body: str, entry: str, region: Optional[str], *, tel_uri: bool) -> str:
-    body = _ascii_digits(body)
-    parse_text = body if not tel_uri else "tel:" + body
+def _readings(body: str, region: str | None) -> list[_Reading]:
+    """The ways an entry may be read (contract §8).
 
-    # Extensions first: "ext. 12" or "x12" also contain letters, and "extension" is the better reason.
-    try:
-        probe = phonenumbers.parse(parse_text, region or "US")
+    ``+…`` and ``00…`` are international. Digits only (with spaces, dots, dashes, brackets) are read as
+    an international number with a ``+`` in front and, when ``default_region`` is set, as a national
+    number of that region. A country is never guessed.
+    """
+    stripped = body.lstrip("([ \t")
+    if stripped.startswith("+"):
+        return [_Reading(body, None)]
+    if stripped.startswith("00"):
+        return [_Reading("+" + stripped[2:], None)]
+    readings = [_Reading("+" + stripped, None, plus_added=True)]
+    if region is not None:
+        readings.append(_Reading(body, region))
+    return readings
+
+
+def _reject_extensions(entry: str, readings: list[_Reading]) -> None:
+    """Extensions first: "ext. 12" or "x12" also contain letters, and "extension" is the better reason."""
+    for reading in readings:
+        try:
+            probe = phonenumbers.parse(reading.text, reading.region)
+        except NumberParseException:
+            continue
         if probe.extension:
-            raise PhoneNumberError("{!r} has an extension; extensions cannot receive SMS".format(entry))
-    except NumberParseException:
-        pass
+            raise PhoneNumberError(f"{entry!r} has an extension; extensions cannot receive SMS")
 
-    if not tel_uri:
-        stripped = body.lstrip("([ \t")
-        for index, ch in enumerate(body):
-            if ch in _ASCII_DIGITS or ch.isspace():
-                continue
-            if ch == "+":
-                if body[:index].strip(" \t([") != "" or body.count("+") > 1:
-                    raise PhoneNumberError(
-                        "{!r} has a '+' inside the number; separate numbers with commas".format(entry))
-                continue
-            category = unicodedata.category(ch)
-            if category.startswith("L"):
-                raise PhoneNumberError("{!r} contains letters; write the number with digits only".format(entry))
-            if category in ("Pd", "Ps", "Pe", "Zs") or ch in _EXTRA_PUNCTUATION:
-                continue
-            raise PhoneNumberError("{!r} contains the character {!r}, which is not part of a phone number"
-                                   .format(entry, ch))
-        if not any(ch in _ASCII_DIGITS for ch in body):
-            raise PhoneNumberError("{!r} has no digits".format(entry))
-        if stripped.startswith("00"):
-            # 00 is the international prefix: the country code follows
-            body = "+" + stripped[2:]
-        elif not stripped.startswith("+") and region is None:
-            raise PhoneNumberError(
-                "{!r} has no country code; write it as +<country code>… or set default_region".format(entry))
-        parse_text = body
 
+def _check_characters(body: str, entry: str) -> None:
+    """Only digits, one leading '+', and the punctuation people write inside numbers."""
+    for index, ch in enumerate(body):
+        if ch in _ASCII_DIGITS or ch.isspace():
+            continue
+        if ch == "+":
+            if body[:index].strip(" \t([") != "" or body.count("+") > 1:
+                raise PhoneNumberError(
+                    f"{entry!r} has a '+' inside the number; separate numbers with commas")
+            continue
+        category = unicodedata.category(ch)
+        if category.startswith("L"):
+            raise PhoneNumberError(f"{entry!r} contains letters; write the number with digits only")
+        if category in ("Pd", "Ps", "Pe", "Zs") or ch in _EXTRA_PUNCTUATION:
+            continue
+        raise PhoneNumberError(
+            f"{entry!r} contains the character {ch!r}, which is not part of a phone number")
+    if not any(ch in _ASCII_DIGITS for ch in body):
+        raise PhoneNumberError(f"{entry!r} has no digits")
+
+
+_PARSE_PROBLEMS = {
+    NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short to be a phone number",
+    NumberParseException.TOO_LONG: "is too long to be a phone number",
+}
+_IMPOSSIBLE = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short; is the area code missing?",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length",
+}
+
+
+def _read(reading: _Reading) -> _Outcome:
+    """Parse and check one reading."""
     try:
-        number = phonenumbers.parse(parse_text, region)
+        number = phonenumbers.parse(reading.text, reading.region)
     except NumberParseException as exc:
         if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE:
-            if region is None and not parse_text.lstrip().startswith(("+", "tel:+")):
-                reason = "has no country code; write it as +<country code>… or set default_region"
-            else:
-                reason = "has an unknown country code"
-        elif exc.error_type in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
-            reason = "is too short to be a phone number"
-        elif exc.error_type == NumberParseException.TOO_LONG:
-            reason = "is too long to be a phone number"
-        else:
-            reason = "is not a phone number"
-        raise PhoneNumberError("{!r} {}".format(entry, reason)) from None
-
-    if number.extension:
-        raise PhoneNumberError("{!r} has an extension; extensions cannot receive SMS".format(entry))
+            return _Outcome(reading, problem="has an unknown country code", no_country_code=True)
+        return _Outcome(reading, problem=_PARSE_PROBLEMS.get(exc.error_type, "is not a phone number"))
+    country = _region_name(number.country_code or 0)
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
-        detail = {
-            phonenumbers.ValidationResult.TOO_SHORT: "too short",
-            phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short; is the area code missing?",
-            phonenumbers.ValidationResult.TOO_LONG: "too long",
-            phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
-            phonenumbers.ValidationResult.INVALID_LENGTH: "wrong length",
-        }.get(possible, "impossible")
-        raise PhoneNumberError("{!r} is not a possible phone number for {} ({})".format(
-            entry, _region_name(number.country_code), detail))
+        detail = _IMPOSSIBLE.get(possible, "impossible")
+        return _Outcome(reading, problem=f"is not a possible phone number for {country} ({detail})")
     if not phonenumbers.is_valid_number(number):
-        raise PhoneNumberError("{!r} is not a valid number for {}".format(entry, _region_name(number.country_code)))
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        return _Outcome(reading, problem=f"is not a valid number for {country}")
+    return _Outcome(reading, e164=phonenumbers.format_number(number, PhoneNumberFormat.E164), country=country)
 
 
-def normalise(raw: str, default_region: Optional[str] = None) -> str:
+_WRITE_IT_WITH_A_COUNTRY_CODE = "write it as +<country code>… or set default_region"
+
+
+def _compact(text: str) -> str:
+    """``+(353) 83-446 3164`` -> ``+353834463164``: a reading as the reasons quote it."""
+    return "".join(ch for ch in text if ch in _ASCII_DIGITS or ch == "+")
+
+
+def _choose(entry: str, region: str | None, readings: list[_Reading]) -> str:
+    """The E.164 number when exactly one number is meant, else PhoneNumberError saying why not."""
+    outcomes = [_read(reading) for reading in readings]
+    numbers = list(dict.fromkeys(o.e164 for o in outcomes if o.e164 is not None))
+    if len(numbers) == 1:
+        return numbers[0]
+    if len(numbers) > 1:
+        international, national = outcomes
+        raise PhoneNumberError(
+            f"{entry!r} can be read two ways: as the international number {international.e164} "
+            f"({international.country}) or as the {region} number {national.e164}; write the one meant "
+            "in its + form, with its country code")
+    if len(outcomes) == 1:
+        raise PhoneNumberError(_single_reason(entry, outcomes[0]))
+    international, national = outcomes
+    raise PhoneNumberError(
+        f"{entry!r} is not a phone number read either way: as the international number "
+        f"{_compact(international.reading.text)} it {international.problem}; as a {region} number it "
+        f"{national.problem}")
+
+
+def _single_reason(entry: str, outcome: _Outcome) -> str:
+    """Why the one reading of an entry is not a usable number."""
+    reading = outcome.reading
+    written_without_country_code = reading.region is None and not reading.text.lower().startswith(
+        ("+", _TEL_PREFIX + "+"))
+    if outcome.no_country_code and (reading.plus_added or written_without_country_code):
+        return f"{entry!r} has no country code; {_WRITE_IT_WITH_A_COUNTRY_CODE}"
+    if reading.plus_added:
+        return (f"{entry!r} has no country code (no + or 00): read as the international number "
+                f"{_compact(reading.text)} it {outcome.problem}; {_WRITE_IT_WITH_A_COUNTRY_CODE}")
+    return f"{entry!r} {outcome.problem}"
+
+
+def normalise(raw: str, default_region: str | None = None) -> str:
     """Return ``raw`` in E.164 (``+353861234567``), or ``whatsapp:+…`` for a WhatsApp address.
 
     Raises PhoneNumberError whose message names the entry and says why it is unusable.
@@ -208,19 +285,19 @@ def normalise(raw: str, default_region: Optional[str] = None) -> str:
     """
     region = validate_region(default_region) if default_region is not None else None
     if raw is None or not isinstance(raw, str):
-        raise PhoneNumberError("phone number {!r} is not text".format(raw))
+        raise PhoneNumberError(f"phone number {raw!r} is not text")
     entry = raw.strip()
     if not entry:
         raise PhoneNumberError("phone number is empty")
     if entry[:len(WHATSAPP_PREFIX)].lower() == WHATSAPP_PREFIX:
         rest = entry[len(WHATSAPP_PREFIX):]
         if not rest.strip():
-            raise PhoneNumberError("{!r} has no number after 'whatsapp:'".format(entry))
+            raise PhoneNumberError(f"{entry!r} has no number after 'whatsapp:'")
         return WHATSAPP_PREFIX + _normalise_number(rest, entry, region)
     return _normalise_number(entry, entry, region)
 
 
-def parse_recipients(text: str, default_region: Optional[str] = None) -> List[Recipient]:
+def parse_recipients(text: str, default_region: str | None = None) -> list[Recipient]:
     """Split and validate a recipient list.
 
     Returns one Recipient per unique entry, in input order: the same normalised address once
@@ -246,7 +323,7 @@ def parse_recipients(text: str, default_region: Optional[str] = None) -> List[Re
     return recipients
 
 
-def mask(number: Optional[str]) -> str:
+def mask(number: str | None) -> str:
     """Mask a phone number for logs above DEBUG: ``+353861234567`` -> ``+35386*****67``.
 
     Keeps the first 6 characters (with the ``+``) and the last 2; a ``whatsapp:`` prefix stays

@@ -6,7 +6,8 @@ util/data/export.res is built from the repository's customizations/ directory
 
 Contents:
     - Message destination: fn_twilio
-    - Functions: twilio_receive_messages ("Twilio: Get Responses"), twilio_send_sms ("Twilio: Send SMS")
+    - Functions: twilio_receive_messages ("Twilio: Get Responses"), twilio_send_sms ("Twilio: Send SMS"),
+      twilio_get_responses ("Twilio: Get Responses (2.0.x)", kept for workflows written for 2.0.x)
     - Workflows: example_twilio_receive_messages, example_twilio_send_sms, twilio_get_responses
     - Rules: Example: Send Twilio SMS, Example: Twilio Receive Messages, Twilio: Get Responses
     - Datatable: twilio_sms_log ("SMS Activity Log")
@@ -25,7 +26,7 @@ def codegen_reload_data():
     return {
         "package": PACKAGE_NAME,
         "message_destinations": ["fn_twilio"],
-        "functions": ["twilio_receive_messages", "twilio_send_sms"],
+        "functions": ["twilio_get_responses", "twilio_receive_messages", "twilio_send_sms"],
         "workflows": ["example_twilio_receive_messages", "example_twilio_send_sms",
                       "twilio_get_responses"],
         "actions": ["Example: Send Twilio SMS", "Example: Twilio Receive Messages",

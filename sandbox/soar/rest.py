@@ -364,37 +364,101 @@ class SoarRestEmulator:
             return ExportIndex(copy.deepcopy(export))
 
     def check_export(self, export):
-        """Problems that make an export unimportable (empty list when fine)."""
-        return ExportIndex(load_export(export)).problems()
+        """Problems that make an export unimportable here (empty list when fine): the export's own
+        consistency, and what importing it over the objects this server already has would leave."""
+        export = load_export(export)
+        return ExportIndex(export).problems() + self._merge(export)[1]
 
     def apply_export(self, export, check=True):
         """Record an export's objects, as an accepted import does. Raises ExportError when check fails."""
         from .export import ExportError
         export = load_export(export)
-        index = ExportIndex(export)
-        if check:
-            problems = index.problems()
-            if problems:
-                raise ExportError(problems)
         with self._lock:
-            for fld in export.get("fields") or []:
-                self._add_field(dict(fld))
-            for table in export.get("types") or []:
-                self.datatables[table["type_name"]] = copy.deepcopy(table)
-            for dest in export.get("message_destinations") or []:
-                self._ensure_destination(dest["programmatic_name"], dest)
-            for fn in export.get("functions") or []:
-                fn = copy.deepcopy(fn)
-                old = self.functions.get(fn["name"])
-                fn["id"] = old["id"] if old else next(self._ids)
-                self.functions[fn["name"]] = fn
-            for rule in export.get("actions") or []:
-                self.rules[rule["name"]] = copy.deepcopy(rule)
-            for wf in export.get("workflows") or []:
-                self.workflows[wf["programmatic_name"]] = copy.deepcopy(wf)
-            for playbook in export.get("playbooks") or []:
-                self.playbooks[playbook["name"]] = copy.deepcopy(playbook)
+            state, problems = self._merge(export)
+            if check:
+                problems = ExportIndex(export).problems() + problems
+                if problems:
+                    raise ExportError(problems)
+            for attr, objects in state.items():
+                setattr(self, attr, objects)
             self.exports.append(export)
+
+    # ------------------------------------------------------------------ import matching
+    #: (section of an export, attribute of this server, the key naming an object)
+    _IMPORTED = (("fields", "fields", "export_key"), ("types", "datatables", "type_name"),
+                 ("message_destinations", "message_destinations", "programmatic_name"),
+                 ("functions", "functions", "name"), ("actions", "rules", "name"),
+                 ("workflows", "workflows", "programmatic_name"), ("playbooks", "playbooks", "name"))
+    #: what an import never overwrites on an existing object (the server's own bookkeeping)
+    _KEPT_ON_UPDATE = {"message_destinations": ("id", "api_keys", "users"), "functions": ("id",),
+                       "fields": ("id",), "actions": ("id",)}
+
+    def _merge(self, export):
+        """The server's objects after importing ``export`` and the reasons to refuse it.
+
+        Like a strict SOAR server: an imported object updates the existing one with the same uuid or,
+        failing that, the same name (a uuid match under another name renames it); an object whose uuid
+        belongs to one existing object and whose name to another is refused. The result must not hold two
+        functions with one display name, nor a workflow calling a function uuid the server lacks.
+        """
+        state, problems = {}, []
+        for section, attr, key in self._IMPORTED:
+            objects = copy.deepcopy(getattr(self, attr))
+            for incoming in export.get(section) or []:
+                name, uuid = incoming.get(key), incoming.get("uuid")
+                by_uuid = next((n for n, o in objects.items() if uuid and o.get("uuid") == uuid), None)
+                if by_uuid is not None and by_uuid != name and name in objects:
+                    problems.append("{} '{}' has the uuid {} of the existing {} '{}', and '{}' already exists "
+                                    "with uuid {}".format(section, name, uuid, section, by_uuid, name,
+                                                          objects[name].get("uuid")))
+                    continue
+                existing = objects.pop(by_uuid if by_uuid is not None else name, None)
+                objects[name] = self._imported_object(section, incoming, existing)
+            state[attr] = objects
+        problems += self._display_name_clashes(state["functions"])
+        problems += self._unresolved_function_references(state)
+        return state, problems
+
+    def _imported_object(self, section, incoming, existing):
+        obj = copy.deepcopy(incoming)
+        if existing is not None:
+            for kept in self._KEPT_ON_UPDATE.get(section, ()):
+                if kept in existing:
+                    obj[kept] = copy.deepcopy(existing[kept])
+        elif section in ("message_destinations", "functions"):
+            obj["id"] = next(self._ids)
+        if section == "message_destinations":
+            obj.setdefault("api_keys", [])
+            obj.setdefault("users", [])
+        if section in ("fields", "actions"):
+            obj.setdefault("id", next(self._ids))
+        obj.setdefault("uuid", str(uuidlib.uuid4()))
+        return obj
+
+    @staticmethod
+    def _display_name_clashes(functions):
+        named = {}
+        for fn in functions.values():
+            named.setdefault(fn.get("display_name"), []).append(fn.get("name"))
+        return ["functions {} would share the display name '{}'".format(
+                    " and ".join("'{}'".format(n) for n in sorted(names)), display)
+                for display, names in sorted(named.items(), key=lambda item: str(item[0])) if len(names) > 1]
+
+    @staticmethod
+    def _unresolved_function_references(state):
+        from .export import parse_workflow_tasks
+        by_uuid = {fn.get("uuid"): fn for fn in state["functions"].values()}
+        problems = []
+        for wf_name, wf in sorted(state["workflows"].items()):
+            try:
+                tasks = parse_workflow_tasks(wf, by_uuid)
+            except Exception:  # noqa: BLE001 - reported by the export's own check
+                continue
+            for task in tasks:
+                if task.function_name is None:
+                    problems.append("workflow '{}' task '{}' would call function uuid {}, which is not a "
+                                    "function of this server".format(wf_name, task.task_name, task.function_uuid))
+        return problems
 
     # ------------------------------------------------------------------ internals
     def _add_field(self, fld):
@@ -590,7 +654,7 @@ class SoarRestEmulator:
     def _create_import(self, body):
         if not isinstance(body, dict):
             raise HttpError(400, "Import rejected: the body is not an export object")
-        problems = ExportIndex(body).problems()
+        problems = self.check_export(body)
         if problems:
             raise HttpError(400, "Import rejected: " + "; ".join(problems))
         import_id = next(self._ids)

@@ -99,15 +99,17 @@ class TestPayloadSamples:
             "incident_id": 2095})
         check_or_update("twilio_send_sms", call.result)
 
-    def test_receive(self, circuits_app, twilio):
+    # the legacy twilio_get_responses (2.0.x's name) answers exactly as twilio_receive_messages
+    @pytest.mark.parametrize("function", ["twilio_receive_messages", "twilio_get_responses"])
+    def test_receive(self, circuits_app, twilio, function):
         twilio.inject_inbound(from_="+353861234567", to=SENDER, body="Acknowledged")
-        call = call_function(circuits_app, "twilio_receive_messages", {
+        call = call_function(circuits_app, function, {
             "twilio_phone_number": "+353861234567", "twilio_date_sent": "2026-01-25 14:59:51+00:00",
             "twilio_wait_timeout": "60s"})
         assert call.result["success"] is True
-        check_or_update("twilio_receive_messages", call.result)
+        check_or_update(function, call.result)
 
-    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages"])
+    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages", "twilio_get_responses"])
     def test_samples_are_not_empty(self, function):
         for name in ("output_json_example.json", "output_json_schema.json"):
             assert json.loads((SAMPLES / function / name).read_text())

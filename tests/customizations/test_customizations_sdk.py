@@ -41,12 +41,13 @@ def test_codegen_reads_the_export(tmp_path):
           "-d", "twilio_sms_log", "-o", str(tmp_path)], cwd=str(tmp_path))
     package = tmp_path / "fn_twilio" / "fn_twilio"
     components = sorted(p.name for p in (package / "components").glob("funct_*.py"))
-    assert components == ["funct_twilio_receive_messages.py", "funct_twilio_send_sms.py"]
+    assert components == ["funct_twilio_get_responses.py", "funct_twilio_receive_messages.py",
+                          "funct_twilio_send_sms.py"]
 
     # the export codegen re-emits holds every object we asked for
     regenerated = json.loads((package / "util" / "data" / "export.res").read_text())
     assert sorted(f["name"] for f in regenerated["functions"]) == \
-        ["twilio_receive_messages", "twilio_send_sms"]
+        ["twilio_get_responses", "twilio_receive_messages", "twilio_send_sms"]
     assert sorted(w["programmatic_name"] for w in regenerated["workflows"]) == \
         ["example_twilio_receive_messages", "example_twilio_send_sms", "twilio_get_responses"]
     assert [t["type_name"] for t in regenerated["types"]] == ["twilio_sms_log"]
@@ -58,7 +59,8 @@ def test_docgen_documents_the_export(tmp_path):
     out = tmp_path / "README.md"
     _run([sdk, "docgen", "-e", EXPORT_RES, "-o", str(out)], cwd=str(tmp_path))
     text = out.read_text()
-    for expected in ("Twilio: Send SMS", "Twilio: Get Responses", "twilio_sms_destination",
+    for expected in ("Twilio: Send SMS", "Twilio: Get Responses", "Twilio: Get Responses (2.0.x)",
+                     "twilio_sms_destination",
                      "SMS Activity Log", "Msg Created", "Example: Send Twilio SMS",
                      "twilio_sms_log.status not_equals Failed",
                      "## Playbooks", "Example: Twilio Send SMS (Playbook)",

@@ -47,20 +47,25 @@ def test_top_level_shape(export_res):
 
 def test_functions_and_their_inputs(export_res):
     functions = _by(export_res["functions"], "name")
-    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages"}
-    assert "twilio_get_responses" not in functions  # legacy name: served, never exported
+    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses"}
     assert functions["twilio_send_sms"]["display_name"] == "Twilio: Send SMS"
     assert functions["twilio_receive_messages"]["display_name"] == "Twilio: Get Responses"
+    legacy = functions["twilio_get_responses"]               # 2.0.x's name, kept for its workflows
+    assert legacy["display_name"] == "Twilio: Get Responses (2.0.x)"
+    assert "2.0.x" in legacy["description"]["content"]
+    assert legacy["view_items"] == functions["twilio_receive_messages"]["view_items"]
 
     fields = _by([f for f in export_res["fields"] if f["type_id"] == 11], "uuid")
+    receive_inputs = [("twilio_phone_number", "text", True),
+                      ("twilio_date_sent", "text", False),
+                      ("twilio_date_sent_ts", "datetimepicker", False),
+                      ("twilio_wait_timeout", "text", False)]
     expected = {
         "twilio_send_sms": [("twilio_sms_destination", "text", True),
                             ("twilio_sms_message", ("text", "textarea"), False),
                             ("incident_id", "number", False)],
-        "twilio_receive_messages": [("twilio_phone_number", "text", True),
-                                    ("twilio_date_sent", "text", False),
-                                    ("twilio_date_sent_ts", "datetimepicker", False),
-                                    ("twilio_wait_timeout", "text", False)],
+        "twilio_receive_messages": receive_inputs,
+        "twilio_get_responses": receive_inputs,
     }
     for name, inputs in expected.items():
         fn = functions[name]
@@ -198,9 +203,15 @@ def test_workflow_is_start_task_end_calling_an_existing_function(export_res, wf)
     assert '"post_processing_script_language":"python"' not in workflow["content"]["xml"]
 
 
-def test_every_function_has_a_workflow(export_res):
+def test_every_function_but_the_legacy_one_has_a_workflow(export_res):
     for function in export_res["functions"]:
-        assert function["workflows"], function["name"]
+        if function["name"] == d.LEGACY_FUNCTION:
+            assert function["workflows"] == [], "no shipped workflow calls the legacy function"
+        else:
+            assert function["workflows"], function["name"]
+    legacy_uuid = _by(export_res["functions"], "name")[d.LEGACY_FUNCTION]["uuid"]
+    for workflow in export_res["workflows"]:
+        assert legacy_uuid not in workflow["content"]["xml"], workflow["programmatic_name"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_customize_imports_the_customizations(sandbox, customized):
     assert code == 0, output
     rest = sandbox.rest
     assert {"twilio_send_sms", "twilio_receive_messages"} <= set(rest.functions)
-    assert "twilio_get_responses" not in rest.functions          # the legacy name is not exported
+    # the legacy name is exported since 2.2.0, under a display name of its own
+    assert rest.functions["twilio_get_responses"]["display_name"] == "Twilio: Get Responses (2.0.x)"
     assert {"Example: Send Twilio SMS", "Example: Twilio Receive Messages", "Twilio: Get Responses"} <= set(rest.rules)
     assert "twilio_sms_log" in rest.datatables
     assert rest.message_destinations["fn_twilio"]["api_keys"] == [rest.api_key_handle]
@@ -61,9 +62,11 @@ def test_customize_imports_the_customizations(sandbox, customized):
     assert all(status == 200 for _, _, status in calls)
 
 
-def test_run_after_customize_serves_the_app_without_the_legacy_function(sandbox, customized):
-    """A server that never had 2.0.x: twilio_get_responses is unknown (404) and only its own
-    component stays unsubscribed; the others serve."""
+def test_run_without_the_legacy_function_serves_the_others(sandbox, customized):
+    """A server where twilio_get_responses is not defined (an administrator deleted it after customize):
+    it is unknown (404) and only its own component stays unsubscribed; the others serve."""
+    legacy_definition = sandbox.rest.functions["twilio_get_responses"]
+    sandbox.rest.remove_function("twilio_get_responses")
     launcher = sandbox.launcher("run-after-customize")
     launcher.start(timeout=60)
     try:
@@ -76,6 +79,7 @@ def test_run_after_customize_serves_the_app_without_the_legacy_function(sandbox,
         assert call.results["success"] is True, call.error
     finally:
         launcher.stop()
+        sandbox.rest.functions["twilio_get_responses"] = legacy_definition
 
 
 def test_selftest_succeeds_with_working_credentials(sandbox, customized):

@@ -101,7 +101,8 @@ def test_import_flow_defines_functions_on_acceptance(certs, app_export):
         fn = session.get(url + "/functions/twilio_send_sms?handle_format=names").json()
         assert fn["destination_handle"] == "fn_twilio"
         assert session.get(url + "/functions/twilio_receive_messages").ok
-        assert session.get(url + "/functions/twilio_get_responses").status_code == 404   # not exported
+        legacy = session.get(url + "/functions/twilio_get_responses?handle_format=names").json()
+        assert legacy["display_name"] == "Twilio: Get Responses (2.0.x)"        # exported since 2.2.0
         names = {r["name"] for r in session.get(url + "/actions").json()["entities"]}
         assert {"Example: Send Twilio SMS", "Twilio: Get Responses"} <= names
         assert "twilio_sms_log" in rest.datatables

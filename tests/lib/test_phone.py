@@ -1,5 +1,6 @@
-# -*- coding: utf-8 -*-
 """Tests for fn_twilio.lib.phone: splitting, normalising, de-duplicating and masking numbers."""
+import dataclasses
+
 import pytest
 
 from fn_twilio.lib.phone import (
@@ -35,7 +36,8 @@ VALID = [
     ("0044 20 7946 0958", "DE", "+442079460958"),
     ("0049 30 901820", None, "+4930901820"),
     # full-width digits and plus
-    ("\uff0b\uff13\uff15\uff13 \uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", None, "+353861234567"),
+    ("\uff0b\uff13\uff15\uff13 \uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", None,
+     "+353861234567"),
     ("\uff10\uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", "IE", "+353861234567"),
     # tel: URIs
     ("tel:+1-978-835-4530", None, "+19788354530"),
@@ -216,8 +218,8 @@ def test_recipient_properties():
     bad = Recipient(raw="oops", e164=None, reason="'oops' contains letters")
     assert good.valid and good.address == "+353861234567"
     assert not bad.valid and bad.address == "oops"
-    with pytest.raises(Exception):
-        good.raw = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        good.raw = "x"
 
 
 @pytest.mark.parametrize("number,expected", [
@@ -245,3 +247,69 @@ def test_mask_hides_the_middle(number):
     masked = mask(number)
     assert len(masked) == len(number)
     assert number[-8:-2] not in masked
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers written without "+" (contract §8): read as international and, with default_region,
+# as national; one valid reading is used, two different ones or none are invalid with the reason.
+# ---------------------------------------------------------------------------------------------
+# (destination, default_region, [(entry, E.164 or None, words the reason must contain)])
+DIGITS_ONLY = [
+    # the 2.0.1 documentation's own example: 353834463164 is sent as +353834463164
+    ("1234,353834463164", None,
+     [("1234", None, ["'1234' has no country code (no + or 00): read as the international number +1234 it "
+                      "is not a possible phone number for US (too short); write it as +<country code>… or "
+                      "set default_region"]),
+      ("353834463164", "+353834463164", [])]),
+    ("1234,353834463164", "US",
+     [("1234", None, ["is not a phone number read either way", "as the international number +1234",
+                      "as a US number it is not a possible phone number for US (too short)"]),
+      ("353834463164", "+353834463164", [])]),
+    ("353 83 446 3164", "IE", [("353 83 446 3164", "+353834463164", [])]),   # both readings agree
+    # a US national number with and without default_region
+    ("(978) 835-4530", "US", [("(978) 835-4530", "+19788354530", [])]),
+    ("978.835.4530", "US", [("978.835.4530", "+19788354530", [])]),
+    ("(978) 835-4530", None,
+     [("(978) 835-4530", None, ["has no country code; write it as +<country code>… or set default_region"])]),
+    ("19788354530", None, [("19788354530", "+19788354530", [])]),            # 1 is the US country code
+    # valid both ways with different results: invalid, both readings named, the + form asked for
+    ("201 517 8128", "US",
+     [("201 517 8128", None, ["can be read two ways", "+2015178128 (EG)", "the US number +12015178128",
+                              "in its + form"])]),
+    # the same digits without default_region have one reading only: the international one
+    ("201 517 8128", None, [("201 517 8128", "+2015178128", [])]),
+    # valid neither way
+    ("12", "US", [("12", None, ["read either way", "+12", "as a US number it is not a possible phone "
+                                                          "number for US (too short)"])]),
+    ("999 1234 5678", "GB", [("999 1234 5678", None, ["+99912345678 it has an unknown country code",
+                                                      "as a GB number it"])]),
+    ("353834", None, [("353834", None, ["read as the international number +353834 it",
+                                        "not a possible phone number for IE (too short)"])]),
+    ("0861234567", None, [("0861234567", None, ["has no country code"])]),
+    # + and 00 entries are international as before, whatever default_region says
+    ("+2015178128, 002015178128", "US", [("+2015178128", "+2015178128", [])]),
+    ("00 1 978 835 4530", "IE", [("00 1 978 835 4530", "+19788354530", [])]),
+]
+
+
+@pytest.mark.parametrize("destination,region,expected", DIGITS_ONLY)
+def test_numbers_written_without_plus(destination, region, expected):
+    recipients = parse_recipients(destination, region)
+    assert [(r.raw, r.e164) for r in recipients] == [(entry, e164) for entry, e164, _ in expected]
+    for recipient, (_, _, words) in zip(recipients, expected):
+        for word in words:
+            assert word in recipient.reason, recipient.reason
+        if recipient.reason:
+            assert repr(recipient.raw) in recipient.reason           # names the entry as written
+
+
+@pytest.mark.parametrize("entry,national_number", [
+    ("(978) 835-4530", "+19788354530"), ("978 835 4530 ext 7", "+19788354530"),
+    ("07911 123456", "+447911123456"),
+    ("086 123 4567", "+353861234567"), ("(11) 91234-5678", "+5511912345678"),
+])
+def test_without_default_region_no_country_is_guessed(entry, national_number):
+    """A national number without default_region is never read as a number of some assumed country."""
+    with pytest.raises(PhoneNumberError) as info:
+        normalise(entry)
+    assert national_number not in str(info.value)
