@@ -119,15 +119,15 @@ def check_keywords(words: Iterable[str], *, name: str) -> tuple[str, ...]:
     for raw in words:
         word = raw.strip()
         if not _KEYWORD.match(word):
-            raise KeywordError(f"{name}: {raw!r} is not a keyword; a keyword is one word of letters "
-                               "and digits")
+            raise KeywordError(f"{name}: {word!r} is not a keyword; a keyword is one word of letters "
+                               "and digits (separate keywords with commas)")
         if word.isdigit():
-            raise KeywordError(f"{name}: {raw!r} is a number, which a reply uses as a reply code; "
+            raise KeywordError(f"{name}: {word!r} is a number, which a reply uses as a reply code; "
                                "a keyword needs at least one letter")
         upper = word.upper()
         twilio = _TWILIO_INTENTS.get(upper)
         if twilio is not None:
-            raise KeywordError(f"{name}: {raw!r} is one of Twilio's {_TWILIO_KINDS[twilio]} keywords; "
+            raise KeywordError(f"{name}: {word!r} is one of Twilio's {_TWILIO_KINDS[twilio]} keywords; "
                                "Twilio acts on it itself, so it cannot be used here")
         if upper not in checked:
             checked.append(upper)
