@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Optional
+
+from .model import DeliveryOutcome, DeliverySchedule
 
 
 class RemoteEmulator:
@@ -33,6 +37,48 @@ class RemoteEmulator:
     @property
     def messages(self) -> list:
         return self._call("GET", "messages")["messages"]
+
+    def find_messages(self, *, direction: Optional[str] = None, to: Optional[str] = None,
+                      from_: Optional[str] = None) -> list:
+        query = urllib.parse.urlencode({k: v for k, v in (("direction", direction), ("to", to), ("from", from_))
+                                        if v is not None})
+        return self._call("GET", "messages" + ("?" + query if query else ""))["messages"]
+
+    def outbound_messages(self, to: Optional[str] = None, from_: Optional[str] = None) -> list:
+        return self.find_messages(direction="outbound-api", to=to, from_=from_)
+
+    def message(self, sid: str) -> dict:
+        """One stored message; KeyError when unknown."""
+        try:
+            return self._call("GET", "messages/" + urllib.parse.quote(sid, safe=""))
+        except RuntimeError as exc:
+            if "HTTP 404" in str(exc):
+                raise KeyError(sid) from None
+            raise
+
+    @property
+    def delivery_schedule(self) -> Optional[DeliverySchedule]:
+        schedule = self._call("GET", "delivery/schedule")["schedule"]
+        return None if schedule is None else DeliverySchedule(**schedule)
+
+    @delivery_schedule.setter
+    def delivery_schedule(self, schedule: Optional[DeliverySchedule]) -> None:
+        if schedule is None:
+            self._call("DELETE", "delivery/schedule")
+        else:
+            self._call("POST", "delivery/schedule", asdict(schedule))
+
+    def deliver_after(self, sent_after: float = 0.0, delivered_after: float = 0.0) -> None:
+        self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
+
+    def set_delivery_outcome(self, recipient: str, status: str, error_code: Optional[int] = None,
+                             error_message: Optional[str] = None) -> None:
+        self._call("POST", "delivery/outcomes", {"recipient": recipient, **asdict(
+            DeliveryOutcome(status, error_code, error_message))})
+
+    @property
+    def delivery_outcomes(self) -> dict:
+        return {n: DeliveryOutcome(**o) for n, o in self._call("GET", "delivery/outcomes")["outcomes"].items()}
 
     @property
     def requests(self) -> list:

@@ -12,13 +12,14 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .._http import TrackingHTTPServer
 from . import model
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, API_ROOT, AUTH_TOKEN, MESSAGING_SERVICE_SID,
-                    SENDER, DateFilter, Store, TwilioError, error_body, new_sid, parse_filter_date)
+                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body, new_sid,
+                    parse_filter_date)
 
 FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -283,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.loads(raw) if raw.strip() else {}
             if not isinstance(payload, dict):
                 raise ValueError("the body must be a JSON object")
-            status, result = emu._control(self.command, path, payload)
+            status, result = emu._control(self.command, path, payload, parse_qs(qs))
         except (ValueError, TypeError, KeyError) as e:
             status, result = 400, {"error": f"{type(e).__name__}: {e}"}
         except TwilioError as e:
@@ -332,14 +333,17 @@ class TwilioEmulator:
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
                  api_keys: Optional[dict] = None, numbers=(SENDER,), messaging_services: Optional[dict] = None,
-                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
+                 delivery_schedule: Optional[DeliverySchedule] = None,
+                 clock: Optional[Callable[[], datetime]] = None):
         if api_keys is None:
             api_keys = {API_KEY_SID: API_KEY_SECRET}
         if messaging_services is None:
             messaging_services = {MESSAGING_SERVICE_SID: (SENDER,)}
-        self._initial = (list(numbers), float(latency))
+        self._initial = (list(numbers), float(latency), delivery_schedule)
         self.store = Store(account_sid=account_sid, auth_token=auth_token, api_keys=dict(api_keys),
-                           numbers=list(numbers), messaging_services=dict(messaging_services))
+                           numbers=list(numbers), messaging_services=dict(messaging_services),
+                           clock=clock or model.now_utc, schedule=delivery_schedule)
         self.latency = float(latency)
         self.host, self.port = host, port
         self._lock = threading.Lock()
@@ -393,14 +397,16 @@ class TwilioEmulator:
         self.stop()
 
     def reset(self) -> None:
-        """Back to the constructor's state: no messages, faults, requests, opt-outs, geo blocks or
-        landlines; numbers and latency as given to the constructor."""
+        """Back to the constructor's state: no messages, faults, requests, opt-outs, delivery
+        outcomes, geo blocks or landlines; numbers, latency and delivery schedule as given to the
+        constructor."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
         self.store.reset()
         with self.store.lock:
-            numbers, latency = self._initial
+            numbers, latency, schedule = self._initial
+            self.store.schedule = schedule
             self.store.numbers = list(numbers)
             for pool in self.store.messaging_services.values():
                 for n in pool:
@@ -421,6 +427,49 @@ class TwilioEmulator:
             return self.store.get(sid)
         except TwilioError:
             raise KeyError(sid) from None
+
+    def find_messages(self, *, direction: Optional[str] = None, to: Optional[str] = None,
+                      from_: Optional[str] = None) -> list[dict]:
+        """Copies of the stored messages with that direction, to and from (None: any), oldest first."""
+        return [m for m in self.messages if (direction is None or m["direction"] == direction)
+                and (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)]
+
+    def outbound_messages(self, to: Optional[str] = None, from_: Optional[str] = None) -> list[dict]:
+        """Copies of the messages sent through the API (direction ``outbound-api``), oldest first."""
+        return self.find_messages(direction="outbound-api", to=to, from_=from_)
+
+    # --- delivery -----------------------------------------------------------------------
+
+    @property
+    def delivery_schedule(self) -> Optional[DeliverySchedule]:
+        """How outbound messages move on their own (``DeliverySchedule``), or None (the default):
+        then they stay ``queued`` (``accepted`` with a Messaging Service) until ``set_status`` or
+        ``advance_statuses`` moves them. A change applies to messages created afterwards."""
+        return self.store.schedule
+
+    @delivery_schedule.setter
+    def delivery_schedule(self, schedule: Optional[DeliverySchedule]) -> None:
+        if schedule is not None and not isinstance(schedule, DeliverySchedule):
+            raise TypeError("delivery_schedule is a DeliverySchedule or None")
+        self.store.set_delivery_schedule(schedule)
+
+    def deliver_after(self, sent_after: float = 0.0, delivered_after: float = 0.0) -> None:
+        """Turn the delivery schedule on: sent ``sent_after`` s after creation, the receipt
+        ``delivered_after`` s after that."""
+        self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
+
+    def set_delivery_outcome(self, recipient: str, status: str, error_code: Optional[int] = None,
+                             error_message: Optional[str] = None) -> None:
+        """How messages to ``recipient`` end, by the schedule or ``advance_statuses``: ``delivered``
+        (the default), ``undelivered`` or ``failed`` with ``error_code`` (30003, ...), or ``sent``
+        (no receipt). Messages already final are not changed. ValueError for a bad outcome."""
+        self.store.set_delivery_outcome(recipient, DeliveryOutcome(status, error_code, error_message))
+
+    @property
+    def delivery_outcomes(self) -> dict[str, DeliveryOutcome]:
+        """The outcomes set, by recipient number."""
+        with self.store.lock:
+            return dict(self.store.outcomes)
 
     def inject_inbound(self, from_: str, to: str = SENDER, body: str = "ACK",
                        date_sent: Optional[datetime] = None) -> dict:
@@ -661,13 +710,31 @@ class TwilioEmulator:
 
     # --- the control API ----------------------------------------------------------------
 
-    def _control(self, method: str, path: str, p: dict):
+    def _control(self, method: str, path: str, p: dict, query: Optional[dict] = None):
         route = path[len("/_emulator"):].strip("/")
         get, post = method in ("GET", "HEAD"), method in ("POST", "PUT")
+        query = query or {}
         if route == "health" and get:
             return 200, {"ok": True, "base_url": self.base_url, "account_sid": self.account_sid}
         if route == "messages" and get:
-            return 200, {"messages": self.messages}
+            return 200, {"messages": self.find_messages(direction=_one(query, "direction"), to=_one(query, "to"),
+                                                        from_=_one(query, "from"))}
+        if route.startswith("messages/") and get:
+            return 200, self.store.get(route[len("messages/"):])
+        if route == "delivery/schedule":
+            if post:
+                self.deliver_after(p.get("sent_after", 0.0), p.get("delivered_after", 0.0))
+            elif method == "DELETE":
+                self.delivery_schedule = None
+            if post or get or method == "DELETE":
+                schedule = self.delivery_schedule
+                return 200, {"schedule": None if schedule is None else asdict(schedule)}
+        if route == "delivery/outcomes":
+            if post:
+                self.set_delivery_outcome(p["recipient"], p.get("status", "delivered"), p.get("error_code"),
+                                          p.get("error_message"))
+            if post or get:
+                return 200, {"outcomes": {n: asdict(o) for n, o in self.delivery_outcomes.items()}}
         if route == "inbound" and post:
             return 201, self.inject_inbound(p["from"], p.get("to", SENDER), p.get("body", "ACK"),
                                             _parse_dt(p.get("date_sent")))

@@ -14,7 +14,8 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER, RemoteEmulator, TwilioEmulator
+from sandbox.twilio_emulator import (ACCOUNT_SID, AUTH_TOKEN, SENDER, DeliverySchedule, RemoteEmulator,
+                                     TwilioEmulator)
 
 USER = "+353861234567"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,9 +92,11 @@ def test_commit_then_drop_creates_the_message(emu, client):
     with pytest.raises(requests.exceptions.ConnectionError):
         send(client, body="ambiguous")
     assert [m["body"] for m in emu.messages] == ["ambiguous"]
-    # reconciliation as the app would do it finds it
-    found = client.messages.list(to=USER, from_=SENDER, date_sent_after=datetime.now(timezone.utc).date())
+    # the outbound log shows it (newest first) to a listing by recipient and sender ...
+    found = client.messages.list(to=USER, from_=SENDER, limit=20)
     assert [m.body for m in found] == ["ambiguous"]
+    # ... but not to a DateSent filter while it is queued: its date_sent is still null, as on Twilio
+    assert client.messages.list(to=USER, from_=SENDER, date_sent_after=datetime.now(timezone.utc).date()) == []
 
 
 def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):
@@ -246,7 +249,8 @@ def test_control_api_errors(emu):
 def test_cli_prints_base_url_and_stops_on_sigterm():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "sandbox.twilio_emulator", "--port", "0",
-                             "--number", SENDER, "--number", "+15005550014", "--auth-token", "b" * 32],
+                             "--number", SENDER, "--number", "+15005550014", "--auth-token", "b" * 32,
+                             "--sent-after", "1.5"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
@@ -256,6 +260,7 @@ def test_cli_prints_base_url_and_stops_on_sigterm():
         r = requests.get(f"{line}/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json",
                          auth=(ACCOUNT_SID, "b" * 32), timeout=5)
         assert {n["phone_number"] for n in r.json()["incoming_phone_numbers"]} == {SENDER, "+15005550014"}
+        assert RemoteEmulator(line).delivery_schedule == DeliverySchedule(sent_after=1.5, delivered_after=0)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
