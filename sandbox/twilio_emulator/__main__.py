@@ -16,7 +16,8 @@ from .server import TwilioEmulator
 
 
 def _parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m sandbox.twilio_emulator", description="Twilio REST API emulator")
+    p = argparse.ArgumentParser(prog="python -m sandbox.twilio_emulator",
+                                description="Twilio REST API emulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     p.add_argument("--account-sid", default=ACCOUNT_SID)
@@ -26,13 +27,15 @@ def _parse_args(argv):
     p.add_argument("--number", action="append", metavar="+E164",
                    help=f"a number of the account (repeatable; default {SENDER})")
     p.add_argument("--messaging-service", action="append", metavar="MG…=+E164[,+E164…]",
-                   help=f"a Messaging Service and its sender pool (repeatable; default {MESSAGING_SERVICE_SID}=<first number>)")
+                   help="a Messaging Service and its sender pool "
+                        f"(repeatable; default {MESSAGING_SERVICE_SID}=<first number>)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
     p.add_argument("--sent-after", type=float, metavar="S",
                    help="turn the delivery schedule on: outbound messages are sent S seconds after creation "
                         "(default: off, they stay queued)")
     p.add_argument("--delivered-after", type=float, metavar="S",
-                   help="with the schedule on, the delivery receipt comes S seconds after sending (default 0)")
+                   help="with the schedule on, the delivery receipt comes S seconds after sending "
+                        "(default 0)")
     return p.parse_args(argv)
 
 

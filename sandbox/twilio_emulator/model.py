@@ -12,9 +12,9 @@ import itertools
 import re
 import secrets
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Callable, Iterable, Optional
 
 UTC = timezone.utc
 API_VERSION = "2010-04-01"
@@ -38,7 +38,7 @@ START_WORDS = {"START", "YES", "UNSTOP"}
 KEYWORD_EDGES = " \t\r\n\f\v!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
-def keyword_of(body: Optional[str]) -> str:
+def keyword_of(body: str | None) -> str:
     """The message as Twilio compares it with its keywords: ' Stop. ' -> 'STOP'."""
     return (body or "").strip(KEYWORD_EDGES).upper()
 
@@ -96,7 +96,7 @@ HTTP_MESSAGES = {
 class TwilioError(Exception):
     """A Twilio API error: becomes the JSON envelope {"code","message","more_info","status"}."""
 
-    def __init__(self, status: int, code: int, message: str, headers: Optional[dict] = None):
+    def __init__(self, status: int, code: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -120,7 +120,7 @@ def bad_request(code: int, message: str) -> TwilioError:
 # Small helpers
 
 
-def rfc2822(dt: Optional[datetime]) -> Optional[str]:
+def rfc2822(dt: datetime | None) -> str | None:
     """Aware datetime -> 'Thu, 24 Aug 2023 05:01:45 +0000' (Twilio's date format)."""
     if dt is None:
         return None
@@ -168,7 +168,7 @@ GSM_BASIC = set(
 GSM_EXTENSION = set("^{}\\[~]|€\f")
 
 
-def segment_count(body: Optional[str]) -> int:
+def segment_count(body: str | None) -> int:
     """Number of SMS segments: GSM-7 160/153 septets (extension chars take 2),
     else UCS-2 70/67 UTF-16 code units (an emoji takes 2). An escape pair or a surrogate
     pair is never split across segments."""
@@ -209,7 +209,7 @@ def parse_filter_date(raw: str) -> tuple[datetime, bool]:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(text)  # raises ValueError / TypeError
         if parsed is None:
-            raise ValueError(text)
+            raise ValueError(text) from None
         dt = parsed
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -218,9 +218,9 @@ def parse_filter_date(raw: str) -> tuple[datetime, bool]:
 
 @dataclass
 class DateFilter:
-    on: Optional[tuple[datetime, bool]] = None      # DateSent   (that date)
-    before: Optional[tuple[datetime, bool]] = None  # DateSent<  (on or before)
-    after: Optional[tuple[datetime, bool]] = None   # DateSent>  (on or after)
+    on: tuple[datetime, bool] | None = None      # DateSent   (that date)
+    before: tuple[datetime, bool] | None = None  # DateSent<  (on or before)
+    after: tuple[datetime, bool] | None = None   # DateSent>  (on or after)
 
     @property
     def active(self) -> bool:
@@ -253,7 +253,7 @@ class DateFilter:
 class _Msg:
     seq: int
     created: datetime
-    sent: Optional[datetime]
+    sent: datetime | None
     data: dict
     key: tuple = (0, 0)
     plan: list = field(default_factory=list)   # lifecycle steps still to come: [(when, step)], oldest first
@@ -289,7 +289,8 @@ class DeliverySchedule:
     def __post_init__(self):
         for name in ("sent_after", "delivered_after"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 <= value < float("inf"):
                 raise ValueError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
             object.__setattr__(self, name, float(value))
 
@@ -301,18 +302,20 @@ class DeliveryOutcome:
     Twilio error code (30003, 30007, ...; the message defaults to Twilio's title for the code); or
     ``sent`` (no receipt ever comes). Raises ValueError for anything else."""
     status: str = "delivered"
-    error_code: Optional[int] = None
-    error_message: Optional[str] = None
+    error_code: int | None = None
+    error_message: str | None = None
 
     def __post_init__(self):
         if self.status not in DELIVERY_OUTCOMES:
-            raise ValueError(f"a delivery outcome is one of {', '.join(DELIVERY_OUTCOMES)}, not {self.status!r}")
+            raise ValueError(f"a delivery outcome is one of {', '.join(DELIVERY_OUTCOMES)}, "
+                             f"not {self.status!r}")
         if self.status in ("undelivered", "failed"):
             if isinstance(self.error_code, bool) or not isinstance(self.error_code, int):
                 raise ValueError(f"a {self.status!r} outcome needs an integer error_code (e.g. 30003), "
                                  f"not {self.error_code!r}")
             if self.error_message is None:
-                object.__setattr__(self, "error_message", DELIVERY_ERRORS.get(self.error_code, "Unknown error"))
+                title = DELIVERY_ERRORS.get(self.error_code, "Unknown error")
+                object.__setattr__(self, "error_message", title)
         elif self.error_code is not None or self.error_message is not None:
             raise ValueError(f"a {self.status!r} outcome has no error_code or error_message")
 
@@ -340,7 +343,7 @@ class Store:
     numbers: list = field(default_factory=list)
     messaging_services: dict = field(default_factory=dict)
     clock: Callable[[], datetime] = now_utc       # the emulator's "now" (aware UTC); tests may drive it
-    schedule: Optional[DeliverySchedule] = None   # None: messages move only by set_status/advance_statuses
+    schedule: DeliverySchedule | None = None   # None: messages move only by set_status/advance_statuses
 
     def __post_init__(self):
         self.lock = threading.RLock()
@@ -391,12 +394,12 @@ class Store:
             scope = set().union(*(self.opt_out_scope(s) for s in senders))
             return any((s, plain) in self.opt_outs or (s, recipient) in self.opt_outs for s in scope)
 
-    def set_delivery_schedule(self, schedule: Optional[DeliverySchedule]) -> None:
+    def set_delivery_schedule(self, schedule: DeliverySchedule | None) -> None:
         """Messages created from now on move as ``schedule`` says (None: they stay where they are)."""
         with self.lock:
             self.schedule = schedule
 
-    def set_delivery_outcome(self, recipient: str, outcome: Optional[DeliveryOutcome]) -> None:
+    def set_delivery_outcome(self, recipient: str, outcome: DeliveryOutcome | None) -> None:
         """How messages to ``recipient`` end from now on (None: delivered again)."""
         with self.lock:
             key = strip_channel(recipient)[1]
@@ -431,7 +434,8 @@ class Store:
         sid = self.account_sid
         base = f"{API_ROOT}/Accounts/{sid}"
         subs = {name: f"{base}/{path}.json" for name, path in (
-            ("addresses", "Addresses"), ("calls", "Calls"), ("incoming_phone_numbers", "IncomingPhoneNumbers"),
+            ("addresses", "Addresses"), ("calls", "Calls"),
+            ("incoming_phone_numbers", "IncomingPhoneNumbers"),
             ("messages", "Messages"), ("balance", "Balance"), ("keys", "Keys"), ("usage", "Usage"))}
         return {
             "auth_token": self.auth_token, "date_created": rfc2822(self.created),
@@ -459,12 +463,13 @@ class Store:
             "subresource_uris": {"assigned_add_ons": uri.replace(".json", "/AssignedAddOns.json")},
         }
 
-    def list_numbers(self, phone_number: Optional[str]) -> list[dict]:
+    def list_numbers(self, phone_number: str | None) -> list[dict]:
         with self.lock:
             numbers = list(self.numbers)
         if phone_number:
             wanted = re.sub(r"[^0-9]", "", phone_number)
-            numbers = [n for n in numbers if n == phone_number or (wanted and wanted in re.sub(r"[^0-9]", "", n))]
+            numbers = [n for n in numbers
+                       if n == phone_number or (wanted and wanted in re.sub(r"[^0-9]", "", n))]
         return [self.number_resource(n) for n in numbers]
 
     # --- messages -----------------------------------------------------------------------
@@ -487,7 +492,7 @@ class Store:
             "to": to, "uri": uri,
         }
 
-    def _add(self, data: dict, created: datetime, sent: Optional[datetime]) -> _Msg:
+    def _add(self, data: dict, created: datetime, sent: datetime | None) -> _Msg:
         msg = _Msg(next(self._seq), created, sent, data)
         self.msgs[data["sid"]] = msg
         return msg
@@ -498,7 +503,7 @@ class Store:
         out["subresource_uris"] = dict(data["subresource_uris"])
         return out
 
-    def service_of(self, number: str) -> Optional[str]:
+    def service_of(self, number: str) -> str | None:
         _, plain = strip_channel(number)
         for sid, pool in self.messaging_services.items():
             if plain in pool or number in pool:
@@ -523,7 +528,8 @@ class Store:
         if to is None:
             raise bad_request(21604, "A 'To' phone number is required.")
         if from_ is None and mss is None:
-            raise bad_request(21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+            raise bad_request(21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a "
+                                     "message.")
         if not body and not media and not content_sid:
             if mss is not None and from_ is None:
                 raise bad_request(21619, "A text message body, media URL, or Content SID is required.")
@@ -582,7 +588,7 @@ class Store:
             self._plan(msg)
             return self.copy(data)
 
-    def inject_inbound(self, from_: str, to: str, body: str, date_sent: Optional[datetime] = None) -> dict:
+    def inject_inbound(self, from_: str, to: str, body: str, date_sent: datetime | None = None) -> dict:
         sent = (date_sent or self.clock()).astimezone(UTC)
         data = self._message_data(new_sid("SM"), from_=from_, to=to, body=body, direction="inbound",
                                   status="received", created=sent, sent=sent,
@@ -599,7 +605,7 @@ class Store:
             return self.copy(data)
 
     def seed_history(self, count: int, *, from_: str, to: str, direction: str = "outbound-api",
-                     start: Optional[datetime] = None, step: timedelta = timedelta(seconds=1),
+                     start: datetime | None = None, step: timedelta = timedelta(seconds=1),
                      body: str = "History message {i}") -> list[str]:
         if start is None:
             start = self.clock() - step * (count + 1)
@@ -645,7 +651,8 @@ class Store:
                     raise bad_request(20001, "Body can only be redacted (set to an empty string).")
                 msg.data["body"] = ""
             if form.get("Status"):
-                if form["Status"] != "canceled" or msg.data["status"] not in ("scheduled", "accepted", "queued"):
+                cancelable = msg.data["status"] in ("scheduled", "accepted", "queued")
+                if form["Status"] != "canceled" or not cancelable:
                     raise bad_request(30409, "Message cannot be canceled in its current status.")
                 msg.data["status"] = "canceled"
                 self._unplan(msg)
@@ -660,7 +667,7 @@ class Store:
     # --- state machine ------------------------------------------------------------------
 
     def _set_status(self, msg: _Msg, status: str, error_code=None, error_message=None,
-                    at: Optional[datetime] = None) -> None:
+                    at: datetime | None = None) -> None:
         data, now = msg.data, at or self.clock()
         if data["status"] == "accepted" and status != "accepted" and data["from"] is None:
             pool = self.messaging_services.get(data["messaging_service_sid"]) or ("+15005550006",)
@@ -688,7 +695,7 @@ class Store:
             self._set_status(msg, status, error_code, error_message)
             return self.copy(msg.data)
 
-    def _next_status(self, msg: _Msg) -> Optional[tuple[str, DeliveryOutcome]]:
+    def _next_status(self, msg: _Msg) -> tuple[str, DeliveryOutcome] | None:
         """The step after the message's status, with the recipient's outcome applied; None at the end."""
         status = msg.data["status"]
         if status not in STATUS_FLOW:
@@ -700,7 +707,7 @@ class Store:
             return None if outcome.status == "sent" else (outcome.status, outcome)
         return STATUS_FLOW[status], DeliveryOutcome()
 
-    def advance_statuses(self, steps: Optional[int] = None) -> int:
+    def advance_statuses(self, steps: int | None = None) -> int:
         """Move every outbound message along accepted→queued→sending→sent→delivered (or the outcome
         set for its recipient): `steps` steps each, or all the way when None; the schedule no longer
         moves them. Returns how many changed."""
@@ -760,8 +767,8 @@ class Store:
 
     # --- listing ------------------------------------------------------------------------
 
-    def list_page(self, *, to=None, from_=None, dates: Optional[DateFilter] = None, page_size: int = 50,
-                  page: int = 0, token: Optional[str] = None) -> tuple[list[dict], Optional[str], Optional[str]]:
+    def list_page(self, *, to=None, from_=None, dates: DateFilter | None = None, page_size: int = 50,
+                  page: int = 0, token: str | None = None) -> tuple[list[dict], str | None, str | None]:
         """One page of messages, newest first (date_sent, else date_created; then creation order).
 
         Without a token the page is an offset (page * page_size). A 'PA' token continues after the

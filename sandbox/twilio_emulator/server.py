@@ -9,17 +9,17 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .._http import TrackingHTTPServer
 from . import model
-from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, API_ROOT, AUTH_TOKEN, MESSAGING_SERVICE_SID,
-                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body, new_sid,
-                    parse_filter_date)
+from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID,
+                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body,
+                    new_sid, parse_filter_date)
 
 FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -42,14 +42,14 @@ class RequestRecord:
     form: dict
     headers: dict
     body: bytes
-    content_type: Optional[str]
+    content_type: str | None
     started: float
-    finished: Optional[float] = None
-    status: Optional[int] = None
-    fault: Optional[str] = None
-    response_body: Optional[bytes] = None
+    finished: float | None = None
+    status: int | None = None
+    fault: str | None = None
+    response_body: bytes | None = None
     response_headers: dict = field(default_factory=dict)
-    auth_user: Optional[str] = None
+    auth_user: str | None = None
 
     @property
     def url(self) -> str:
@@ -57,7 +57,7 @@ class RequestRecord:
         return self.path + ("?" + self.query_string if self.query_string else "")
 
     @property
-    def duration(self) -> Optional[float]:
+    def duration(self) -> float | None:
         return None if self.finished is None else self.finished - self.started
 
     def header(self, name: str, default=None):
@@ -67,7 +67,7 @@ class RequestRecord:
                 return v
         return default
 
-    def json(self) -> Optional[dict]:
+    def json(self) -> dict | None:
         """The response body parsed as JSON, or None."""
         try:
             return json.loads(self.response_body or b"")
@@ -77,7 +77,8 @@ class RequestRecord:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["body"] = self.body.decode("utf-8", "replace")
-        d["response_body"] = None if self.response_body is None else self.response_body.decode("utf-8", "replace")
+        response = self.response_body
+        d["response_body"] = None if response is None else response.decode("utf-8", "replace")
         return d
 
 
@@ -85,14 +86,14 @@ class RequestRecord:
 class Fault:
     id: int
     kind: str
-    method: Optional[str] = "POST"
-    path_contains: Optional[str] = "/Messages.json"
-    times: Optional[int] = 1
-    status: Optional[int] = None
-    code: Optional[int] = None
-    retry_after: Optional[float] = None
-    delay: Optional[float] = None
-    match_to: Optional[str] = None
+    method: str | None = "POST"
+    path_contains: str | None = "/Messages.json"
+    times: int | None = 1
+    status: int | None = None
+    code: int | None = None
+    retry_after: float | None = None
+    delay: float | None = None
+    match_to: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str, form: dict) -> bool:
@@ -109,7 +110,7 @@ class Fault:
         return True
 
 
-def _form_dict(raw: bytes, content_type: Optional[str]) -> dict:
+def _form_dict(raw: bytes, content_type: str | None) -> dict:
     if not raw or "x-www-form-urlencoded" not in (content_type or "x-www-form-urlencoded"):
         return {}
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
@@ -166,8 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, body: bytes, content_type: Optional[str] = JSON_TYPE,
-              headers: Optional[dict] = None) -> dict:
+    def _send(self, status: int, body: bytes, content_type: str | None = JSON_TYPE,
+              headers: dict | None = None) -> dict:
         sent = {}
         try:
             self.send_response(status)
@@ -241,12 +242,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif fault.kind == "html":
                 status = fault.status or 502
-                text = (f"<html><head><title>{status} {model.HTTP_MESSAGES.get(status, 'Error')}</title></head>"
-                        f"<body><h1>{status} {model.HTTP_MESSAGES.get(status, 'Error')}</h1></body></html>")
+                title = f"{status} {model.HTTP_MESSAGES.get(status, 'Error')}"
+                text = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
                 self._respond(record, status, text.encode(), "text/html; charset=utf-8", headers)
                 return
             elif fault.kind == "garbage":
-                status = fault.status or (201 if self.command == "POST" and path.endswith("/Messages.json") else 200)
+                creating = self.command == "POST" and path.endswith("/Messages.json")
+                status = fault.status or (201 if creating else 200)
                 self._respond(record, status, b"<<<not json>>> \x00\xff", JSON_TYPE, headers)
                 return
             elif fault.kind == "empty":
@@ -272,7 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Complete the record before a byte goes out: the client may look at it as soon as it has the answer.
         record.status = status
         record.response_body = body
-        record.response_headers = ({"Content-Type": ctype} if ctype else {}) | {k: str(v) for k, v in headers.items()}
+        record.response_headers = (({"Content-Type": ctype} if ctype else {})
+                                   | {k: str(v) for k, v in headers.items()})
         record.finished = time.monotonic()
         self._send(status, body, ctype, headers)
 
@@ -296,12 +299,12 @@ class _Handler(BaseHTTPRequestHandler):
 # ------------------------------------------------------------------------------------------
 
 
-def _one(query: dict, name: str) -> Optional[str]:
+def _one(query: dict, name: str) -> str | None:
     v = query.get(name)
     return v[-1] if v else None
 
 
-def _int_param(query: dict, name: str, default: int, lo: int, hi: Optional[int]) -> int:
+def _int_param(query: dict, name: str, default: int, lo: int, hi: int | None) -> int:
     raw = _one(query, name)
     if raw is None or raw == "":
         return default
@@ -315,7 +318,7 @@ def _int_param(query: dict, name: str, default: int, lo: int, hi: Optional[int])
     return value
 
 
-def _parse_dt(value) -> Optional[datetime]:
+def _parse_dt(value) -> datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
@@ -332,10 +335,10 @@ class TwilioEmulator:
     """A stateful, thread-safe Twilio REST API emulator (see the package docstring)."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
-                 api_keys: Optional[dict] = None, numbers=(SENDER,), messaging_services: Optional[dict] = None,
+                 api_keys: dict | None = None, numbers=(SENDER,), messaging_services: dict | None = None,
                  latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
-                 delivery_schedule: Optional[DeliverySchedule] = None,
-                 clock: Optional[Callable[[], datetime]] = None):
+                 delivery_schedule: DeliverySchedule | None = None,
+                 clock: Callable[[], datetime] | None = None):
         if api_keys is None:
             api_keys = {API_KEY_SID: API_KEY_SECRET}
         if messaging_services is None:
@@ -351,8 +354,8 @@ class TwilioEmulator:
         self._requests: list[RequestRecord] = []
         self._ids = 0
         self._in_flight = 0
-        self._server: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -371,7 +374,7 @@ class TwilioEmulator:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "TwilioEmulator":
+    def start(self) -> TwilioEmulator:
         if self._server is not None:
             return self
         self._server = _HTTPServer((self.host, self.port), self)
@@ -390,7 +393,7 @@ class TwilioEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "TwilioEmulator":
+    def __enter__(self) -> TwilioEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -428,27 +431,27 @@ class TwilioEmulator:
         except TwilioError:
             raise KeyError(sid) from None
 
-    def find_messages(self, *, direction: Optional[str] = None, to: Optional[str] = None,
-                      from_: Optional[str] = None) -> list[dict]:
+    def find_messages(self, *, direction: str | None = None, to: str | None = None,
+                      from_: str | None = None) -> list[dict]:
         """Copies of the stored messages with that direction, to and from (None: any), oldest first."""
         return [m for m in self.messages if (direction is None or m["direction"] == direction)
                 and (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)]
 
-    def outbound_messages(self, to: Optional[str] = None, from_: Optional[str] = None) -> list[dict]:
+    def outbound_messages(self, to: str | None = None, from_: str | None = None) -> list[dict]:
         """Copies of the messages sent through the API (direction ``outbound-api``), oldest first."""
         return self.find_messages(direction="outbound-api", to=to, from_=from_)
 
     # --- delivery -----------------------------------------------------------------------
 
     @property
-    def delivery_schedule(self) -> Optional[DeliverySchedule]:
+    def delivery_schedule(self) -> DeliverySchedule | None:
         """How outbound messages move on their own (``DeliverySchedule``), or None (the default):
         then they stay ``queued`` (``accepted`` with a Messaging Service) until ``set_status`` or
         ``advance_statuses`` moves them. A change applies to messages created afterwards."""
         return self.store.schedule
 
     @delivery_schedule.setter
-    def delivery_schedule(self, schedule: Optional[DeliverySchedule]) -> None:
+    def delivery_schedule(self, schedule: DeliverySchedule | None) -> None:
         if schedule is not None and not isinstance(schedule, DeliverySchedule):
             raise TypeError("delivery_schedule is a DeliverySchedule or None")
         self.store.set_delivery_schedule(schedule)
@@ -458,8 +461,8 @@ class TwilioEmulator:
         ``delivered_after`` s after that."""
         self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
 
-    def set_delivery_outcome(self, recipient: str, status: str, error_code: Optional[int] = None,
-                             error_message: Optional[str] = None) -> None:
+    def set_delivery_outcome(self, recipient: str, status: str, error_code: int | None = None,
+                             error_message: str | None = None) -> None:
         """How messages to ``recipient`` end, by the schedule or ``advance_statuses``: ``delivered``
         (the default), ``undelivered`` or ``failed`` with ``error_code`` (30003, ...), or ``sent``
         (no receipt). Messages already final are not changed. ValueError for a bad outcome."""
@@ -472,28 +475,28 @@ class TwilioEmulator:
             return dict(self.store.outcomes)
 
     def inject_inbound(self, from_: str, to: str = SENDER, body: str = "ACK",
-                       date_sent: Optional[datetime] = None) -> dict:
+                       date_sent: datetime | None = None) -> dict:
         """Store a reply (direction inbound, status received). STOP words opt `from_` out of
         messages from `to`; START words opt back in."""
         return self.store.inject_inbound(from_, to, body, date_sent)
 
     def seed_history(self, count: int, *, from_: str = SENDER, to: str = "+353861234567",
-                     direction: str = "outbound-api", start: Optional[datetime] = None,
+                     direction: str = "outbound-api", start: datetime | None = None,
                      step: timedelta = timedelta(seconds=1), body: str = "History message {i}") -> list[str]:
         """Bulk-insert `count` finished messages dated start, start+step, … (default: ending just
         before now). Returns their SIDs."""
         return self.store.seed_history(count, from_=from_, to=to, direction=direction, start=start,
                                        step=step, body=body)
 
-    def set_status(self, sid: str, status: str, error_code: Optional[int] = None,
-                   error_message: Optional[str] = None) -> dict:
+    def set_status(self, sid: str, status: str, error_code: int | None = None,
+                   error_message: str | None = None) -> dict:
         """Put a message in `status` (e.g. "undelivered", 30007). KeyError for an unknown SID."""
         try:
             return self.store.set_status(sid, status, error_code, error_message)
         except TwilioError:
             raise KeyError(sid) from None
 
-    def advance_statuses(self, steps: Optional[int] = None) -> int:
+    def advance_statuses(self, steps: int | None = None) -> int:
         """Move every outbound message along accepted→queued→sending→sent→delivered, `steps` steps
         (None: all the way to delivered). A Messaging Service message gets its sender (`from`) and
         its num_segments when it leaves `accepted`. Returns how many messages changed."""
@@ -519,10 +522,11 @@ class TwilioEmulator:
 
     # --- faults and the request log -----------------------------------------------------
 
-    def inject_fault(self, kind: str, *, method: Optional[str] = "POST", path_contains: Optional[str] = "/Messages.json",
-                     times: Optional[int] = 1, status: Optional[int] = None, code: Optional[int] = None,
-                     retry_after: Optional[float] = None, delay: Optional[float] = None,
-                     match_to: Optional[str] = None) -> int:
+    def inject_fault(self, kind: str, *, method: str | None = "POST",
+                     path_contains: str | None = "/Messages.json", times: int | None = 1,
+                     status: int | None = None, code: int | None = None,
+                     retry_after: float | None = None, delay: float | None = None,
+                     match_to: str | None = None) -> int:
         """Make the next `times` matching API requests fail in the way `kind` says. Returns the fault id."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
@@ -553,7 +557,7 @@ class TwilioEmulator:
         with self._lock:
             self._requests.clear()
 
-    def _take_fault(self, method: str, path: str, form: dict) -> Optional[Fault]:
+    def _take_fault(self, method: str, path: str, form: dict) -> Fault | None:
         with self._lock:
             for f in self._faults:
                 if f.matches(method, path, form):
@@ -644,7 +648,7 @@ class TwilioEmulator:
 
     @staticmethod
     def _envelope(path: str, key: str, records: list, filters: list, page_size: int, page: int,
-                  token: Optional[str], next_token: Optional[str], prev_token: Optional[str],
+                  token: str | None, next_token: str | None, prev_token: str | None,
                   has_next_offset: bool = False) -> dict:
         def uri(p, t):
             params = list(filters) + [("PageSize", page_size), ("Page", p)]
@@ -695,7 +699,8 @@ class TwilioEmulator:
                 to=to, from_=from_, dates=dates, page_size=page_size, page=page, token=token)
         except ValueError:
             raise TwilioError(400, 20001, f"Invalid PageToken: {token!r}") from None
-        return self._envelope(path, "messages", records, filters, page_size, page, token, next_token, prev_token)
+        return self._envelope(path, "messages", records, filters, page_size, page, token, next_token,
+                              prev_token)
 
     def _list_numbers(self, path: str, query: dict) -> dict:
         page_size = _int_param(query, "PageSize", 50, 1, 1000)
@@ -710,15 +715,16 @@ class TwilioEmulator:
 
     # --- the control API ----------------------------------------------------------------
 
-    def _control(self, method: str, path: str, p: dict, query: Optional[dict] = None):
+    def _control(self, method: str, path: str, p: dict, query: dict | None = None):
         route = path[len("/_emulator"):].strip("/")
         get, post = method in ("GET", "HEAD"), method in ("POST", "PUT")
         query = query or {}
         if route == "health" and get:
             return 200, {"ok": True, "base_url": self.base_url, "account_sid": self.account_sid}
         if route == "messages" and get:
-            return 200, {"messages": self.find_messages(direction=_one(query, "direction"), to=_one(query, "to"),
-                                                        from_=_one(query, "from"))}
+            found = self.find_messages(direction=_one(query, "direction"), to=_one(query, "to"),
+                                       from_=_one(query, "from"))
+            return 200, {"messages": found}
         if route.startswith("messages/") and get:
             return 200, self.store.get(route[len("messages/"):])
         if route == "delivery/schedule":
@@ -740,9 +746,11 @@ class TwilioEmulator:
                                             _parse_dt(p.get("date_sent")))
         if route == "seed" and post:
             step = timedelta(seconds=float(p.get("step", 1)))
-            sids = self.seed_history(int(p["count"]), from_=p.get("from", SENDER), to=p.get("to", "+353861234567"),
-                                     direction=p.get("direction", "outbound-api"), start=_parse_dt(p.get("start")),
-                                     step=step, body=p.get("body", "History message {i}"))
+            sids = self.seed_history(int(p["count"]), from_=p.get("from", SENDER),
+                                     to=p.get("to", "+353861234567"),
+                                     direction=p.get("direction", "outbound-api"),
+                                     start=_parse_dt(p.get("start")), step=step,
+                                     body=p.get("body", "History message {i}"))
             return 201, {"sids": sids}
         if route == "status" and post:
             return 200, self.set_status(p["sid"], p["status"], p.get("error_code"), p.get("error_message"))

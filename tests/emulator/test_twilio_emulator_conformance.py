@@ -166,5 +166,6 @@ def test_error_answers_have_twilios_shape(emu, client, make_error):
     assert rec.status == status and rec.response_headers["Content-Type"] == "application/json; charset=utf-8"
     body = rec.json()
     assert list(body) == ["code", "message", "more_info", "status"]
-    assert (body["code"], body["status"]) == (code, status) and isinstance(body["message"], str) and body["message"]
+    assert (body["code"], body["status"]) == (code, status)
+    assert isinstance(body["message"], str) and body["message"]
     assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"

@@ -159,7 +159,8 @@ def test_an_outcome_can_name_its_message(temu, tclient, clock):
     temu.deliver_after(0, 0)
     temu.set_delivery_outcome(ALICE, "undelivered", 30008, "Carrier says no")
     raw = temu.message(send(tclient).sid)
-    assert (raw["status"], raw["error_code"], raw["error_message"]) == ("undelivered", 30008, "Carrier says no")
+    assert (raw["status"], raw["error_code"]) == ("undelivered", 30008)
+    assert raw["error_message"] == "Carrier says no"
 
 
 def test_outcome_set_before_the_receipt_applies_to_messages_on_their_way(temu, tclient, clock):
@@ -248,7 +249,8 @@ def test_date_sent_filters_leave_out_messages_not_yet_sent(temu, tclient, clock)
     clock.advance(5)                                            # the first one is sent now
     assert [m.sid for m in tclient.messages.list(to=ALICE, from_=SENDER, date_sent_after=since)] == [first]
     clock.advance(5)
-    assert [m.sid for m in tclient.messages.list(to=ALICE, from_=SENDER, date_sent_after=since)] == [second, first]
+    listed = tclient.messages.list(to=ALICE, from_=SENDER, date_sent_after=since)
+    assert [m.sid for m in listed] == [second, first]
 
 
 def test_failed_messages_are_fetched_not_listed_by_date(temu, tclient, clock):
@@ -282,7 +284,8 @@ def test_outbound_messages_for_inspection(temu, tclient):
 
 # --- bad knobs ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [(-1, 0), (0, -0.5), ("1", 0), (True, 0), (float("inf"), 0), (0, float("nan"))])
+@pytest.mark.parametrize("args", [(-1, 0), (0, -0.5), ("1", 0), (True, 0), (float("inf"), 0),
+                                  (0, float("nan"))])
 def test_bad_schedule_is_refused(args):
     with pytest.raises(ValueError, match="sent_after|delivered_after"):
         DeliverySchedule(*args)

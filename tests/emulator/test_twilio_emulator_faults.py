@@ -14,7 +14,7 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from sandbox.twilio_emulator import (ACCOUNT_SID, AUTH_TOKEN, SENDER, DeliverySchedule, RemoteEmulator,
+from sandbox.twilio_emulator import (ACCOUNT_SID, SENDER, DeliverySchedule, RemoteEmulator,
                                      TwilioEmulator)
 
 USER = "+353861234567"
@@ -96,7 +96,8 @@ def test_commit_then_drop_creates_the_message(emu, client):
     found = client.messages.list(to=USER, from_=SENDER, limit=20)
     assert [m.body for m in found] == ["ambiguous"]
     # ... but not to a DateSent filter while it is queued: its date_sent is still null, as on Twilio
-    assert client.messages.list(to=USER, from_=SENDER, date_sent_after=datetime.now(timezone.utc).date()) == []
+    today = datetime.now(timezone.utc).date()
+    assert client.messages.list(to=USER, from_=SENDER, date_sent_after=today) == []
 
 
 def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):

@@ -26,7 +26,8 @@ def assert_opted_out(resp):
 
 
 # (inbound body, opts the user out)
-STOP_REPLIES = [(w, True) for w in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")]
+STOP_WORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT")
+STOP_REPLIES = [(w, True) for w in STOP_WORDS]
 STOP_REPLIES += [
     ("stop", True), (" Stop. ", True), ("STOP!", True), ("unsubscribe\n", True),
     ("stop please", False),             # Twilio needs the single word
@@ -82,8 +83,9 @@ def test_opt_out_covers_the_whole_messaging_service():
         assert_opted_out(create(emu, MessagingServiceSid=MESSAGING_SERVICE_SID))
         assert create(emu, From=LONE_NUMBER).status_code == 201              # not in the service
         assert create(emu, to=OTHER_USER, From=POOL_NUMBER).status_code == 201
-        emu.inject_inbound(from_=USER, to=POOL_NUMBER, body="UNSTOP")          # opting in to one opts in to all
-        for fields in ({"From": SENDER}, {"From": POOL_NUMBER}, {"MessagingServiceSid": MESSAGING_SERVICE_SID}):
+        emu.inject_inbound(from_=USER, to=POOL_NUMBER, body="UNSTOP")     # opting in to one opts in to all
+        for fields in ({"From": SENDER}, {"From": POOL_NUMBER},
+                       {"MessagingServiceSid": MESSAGING_SERVICE_SID}):
             assert create(emu, **fields).status_code == 201
 
 
