@@ -51,7 +51,8 @@ def _exercise(emu, client):
     emu.set_status(sent.sid, "undelivered", 30007)
     emu.inject_inbound(from_=USER, to=SENDER, body="ACK")
     client.messages(sent.sid).fetch()
-    client.messages.list(to=SENDER, from_=USER, date_sent_after=datetime.now(timezone.utc).date(), page_size=3)
+    today = datetime.now(timezone.utc).date()
+    client.messages.list(to=SENDER, from_=USER, date_sent_after=today, page_size=3)
     client.messages.list(date_sent=datetime.now(timezone.utc).date(), limit=2)
     client.messages.list(date_sent_before=datetime.now(timezone.utc) + timedelta(days=1), page_size=1000)
     list(client.messages.stream(page_size=4))
@@ -111,8 +112,8 @@ def test_validator_catches_a_wrong_response(spec, emu, client):
 
 
 def test_validator_catches_a_wrong_request(spec, emu):
-    r = requests.get(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", params={"PageSize": 5000},
-                     auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    r = requests.get(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                     params={"PageSize": 5000}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
     assert r.status_code == 400  # the emulator refuses it like Twilio ...
     with pytest.raises(_validation_error()):  # ... and the spec says why
         twilio_spec.validate_request_record(emu.requests[-1])

@@ -63,7 +63,8 @@ def test_garbage_fault(emu, client):
 
 
 def test_empty_fault_on_create_gives_an_empty_instance(emu, client):
-    # twilio 9.13.0 _parse_create returns {} for an empty 2xx body: a MessageInstance whose fields are all None.
+    # twilio 9.13.0 _parse_create returns {} for an empty 2xx body: a MessageInstance whose fields are
+    # all None.
     emu.inject_fault("empty")
     msg = send(client)
     assert msg.sid is None and msg.status is None
@@ -197,7 +198,8 @@ def test_many_concurrent_requests(emu, make_client):
 def test_control_api_through_remote_client(emu, client):
     remote = RemoteEmulator(emu.base_url)
     assert remote.health()["account_sid"] == ACCOUNT_SID
-    reply = remote.inject_inbound(USER, SENDER, "ACK", date_sent=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    reply = remote.inject_inbound(USER, SENDER, "ACK", date_sent=when)
     assert reply["direction"] == "inbound" and reply["date_sent"] == "Tue, 02 Jan 2024 03:04:05 +0000"
     assert [m["sid"] for m in remote.messages] == [reply["sid"]]
 
@@ -206,7 +208,8 @@ def test_control_api_through_remote_client(emu, client):
         send(client)
     assert exc.value.status == 429
     log = remote.requests
-    assert log[-1]["fault"] == "status" and log[-1]["status"] == 429 and "To=%2B353861234567" in log[-1]["body"]
+    assert log[-1]["fault"] == "status" and log[-1]["status"] == 429
+    assert "To=%2B353861234567" in log[-1]["body"]
 
     sid = send(client).sid
     assert remote.advance_statuses(steps=1) == 1
@@ -255,7 +258,8 @@ def test_cli_prints_base_url_and_stops_on_sigterm():
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
-        assert line.startswith("http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        stderr = proc.stderr.read() if proc.poll() is not None else ""
+        assert line.startswith("http://127.0.0.1:"), (line, stderr)
         health = requests.get(line + "/_emulator/health", timeout=5).json()
         assert health["base_url"] == line
         r = requests.get(f"{line}/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json",
