@@ -25,6 +25,9 @@ Rules:
   above zero (``24h``); ``timeout``: a positive number of seconds (``30``; a duration such as
   ``30s`` also reads), the ``timeout`` argument overriding the key.
 * ``twilio_base_url``: an http(s) URL with no path beyond ``/``; a trailing ``/`` is removed.
+* ``ack_keywords`` / ``decline_keywords``: words separated by commas (``ACK, OK``), each one word
+  of letters and digits, case ignored (kept upper case); none of Twilio's own keywords (STOP,
+  START, YES, HELP, ...) and no word in both lists (checked by ``fn_twilio.lib.intents``).
 * Placeholders (``ACxxxxxxxx``, ``<your token>``) and unresolved ``$VAR``/``^key`` references
   are reported as not set.
 
@@ -38,6 +41,8 @@ from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
+from fn_twilio.lib.intents import (ACK_SETTING, DECLINE_SETTING, DEFAULT_ACK_KEYWORDS, DEFAULT_DECLINE_KEYWORDS,
+                                   KeywordError, Keywords, check_keywords, keywords)
 from fn_twilio.lib.phone import PhoneNumberError, normalise, validate_region
 
 __all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings"]
@@ -51,6 +56,8 @@ DEFAULTS = {
     "max_wait_timeout": "24h",
     "timeout": "30",
     "twilio_base_url": "https://api.twilio.com",
+    ACK_SETTING: ", ".join(DEFAULT_ACK_KEYWORDS),
+    DECLINE_SETTING: ", ".join(DEFAULT_DECLINE_KEYWORDS),
 }
 
 SECRET_KEYS = ("twilio_auth_token", "twilio_api_key_secret")
@@ -98,6 +105,13 @@ class Settings:
     base_url: str = "https://api.twilio.com"
     proxies: Optional[dict] = None
     verify: object = True
+    ack_keywords: Tuple[str, ...] = DEFAULT_ACK_KEYWORDS
+    decline_keywords: Tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
+
+    @property
+    def keywords(self) -> Keywords:
+        """The acknowledgement and decline keywords, for reading replies (``intents.read_reply``)."""
+        return Keywords(acknowledge=self.ack_keywords, decline=self.decline_keywords)
 
     @property
     def sender(self) -> str:
@@ -219,6 +233,22 @@ def _base_url(reader: _Reader) -> str:
     return "{}://{}".format(parts.scheme.lower(), parts.netloc)
 
 
+def _keywords(reader: _Reader) -> Keywords:
+    """``ack_keywords`` and ``decline_keywords``: comma-separated words, checked by intents."""
+    def words(key: str) -> Tuple[str, ...]:
+        text = reader.text(key) or DEFAULTS[key]
+        try:
+            return check_keywords([w for w in text.split(",") if w.strip()], name=key)
+        except KeywordError as exc:
+            raise reader.error(str(exc)) from None
+
+    ack, decline = words(ACK_SETTING), words(DECLINE_SETTING)
+    try:
+        return keywords(ack, decline)
+    except KeywordError as exc:
+        raise reader.error(str(exc)) from None
+
+
 def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, timeout=None) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
 
@@ -279,6 +309,8 @@ def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, t
     else:
         timeout_seconds = reader.duration("timeout", allow_zero=False)
 
+    checked_keywords = _keywords(reader)
+
     return Settings(
         account_sid=account_sid,
         auth_token=auth_token,
@@ -295,4 +327,6 @@ def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, t
         base_url=_base_url(reader),
         proxies=proxies,
         verify=verify,
+        ack_keywords=checked_keywords.acknowledge,
+        decline_keywords=checked_keywords.decline,
     )

@@ -2,7 +2,7 @@
 
 
 def config_section_data():
-    """The [fn_twilio_send_sms] section: required keys first, every optional key commented, with its default."""
+    """The [fn_twilio_send_sms] section: required keys first, each optional key commented with its default."""
     return """[fn_twilio_send_sms]
 # Twilio account SID (AC followed by 32 hexadecimal characters), from the Twilio console
 twilio_account_sid=ACxxxxxxxx
@@ -35,4 +35,9 @@ twilio_src_address=
 #http_proxy=
 # where the Twilio API lives (change only for a local Twilio emulator)
 #twilio_base_url=https://api.twilio.com
+# words that acknowledge a page when a reply starts with one (separated by commas); the first one
+# is the word a page asks for. Twilio's own keywords (STOP, START, YES, HELP, ...) are refused.
+#ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
+# words that decline a page when a reply starts with one (separated by commas)
+#decline_keywords=NO, DECLINE
 """

@@ -29,21 +29,35 @@ What it implements (twilio-api.md §8):
 * Fault injection (``inject_fault``), a request log (``emu.requests``: ``RequestRecord``), status
   changes (``set_status``, ``advance_statuses``), opt-outs (an inbound STOP / START, ``opt_out``),
   geo permissions (``disable_geo``), landlines (``add_landline``), ``seed_history``, ``reset``.
+* Opt-out as Twilio does it: an inbound message that is just one of STOP, STOPALL, UNSUBSCRIBE,
+  CANCEL, END, QUIT, REVOKE, OPTOUT (case, whitespace and punctuation around it ignored; "stop
+  please" is not one) blocks that number's sender, and every number of the sender's Messaging
+  Service, for that recipient: creates fail with 400 / 21610 until it sends START, YES or UNSTOP.
+* Delivery lifecycle: ``emu.delivery_schedule = DeliverySchedule(sent_after, delivered_after)``
+  (or ``emu.deliver_after(...)``, ``TwilioEmulator(delivery_schedule=...)``, ``--sent-after`` /
+  ``--delivered-after``) moves outbound messages ``queued → sent → delivered`` on their own, each
+  step dated when due; off by default (messages stay ``queued`` until ``set_status`` or
+  ``advance_statuses``). ``set_delivery_outcome(number, "undelivered", 30003)`` (or ``"failed"``
+  with a code, or ``"sent"``: no receipt) says how messages to a number end, for the schedule and
+  ``advance_statuses`` alike. ``clock=`` replaces the emulator's clock (aware UTC datetimes).
+* Inspection: ``emu.outbound_messages(to=, from_=)``, ``emu.find_messages(direction=, to=, from_=)``,
+  ``emu.message(sid)``.
 * A JSON control API under ``/_emulator/…`` (no auth) for an emulator in another process — see
   ``RemoteEmulator`` — and a CLI: ``python -m sandbox.twilio_emulator --port 8899`` prints the base
   URL on one line and serves until SIGTERM/SIGINT.
 
 ``emu.messages`` is a property: a list of copies of every message dict, oldest created first.
-Dates: a message's ``date_sent`` stays null until it reaches ``sent``; the list sorts and filters
-on ``date_sent``, falling back to ``date_created`` for messages not yet sent.
+Dates: a message's ``date_sent`` stays null until it reaches ``sent`` (a ``failed`` message never
+gets one); the list sorts on ``date_sent``, falling back to ``date_created`` for messages not yet
+sent, and a ``DateSent`` filter leaves out messages whose ``date_sent`` is null, as Twilio's does.
 """
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER,
-                    TwilioError, segment_count)
+                    DeliveryOutcome, DeliverySchedule, TwilioError, segment_count)
 from .remote import RemoteEmulator
 from .server import FAULT_KINDS, Fault, RequestRecord, TwilioEmulator
 
 __all__ = [
     "ACCOUNT_SID", "AUTH_TOKEN", "API_KEY_SID", "API_KEY_SECRET", "SENDER", "MESSAGING_SERVICE_SID",
     "TwilioEmulator", "RemoteEmulator", "RequestRecord", "Fault", "FAULT_KINDS", "TwilioError",
-    "segment_count",
+    "segment_count", "DeliverySchedule", "DeliveryOutcome",
 ]

@@ -1,4 +1,5 @@
 """python -m sandbox.twilio_emulator [--port N] [--account-sid AC…] [--auth-token T] [--number +E164 …]
+                                    [--sent-after S] [--delivered-after S]
 
 Prints the base URL on one line to stdout, then serves until SIGTERM or SIGINT.
 """
@@ -9,12 +10,14 @@ import signal
 import sys
 import threading
 
-from .model import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER
+from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER,
+                    DeliverySchedule)
 from .server import TwilioEmulator
 
 
 def _parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m sandbox.twilio_emulator", description="Twilio REST API emulator")
+    p = argparse.ArgumentParser(prog="python -m sandbox.twilio_emulator",
+                                description="Twilio REST API emulator")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     p.add_argument("--account-sid", default=ACCOUNT_SID)
@@ -24,8 +27,15 @@ def _parse_args(argv):
     p.add_argument("--number", action="append", metavar="+E164",
                    help=f"a number of the account (repeatable; default {SENDER})")
     p.add_argument("--messaging-service", action="append", metavar="MG…=+E164[,+E164…]",
-                   help=f"a Messaging Service and its sender pool (repeatable; default {MESSAGING_SERVICE_SID}=<first number>)")
+                   help="a Messaging Service and its sender pool "
+                        f"(repeatable; default {MESSAGING_SERVICE_SID}=<first number>)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every API request")
+    p.add_argument("--sent-after", type=float, metavar="S",
+                   help="turn the delivery schedule on: outbound messages are sent S seconds after creation "
+                        "(default: off, they stay queued)")
+    p.add_argument("--delivered-after", type=float, metavar="S",
+                   help="with the schedule on, the delivery receipt comes S seconds after sending "
+                        "(default 0)")
     return p.parse_args(argv)
 
 
@@ -41,9 +51,12 @@ def main(argv=None) -> int:
             services[sid] = tuple(n for n in pool.split(",") if n) or numbers[:1]
     elif args.number:
         services = {MESSAGING_SERVICE_SID: numbers[:1]}
+    schedule = None
+    if args.sent_after is not None or args.delivered_after is not None:
+        schedule = DeliverySchedule(args.sent_after or 0.0, args.delivered_after or 0.0)
     emu = TwilioEmulator(account_sid=args.account_sid, auth_token=args.auth_token, api_keys=api_keys,
                          numbers=numbers, messaging_services=services, latency=args.latency,
-                         host=args.host, port=args.port)
+                         host=args.host, port=args.port, delivery_schedule=schedule)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

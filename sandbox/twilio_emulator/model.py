@@ -12,9 +12,9 @@ import itertools
 import re
 import secrets
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta, timezone
-from typing import Iterable, Optional
 
 UTC = timezone.utc
 API_VERSION = "2010-04-01"
@@ -34,6 +34,14 @@ MAX_BODY = 1600
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
+# Twilio matches a keyword only as the whole message; case, whitespace and punctuation around it are ignored.
+KEYWORD_EDGES = " \t\r\n\f\v!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def keyword_of(body: str | None) -> str:
+    """The message as Twilio compares it with its keywords: ' Stop. ' -> 'STOP'."""
+    return (body or "").strip(KEYWORD_EDGES).upper()
+
 
 # Magic test numbers (twilio-api.md §4): To -> (code, message template).
 MAGIC_TO = {
@@ -61,6 +69,7 @@ DELIVERY_ERRORS = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30036: "Validity Period Expired",
 }
 
 HTTP_DEFAULT_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 429: 20429,
@@ -87,7 +96,7 @@ HTTP_MESSAGES = {
 class TwilioError(Exception):
     """A Twilio API error: becomes the JSON envelope {"code","message","more_info","status"}."""
 
-    def __init__(self, status: int, code: int, message: str, headers: Optional[dict] = None):
+    def __init__(self, status: int, code: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -111,7 +120,7 @@ def bad_request(code: int, message: str) -> TwilioError:
 # Small helpers
 
 
-def rfc2822(dt: Optional[datetime]) -> Optional[str]:
+def rfc2822(dt: datetime | None) -> str | None:
     """Aware datetime -> 'Thu, 24 Aug 2023 05:01:45 +0000' (Twilio's date format)."""
     if dt is None:
         return None
@@ -159,7 +168,7 @@ GSM_BASIC = set(
 GSM_EXTENSION = set("^{}\\[~]|€\f")
 
 
-def segment_count(body: Optional[str]) -> int:
+def segment_count(body: str | None) -> int:
     """Number of SMS segments: GSM-7 160/153 septets (extension chars take 2),
     else UCS-2 70/67 UTF-16 code units (an emoji takes 2). An escape pair or a surrogate
     pair is never split across segments."""
@@ -200,7 +209,7 @@ def parse_filter_date(raw: str) -> tuple[datetime, bool]:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(text)  # raises ValueError / TypeError
         if parsed is None:
-            raise ValueError(text)
+            raise ValueError(text) from None
         dt = parsed
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -209,9 +218,14 @@ def parse_filter_date(raw: str) -> tuple[datetime, bool]:
 
 @dataclass
 class DateFilter:
-    on: Optional[tuple[datetime, bool]] = None      # DateSent   (that date)
-    before: Optional[tuple[datetime, bool]] = None  # DateSent<  (on or before)
-    after: Optional[tuple[datetime, bool]] = None   # DateSent>  (on or after)
+    on: tuple[datetime, bool] | None = None      # DateSent   (that date)
+    before: tuple[datetime, bool] | None = None  # DateSent<  (on or before)
+    after: tuple[datetime, bool] | None = None   # DateSent>  (on or after)
+
+    @property
+    def active(self) -> bool:
+        """Whether any DateSent filter is set (then messages not yet sent, date_sent null, are left out)."""
+        return self.on is not None or self.before is not None or self.after is not None
 
     def accepts(self, when: datetime) -> bool:
         when = when.replace(microsecond=0)
@@ -239,9 +253,10 @@ class DateFilter:
 class _Msg:
     seq: int
     created: datetime
-    sent: Optional[datetime]
+    sent: datetime | None
     data: dict
     key: tuple = (0, 0)
+    plan: list = field(default_factory=list)   # lifecycle steps still to come: [(when, step)], oldest first
 
     def __post_init__(self):
         self.rekey()
@@ -254,6 +269,55 @@ class _Msg:
     def rekey(self) -> None:
         """The list's sort key (newest first = largest): (when in µs, creation sequence)."""
         self.key = (int(self.when.timestamp() * 1_000_000), self.seq)
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery: how outbound messages move on their own, and how each recipient's messages end
+
+DELIVERY_OUTCOMES = ("delivered", "undelivered", "failed", "sent")
+
+
+@dataclass(frozen=True)
+class DeliverySchedule:
+    """Outbound messages move on their own: ``sent_after`` seconds after creation a message is
+    ``sent`` (``date_sent`` set; a Messaging Service message is ``queued``, with its sender chosen,
+    from creation on), and ``delivered_after`` seconds later its receipt makes it ``delivered``, or
+    what ``DeliveryOutcome`` says for its recipient. Raises ValueError for a negative delay."""
+    sent_after: float = 0.0
+    delivered_after: float = 0.0
+
+    def __post_init__(self):
+        for name in ("sent_after", "delivered_after"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a number of seconds, 0 or more, not {value!r}")
+            object.__setattr__(self, name, float(value))
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """How messages to one recipient end: ``delivered``; ``undelivered`` (sent, then the carrier's
+    receipt says not delivered) or ``failed`` (never sent; ``date_sent`` stays null), each with a
+    Twilio error code (30003, 30007, ...; the message defaults to Twilio's title for the code); or
+    ``sent`` (no receipt ever comes). Raises ValueError for anything else."""
+    status: str = "delivered"
+    error_code: int | None = None
+    error_message: str | None = None
+
+    def __post_init__(self):
+        if self.status not in DELIVERY_OUTCOMES:
+            raise ValueError(f"a delivery outcome is one of {', '.join(DELIVERY_OUTCOMES)}, "
+                             f"not {self.status!r}")
+        if self.status in ("undelivered", "failed"):
+            if isinstance(self.error_code, bool) or not isinstance(self.error_code, int):
+                raise ValueError(f"a {self.status!r} outcome needs an integer error_code (e.g. 30003), "
+                                 f"not {self.error_code!r}")
+            if self.error_message is None:
+                title = DELIVERY_ERRORS.get(self.error_code, "Unknown error")
+                object.__setattr__(self, "error_message", title)
+        elif self.error_code is not None or self.error_message is not None:
+            raise ValueError(f"a {self.status!r} outcome has no error_code or error_message")
 
 
 def encode_token(prefix: str, key: tuple[int, int]) -> str:
@@ -278,6 +342,8 @@ class Store:
     api_keys: dict = field(default_factory=dict)
     numbers: list = field(default_factory=list)
     messaging_services: dict = field(default_factory=dict)
+    clock: Callable[[], datetime] = now_utc       # the emulator's "now" (aware UTC); tests may drive it
+    schedule: DeliverySchedule | None = None   # None: messages move only by set_status/advance_statuses
 
     def __post_init__(self):
         self.lock = threading.RLock()
@@ -297,6 +363,8 @@ class Store:
     def reset(self) -> None:
         with self.lock:
             self.msgs: dict[str, _Msg] = {}
+            self.planned: dict[str, _Msg] = {}          # messages the schedule still moves
+            self.outcomes: dict[str, DeliveryOutcome] = {}
             self.opt_outs: set[tuple[str, str]] = set()
             self.geo_disabled: set[str] = set()
             self.landlines: set[str] = set()
@@ -309,6 +377,40 @@ class Store:
     def opt_out(self, sender: str, recipient: str) -> None:
         with self.lock:
             self.opt_outs.add((sender, recipient))
+
+    def opt_out_scope(self, number: str) -> set[str]:
+        """The senders an opt-out from ``number`` covers: the number, and every number of a
+        Messaging Service it belongs to (opting out of one opts out of the whole service)."""
+        plain = strip_channel(number)[1]
+        scope = {plain}
+        for pool in self.messaging_services.values():
+            if plain in pool or number in pool:
+                scope.update(pool)
+        return scope
+
+    def is_opted_out(self, senders: Iterable[str], recipient: str) -> bool:
+        plain = strip_channel(recipient)[1]
+        with self.lock:
+            scope = set().union(*(self.opt_out_scope(s) for s in senders))
+            return any((s, plain) in self.opt_outs or (s, recipient) in self.opt_outs for s in scope)
+
+    def set_delivery_schedule(self, schedule: DeliverySchedule | None) -> None:
+        """Messages created from now on move as ``schedule`` says (None: they stay where they are)."""
+        with self.lock:
+            self.schedule = schedule
+
+    def set_delivery_outcome(self, recipient: str, outcome: DeliveryOutcome | None) -> None:
+        """How messages to ``recipient`` end from now on (None: delivered again)."""
+        with self.lock:
+            key = strip_channel(recipient)[1]
+            if outcome is None or outcome == DeliveryOutcome():
+                self.outcomes.pop(key, None)
+            else:
+                self.outcomes[key] = outcome
+
+    def outcome_for(self, recipient: str) -> DeliveryOutcome:
+        with self.lock:
+            return self.outcomes.get(strip_channel(recipient)[1], DeliveryOutcome())
 
     def opt_in(self, sender: str, recipient: str) -> None:
         with self.lock:
@@ -332,7 +434,8 @@ class Store:
         sid = self.account_sid
         base = f"{API_ROOT}/Accounts/{sid}"
         subs = {name: f"{base}/{path}.json" for name, path in (
-            ("addresses", "Addresses"), ("calls", "Calls"), ("incoming_phone_numbers", "IncomingPhoneNumbers"),
+            ("addresses", "Addresses"), ("calls", "Calls"),
+            ("incoming_phone_numbers", "IncomingPhoneNumbers"),
             ("messages", "Messages"), ("balance", "Balance"), ("keys", "Keys"), ("usage", "Usage"))}
         return {
             "auth_token": self.auth_token, "date_created": rfc2822(self.created),
@@ -360,12 +463,13 @@ class Store:
             "subresource_uris": {"assigned_add_ons": uri.replace(".json", "/AssignedAddOns.json")},
         }
 
-    def list_numbers(self, phone_number: Optional[str]) -> list[dict]:
+    def list_numbers(self, phone_number: str | None) -> list[dict]:
         with self.lock:
             numbers = list(self.numbers)
         if phone_number:
             wanted = re.sub(r"[^0-9]", "", phone_number)
-            numbers = [n for n in numbers if n == phone_number or (wanted and wanted in re.sub(r"[^0-9]", "", n))]
+            numbers = [n for n in numbers
+                       if n == phone_number or (wanted and wanted in re.sub(r"[^0-9]", "", n))]
         return [self.number_resource(n) for n in numbers]
 
     # --- messages -----------------------------------------------------------------------
@@ -388,7 +492,7 @@ class Store:
             "to": to, "uri": uri,
         }
 
-    def _add(self, data: dict, created: datetime, sent: Optional[datetime]) -> _Msg:
+    def _add(self, data: dict, created: datetime, sent: datetime | None) -> _Msg:
         msg = _Msg(next(self._seq), created, sent, data)
         self.msgs[data["sid"]] = msg
         return msg
@@ -399,7 +503,7 @@ class Store:
         out["subresource_uris"] = dict(data["subresource_uris"])
         return out
 
-    def service_of(self, number: str) -> Optional[str]:
+    def service_of(self, number: str) -> str | None:
         _, plain = strip_channel(number)
         for sid, pool in self.messaging_services.items():
             if plain in pool or number in pool:
@@ -424,7 +528,8 @@ class Store:
         if to is None:
             raise bad_request(21604, "A 'To' phone number is required.")
         if from_ is None and mss is None:
-            raise bad_request(21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message.")
+            raise bad_request(21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a "
+                                     "message.")
         if not body and not media and not content_sid:
             if mss is not None and from_ is None:
                 raise bad_request(21619, "A text message body, media URL, or Content SID is required.")
@@ -455,8 +560,8 @@ class Store:
         code = MAGIC_TO.get(to_number)
         with self.lock:
             geo_off = any(to_number[1:].startswith(cc) for cc in self.geo_disabled)
-            opted_out = any((s, to_number) in self.opt_outs or (s, to) in self.opt_outs for s in senders)
             landline = to_number in self.landlines
+        opted_out = self.is_opted_out(senders, to)
         if code == 21612:
             raise bad_request(21612, f"The 'To' phone number: {to}, is not currently reachable using the "
                                      f"'From' phone number: {from_ or senders[0]} via SMS.")
@@ -468,7 +573,7 @@ class Store:
         if code == 21614 or landline:
             raise bad_request(21614, f"'To' number {to} is not a valid mobile number")
 
-        created = now_utc()
+        created = self.clock()
         sid = new_sid("SM" if not media else "MM")
         if from_ is None:
             data = self._message_data(sid, from_=None, to=to, body=body or "", direction="outbound-api",
@@ -479,29 +584,31 @@ class Store:
                                       status="queued", created=created, sent=None,
                                       messaging_service_sid=mss, num_media=len(media))
         with self.lock:
-            self._add(data, created, None)
+            msg = self._add(data, created, None)
+            self._plan(msg)
             return self.copy(data)
 
-    def inject_inbound(self, from_: str, to: str, body: str, date_sent: Optional[datetime] = None) -> dict:
-        sent = (date_sent or now_utc()).astimezone(UTC)
+    def inject_inbound(self, from_: str, to: str, body: str, date_sent: datetime | None = None) -> dict:
+        sent = (date_sent or self.clock()).astimezone(UTC)
         data = self._message_data(new_sid("SM"), from_=from_, to=to, body=body, direction="inbound",
                                   status="received", created=sent, sent=sent,
                                   messaging_service_sid=self.service_of(to))
-        word = (body or "").strip().upper()
+        word = keyword_of(body)
         sender, recipient = strip_channel(to)[1], strip_channel(from_)[1]
         with self.lock:
             self._add(data, sent, sent)
             if word in STOP_WORDS:
                 self.opt_outs.add((sender, recipient))
             elif word in START_WORDS:
-                self.opt_outs.discard((sender, recipient))
+                for number in self.opt_out_scope(sender):
+                    self.opt_outs.discard((number, recipient))
             return self.copy(data)
 
     def seed_history(self, count: int, *, from_: str, to: str, direction: str = "outbound-api",
-                     start: Optional[datetime] = None, step: timedelta = timedelta(seconds=1),
+                     start: datetime | None = None, step: timedelta = timedelta(seconds=1),
                      body: str = "History message {i}") -> list[str]:
         if start is None:
-            start = now_utc() - step * (count + 1)
+            start = self.clock() - step * (count + 1)
         start = start.astimezone(UTC)
         inbound = direction == "inbound"
         status = "received" if inbound else "delivered"
@@ -522,6 +629,7 @@ class Store:
 
     def get(self, sid: str) -> dict:
         with self.lock:
+            self._progress()
             msg = self.msgs.get(sid)
             if msg is None:
                 raise TwilioError(404, 20404, f"The requested resource "
@@ -532,6 +640,7 @@ class Store:
         with self.lock:
             self.get(sid)
             del self.msgs[sid]
+            self.planned.pop(sid, None)
 
     def update(self, sid: str, form: dict) -> dict:
         with self.lock:
@@ -542,20 +651,24 @@ class Store:
                     raise bad_request(20001, "Body can only be redacted (set to an empty string).")
                 msg.data["body"] = ""
             if form.get("Status"):
-                if form["Status"] != "canceled" or msg.data["status"] not in ("scheduled", "accepted", "queued"):
+                cancelable = msg.data["status"] in ("scheduled", "accepted", "queued")
+                if form["Status"] != "canceled" or not cancelable:
                     raise bad_request(30409, "Message cannot be canceled in its current status.")
                 msg.data["status"] = "canceled"
-            msg.data["date_updated"] = rfc2822(now_utc())
+                self._unplan(msg)
+            msg.data["date_updated"] = rfc2822(self.clock())
             return self.copy(msg.data)
 
     def all_messages(self) -> list[dict]:
         with self.lock:
+            self._progress()
             return [self.copy(m.data) for m in sorted(self.msgs.values(), key=lambda m: m.seq)]
 
     # --- state machine ------------------------------------------------------------------
 
-    def _set_status(self, msg: _Msg, status: str, error_code=None, error_message=None) -> None:
-        data, now = msg.data, now_utc()
+    def _set_status(self, msg: _Msg, status: str, error_code=None, error_message=None,
+                    at: datetime | None = None) -> None:
+        data, now = msg.data, at or self.clock()
         if data["status"] == "accepted" and status != "accepted" and data["from"] is None:
             pool = self.messaging_services.get(data["messaging_service_sid"]) or ("+15005550006",)
             data["from"] = pool[next(self._rr) % len(pool)]
@@ -574,33 +687,88 @@ class Store:
         data["date_updated"] = rfc2822(now)
 
     def set_status(self, sid: str, status: str, error_code=None, error_message=None) -> dict:
+        """Put a message in ``status``; the schedule no longer moves it."""
         with self.lock:
             self.get(sid)
             msg = self.msgs[sid]
+            self._unplan(msg)
             self._set_status(msg, status, error_code, error_message)
             return self.copy(msg.data)
 
-    def advance_statuses(self, steps: Optional[int] = None) -> int:
-        """Move every outbound message along accepted→queued→sending→sent→delivered:
-        `steps` steps each, or all the way to delivered when None. Returns how many changed."""
+    def _next_status(self, msg: _Msg) -> tuple[str, DeliveryOutcome] | None:
+        """The step after the message's status, with the recipient's outcome applied; None at the end."""
+        status = msg.data["status"]
+        if status not in STATUS_FLOW:
+            return None
+        outcome = self.outcome_for(msg.data["to"])
+        if outcome.status == "failed" and status in ("queued", "sending"):
+            return "failed", outcome
+        if status == "sent":
+            return None if outcome.status == "sent" else (outcome.status, outcome)
+        return STATUS_FLOW[status], DeliveryOutcome()
+
+    def advance_statuses(self, steps: int | None = None) -> int:
+        """Move every outbound message along accepted→queued→sending→sent→delivered (or the outcome
+        set for its recipient): `steps` steps each, or all the way when None; the schedule no longer
+        moves them. Returns how many changed."""
         changed = 0
         with self.lock:
+            self._progress()
             for msg in self.msgs.values():
                 if msg.data["direction"] == "inbound":
                     continue
+                self._unplan(msg)
                 moved = False
                 n = 0
-                while msg.data["status"] in STATUS_FLOW and (steps is None or n < steps):
-                    self._set_status(msg, STATUS_FLOW[msg.data["status"]])
+                while (steps is None or n < steps) and (step := self._next_status(msg)) is not None:
+                    status, outcome = step
+                    self._set_status(msg, status, outcome.error_code, outcome.error_message)
                     n += 1
                     moved = True
                 changed += moved
         return changed
 
+    # --- the delivery schedule (applied lazily: whenever messages are read) ----------------
+
+    def _plan(self, msg: _Msg) -> None:
+        """Give a new outbound message its steps under the current schedule (none when it is off)."""
+        schedule = self.schedule
+        if schedule is None:
+            return
+        sent_at = msg.created + timedelta(seconds=schedule.sent_after)
+        msg.plan = [(msg.created, "queued")] if msg.data["status"] == "accepted" else []
+        msg.plan += [(sent_at, "sent"), (sent_at + timedelta(seconds=schedule.delivered_after), "receipt")]
+        self.planned[msg.data["sid"]] = msg
+
+    def _unplan(self, msg: _Msg) -> None:
+        msg.plan = []
+        self.planned.pop(msg.data["sid"], None)
+
+    def _progress(self) -> None:
+        """Take every scheduled step that is due, each dated when it was due."""
+        if not self.planned:
+            return
+        now = self.clock()
+        for msg in list(self.planned.values()):
+            while msg.plan and msg.plan[0][0] <= now:
+                at, step = msg.plan.pop(0)
+                outcome = self.outcome_for(msg.data["to"])
+                if step == "queued":
+                    self._set_status(msg, "queued", at=at)
+                elif outcome.status == "failed":          # never sent: fails where it would have been sent
+                    self._set_status(msg, "failed", outcome.error_code, outcome.error_message, at=at)
+                    msg.plan = []
+                elif step == "sent":
+                    self._set_status(msg, "sent", at=at)
+                elif outcome.status != "sent":            # "sent": no receipt ever comes
+                    self._set_status(msg, outcome.status, outcome.error_code, outcome.error_message, at=at)
+            if not msg.plan:
+                self.planned.pop(msg.data["sid"], None)
+
     # --- listing ------------------------------------------------------------------------
 
-    def list_page(self, *, to=None, from_=None, dates: Optional[DateFilter] = None, page_size: int = 50,
-                  page: int = 0, token: Optional[str] = None) -> tuple[list[dict], Optional[str], Optional[str]]:
+    def list_page(self, *, to=None, from_=None, dates: DateFilter | None = None, page_size: int = 50,
+                  page: int = 0, token: str | None = None) -> tuple[list[dict], str | None, str | None]:
         """One page of messages, newest first (date_sent, else date_created; then creation order).
 
         Without a token the page is an offset (page * page_size). A 'PA' token continues after the
@@ -608,11 +776,13 @@ class Store:
         new messages arrive. Returns (message copies, next token or None, previous token or None).
         Raises ValueError for a malformed token."""
         direction, pos = decode_token(token) if token else (None, None)
+        dated = dates is not None and dates.active
         with self.lock:
+            self._progress()
             items = [(m.key, m) for m in self.msgs.values()
                      if (to is None or m.data["to"] == to)
                      and (from_ is None or m.data["from"] == from_)
-                     and (dates is None or dates.accepts(m.when))]
+                     and (not dated or (m.sent is not None and dates.accepts(m.sent)))]
             items.sort(key=lambda km: km[0], reverse=True)
             if direction == "PA":
                 rest = [km for km in items if km[0] < pos]

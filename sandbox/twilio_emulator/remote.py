@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Optional
+
+from .model import DeliveryOutcome, DeliverySchedule
 
 
 class RemoteEmulator:
@@ -17,7 +20,7 @@ class RemoteEmulator:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _call(self, method: str, route: str, payload: Optional[dict] = None):
+    def _call(self, method: str, route: str, payload: dict | None = None):
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         req = urllib.request.Request(f"{self.base_url}/_emulator/{route}", data=data, method=method,
                                      headers={"Content-Type": "application/json"})
@@ -34,6 +37,49 @@ class RemoteEmulator:
     def messages(self) -> list:
         return self._call("GET", "messages")["messages"]
 
+    def find_messages(self, *, direction: str | None = None, to: str | None = None,
+                      from_: str | None = None) -> list:
+        wanted = (("direction", direction), ("to", to), ("from", from_))
+        query = urllib.parse.urlencode({k: v for k, v in wanted if v is not None})
+        return self._call("GET", "messages" + ("?" + query if query else ""))["messages"]
+
+    def outbound_messages(self, to: str | None = None, from_: str | None = None) -> list:
+        return self.find_messages(direction="outbound-api", to=to, from_=from_)
+
+    def message(self, sid: str) -> dict:
+        """One stored message; KeyError when unknown."""
+        try:
+            return self._call("GET", "messages/" + urllib.parse.quote(sid, safe=""))
+        except RuntimeError as exc:
+            if "HTTP 404" in str(exc):
+                raise KeyError(sid) from None
+            raise
+
+    @property
+    def delivery_schedule(self) -> DeliverySchedule | None:
+        schedule = self._call("GET", "delivery/schedule")["schedule"]
+        return None if schedule is None else DeliverySchedule(**schedule)
+
+    @delivery_schedule.setter
+    def delivery_schedule(self, schedule: DeliverySchedule | None) -> None:
+        if schedule is None:
+            self._call("DELETE", "delivery/schedule")
+        else:
+            self._call("POST", "delivery/schedule", asdict(schedule))
+
+    def deliver_after(self, sent_after: float = 0.0, delivered_after: float = 0.0) -> None:
+        self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
+
+    def set_delivery_outcome(self, recipient: str, status: str, error_code: int | None = None,
+                             error_message: str | None = None) -> None:
+        self._call("POST", "delivery/outcomes", {"recipient": recipient, **asdict(
+            DeliveryOutcome(status, error_code, error_message))})
+
+    @property
+    def delivery_outcomes(self) -> dict:
+        outcomes = self._call("GET", "delivery/outcomes")["outcomes"]
+        return {n: DeliveryOutcome(**o) for n, o in outcomes.items()}
+
     @property
     def requests(self) -> list:
         return self._call("GET", "requests")["requests"]
@@ -41,8 +87,8 @@ class RemoteEmulator:
     def clear_requests(self) -> None:
         self._call("DELETE", "requests")
 
-    def inject_inbound(self, from_: str, to: Optional[str] = None, body: str = "ACK",
-                       date_sent: Optional[datetime] = None) -> dict:
+    def inject_inbound(self, from_: str, to: str | None = None, body: str = "ACK",
+                       date_sent: datetime | None = None) -> dict:
         p = {"from": from_, "body": body}
         if to is not None:
             p["to"] = to
@@ -50,9 +96,9 @@ class RemoteEmulator:
             p["date_sent"] = date_sent.isoformat()
         return self._call("POST", "inbound", p)
 
-    def seed_history(self, count: int, *, from_: Optional[str] = None, to: Optional[str] = None,
-                     direction: str = "outbound-api", start: Optional[datetime] = None,
-                     step: timedelta = timedelta(seconds=1), body: Optional[str] = None) -> list:
+    def seed_history(self, count: int, *, from_: str | None = None, to: str | None = None,
+                     direction: str = "outbound-api", start: datetime | None = None,
+                     step: timedelta = timedelta(seconds=1), body: str | None = None) -> list:
         p = {"count": count, "direction": direction, "step": step.total_seconds()}
         for k, v in (("from", from_), ("to", to), ("body", body),
                      ("start", start.isoformat() if start else None)):
@@ -60,12 +106,12 @@ class RemoteEmulator:
                 p[k] = v
         return self._call("POST", "seed", p)["sids"]
 
-    def set_status(self, sid: str, status: str, error_code: Optional[int] = None,
-                   error_message: Optional[str] = None) -> dict:
+    def set_status(self, sid: str, status: str, error_code: int | None = None,
+                   error_message: str | None = None) -> dict:
         return self._call("POST", "status", {"sid": sid, "status": status, "error_code": error_code,
                                              "error_message": error_message})
 
-    def advance_statuses(self, steps: Optional[int] = None) -> int:
+    def advance_statuses(self, steps: int | None = None) -> int:
         return self._call("POST", "advance", {"steps": steps})["changed"]
 
     def inject_fault(self, kind: str, **kwargs) -> int:

@@ -9,16 +9,17 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
-from typing import Optional
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .._http import TrackingHTTPServer
 from . import model
-from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, API_ROOT, AUTH_TOKEN, MESSAGING_SERVICE_SID,
-                    SENDER, DateFilter, Store, TwilioError, error_body, new_sid, parse_filter_date)
+from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID,
+                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body,
+                    new_sid, parse_filter_date)
 
 FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -41,14 +42,14 @@ class RequestRecord:
     form: dict
     headers: dict
     body: bytes
-    content_type: Optional[str]
+    content_type: str | None
     started: float
-    finished: Optional[float] = None
-    status: Optional[int] = None
-    fault: Optional[str] = None
-    response_body: Optional[bytes] = None
+    finished: float | None = None
+    status: int | None = None
+    fault: str | None = None
+    response_body: bytes | None = None
     response_headers: dict = field(default_factory=dict)
-    auth_user: Optional[str] = None
+    auth_user: str | None = None
 
     @property
     def url(self) -> str:
@@ -56,7 +57,7 @@ class RequestRecord:
         return self.path + ("?" + self.query_string if self.query_string else "")
 
     @property
-    def duration(self) -> Optional[float]:
+    def duration(self) -> float | None:
         return None if self.finished is None else self.finished - self.started
 
     def header(self, name: str, default=None):
@@ -66,7 +67,7 @@ class RequestRecord:
                 return v
         return default
 
-    def json(self) -> Optional[dict]:
+    def json(self) -> dict | None:
         """The response body parsed as JSON, or None."""
         try:
             return json.loads(self.response_body or b"")
@@ -76,7 +77,8 @@ class RequestRecord:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["body"] = self.body.decode("utf-8", "replace")
-        d["response_body"] = None if self.response_body is None else self.response_body.decode("utf-8", "replace")
+        response = self.response_body
+        d["response_body"] = None if response is None else response.decode("utf-8", "replace")
         return d
 
 
@@ -84,14 +86,14 @@ class RequestRecord:
 class Fault:
     id: int
     kind: str
-    method: Optional[str] = "POST"
-    path_contains: Optional[str] = "/Messages.json"
-    times: Optional[int] = 1
-    status: Optional[int] = None
-    code: Optional[int] = None
-    retry_after: Optional[float] = None
-    delay: Optional[float] = None
-    match_to: Optional[str] = None
+    method: str | None = "POST"
+    path_contains: str | None = "/Messages.json"
+    times: int | None = 1
+    status: int | None = None
+    code: int | None = None
+    retry_after: float | None = None
+    delay: float | None = None
+    match_to: str | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str, form: dict) -> bool:
@@ -108,7 +110,7 @@ class Fault:
         return True
 
 
-def _form_dict(raw: bytes, content_type: Optional[str]) -> dict:
+def _form_dict(raw: bytes, content_type: str | None) -> dict:
     if not raw or "x-www-form-urlencoded" not in (content_type or "x-www-form-urlencoded"):
         return {}
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
@@ -165,8 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _send(self, status: int, body: bytes, content_type: Optional[str] = JSON_TYPE,
-              headers: Optional[dict] = None) -> dict:
+    def _send(self, status: int, body: bytes, content_type: str | None = JSON_TYPE,
+              headers: dict | None = None) -> dict:
         sent = {}
         try:
             self.send_response(status)
@@ -240,12 +242,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif fault.kind == "html":
                 status = fault.status or 502
-                text = (f"<html><head><title>{status} {model.HTTP_MESSAGES.get(status, 'Error')}</title></head>"
-                        f"<body><h1>{status} {model.HTTP_MESSAGES.get(status, 'Error')}</h1></body></html>")
+                title = f"{status} {model.HTTP_MESSAGES.get(status, 'Error')}"
+                text = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
                 self._respond(record, status, text.encode(), "text/html; charset=utf-8", headers)
                 return
             elif fault.kind == "garbage":
-                status = fault.status or (201 if self.command == "POST" and path.endswith("/Messages.json") else 200)
+                creating = self.command == "POST" and path.endswith("/Messages.json")
+                status = fault.status or (201 if creating else 200)
                 self._respond(record, status, b"<<<not json>>> \x00\xff", JSON_TYPE, headers)
                 return
             elif fault.kind == "empty":
@@ -271,7 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
         # Complete the record before a byte goes out: the client may look at it as soon as it has the answer.
         record.status = status
         record.response_body = body
-        record.response_headers = ({"Content-Type": ctype} if ctype else {}) | {k: str(v) for k, v in headers.items()}
+        record.response_headers = (({"Content-Type": ctype} if ctype else {})
+                                   | {k: str(v) for k, v in headers.items()})
         record.finished = time.monotonic()
         self._send(status, body, ctype, headers)
 
@@ -283,7 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.loads(raw) if raw.strip() else {}
             if not isinstance(payload, dict):
                 raise ValueError("the body must be a JSON object")
-            status, result = emu._control(self.command, path, payload)
+            status, result = emu._control(self.command, path, payload, parse_qs(qs))
         except (ValueError, TypeError, KeyError) as e:
             status, result = 400, {"error": f"{type(e).__name__}: {e}"}
         except TwilioError as e:
@@ -295,12 +299,12 @@ class _Handler(BaseHTTPRequestHandler):
 # ------------------------------------------------------------------------------------------
 
 
-def _one(query: dict, name: str) -> Optional[str]:
+def _one(query: dict, name: str) -> str | None:
     v = query.get(name)
     return v[-1] if v else None
 
 
-def _int_param(query: dict, name: str, default: int, lo: int, hi: Optional[int]) -> int:
+def _int_param(query: dict, name: str, default: int, lo: int, hi: int | None) -> int:
     raw = _one(query, name)
     if raw is None or raw == "":
         return default
@@ -314,7 +318,7 @@ def _int_param(query: dict, name: str, default: int, lo: int, hi: Optional[int])
     return value
 
 
-def _parse_dt(value) -> Optional[datetime]:
+def _parse_dt(value) -> datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)):
@@ -331,15 +335,18 @@ class TwilioEmulator:
     """A stateful, thread-safe Twilio REST API emulator (see the package docstring)."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
-                 api_keys: Optional[dict] = None, numbers=(SENDER,), messaging_services: Optional[dict] = None,
-                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+                 api_keys: dict | None = None, numbers=(SENDER,), messaging_services: dict | None = None,
+                 latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
+                 delivery_schedule: DeliverySchedule | None = None,
+                 clock: Callable[[], datetime] | None = None):
         if api_keys is None:
             api_keys = {API_KEY_SID: API_KEY_SECRET}
         if messaging_services is None:
             messaging_services = {MESSAGING_SERVICE_SID: (SENDER,)}
-        self._initial = (list(numbers), float(latency))
+        self._initial = (list(numbers), float(latency), delivery_schedule)
         self.store = Store(account_sid=account_sid, auth_token=auth_token, api_keys=dict(api_keys),
-                           numbers=list(numbers), messaging_services=dict(messaging_services))
+                           numbers=list(numbers), messaging_services=dict(messaging_services),
+                           clock=clock or model.now_utc, schedule=delivery_schedule)
         self.latency = float(latency)
         self.host, self.port = host, port
         self._lock = threading.Lock()
@@ -347,8 +354,8 @@ class TwilioEmulator:
         self._requests: list[RequestRecord] = []
         self._ids = 0
         self._in_flight = 0
-        self._server: Optional[_HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -367,7 +374,7 @@ class TwilioEmulator:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "TwilioEmulator":
+    def start(self) -> TwilioEmulator:
         if self._server is not None:
             return self
         self._server = _HTTPServer((self.host, self.port), self)
@@ -386,21 +393,23 @@ class TwilioEmulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "TwilioEmulator":
+    def __enter__(self) -> TwilioEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     def reset(self) -> None:
-        """Back to the constructor's state: no messages, faults, requests, opt-outs, geo blocks or
-        landlines; numbers and latency as given to the constructor."""
+        """Back to the constructor's state: no messages, faults, requests, opt-outs, delivery
+        outcomes, geo blocks or landlines; numbers, latency and delivery schedule as given to the
+        constructor."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
         self.store.reset()
         with self.store.lock:
-            numbers, latency = self._initial
+            numbers, latency, schedule = self._initial
+            self.store.schedule = schedule
             self.store.numbers = list(numbers)
             for pool in self.store.messaging_services.values():
                 for n in pool:
@@ -422,29 +431,72 @@ class TwilioEmulator:
         except TwilioError:
             raise KeyError(sid) from None
 
+    def find_messages(self, *, direction: str | None = None, to: str | None = None,
+                      from_: str | None = None) -> list[dict]:
+        """Copies of the stored messages with that direction, to and from (None: any), oldest first."""
+        return [m for m in self.messages if (direction is None or m["direction"] == direction)
+                and (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)]
+
+    def outbound_messages(self, to: str | None = None, from_: str | None = None) -> list[dict]:
+        """Copies of the messages sent through the API (direction ``outbound-api``), oldest first."""
+        return self.find_messages(direction="outbound-api", to=to, from_=from_)
+
+    # --- delivery -----------------------------------------------------------------------
+
+    @property
+    def delivery_schedule(self) -> DeliverySchedule | None:
+        """How outbound messages move on their own (``DeliverySchedule``), or None (the default):
+        then they stay ``queued`` (``accepted`` with a Messaging Service) until ``set_status`` or
+        ``advance_statuses`` moves them. A change applies to messages created afterwards."""
+        return self.store.schedule
+
+    @delivery_schedule.setter
+    def delivery_schedule(self, schedule: DeliverySchedule | None) -> None:
+        if schedule is not None and not isinstance(schedule, DeliverySchedule):
+            raise TypeError("delivery_schedule is a DeliverySchedule or None")
+        self.store.set_delivery_schedule(schedule)
+
+    def deliver_after(self, sent_after: float = 0.0, delivered_after: float = 0.0) -> None:
+        """Turn the delivery schedule on: sent ``sent_after`` s after creation, the receipt
+        ``delivered_after`` s after that."""
+        self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
+
+    def set_delivery_outcome(self, recipient: str, status: str, error_code: int | None = None,
+                             error_message: str | None = None) -> None:
+        """How messages to ``recipient`` end, by the schedule or ``advance_statuses``: ``delivered``
+        (the default), ``undelivered`` or ``failed`` with ``error_code`` (30003, ...), or ``sent``
+        (no receipt). Messages already final are not changed. ValueError for a bad outcome."""
+        self.store.set_delivery_outcome(recipient, DeliveryOutcome(status, error_code, error_message))
+
+    @property
+    def delivery_outcomes(self) -> dict[str, DeliveryOutcome]:
+        """The outcomes set, by recipient number."""
+        with self.store.lock:
+            return dict(self.store.outcomes)
+
     def inject_inbound(self, from_: str, to: str = SENDER, body: str = "ACK",
-                       date_sent: Optional[datetime] = None) -> dict:
+                       date_sent: datetime | None = None) -> dict:
         """Store a reply (direction inbound, status received). STOP words opt `from_` out of
         messages from `to`; START words opt back in."""
         return self.store.inject_inbound(from_, to, body, date_sent)
 
     def seed_history(self, count: int, *, from_: str = SENDER, to: str = "+353861234567",
-                     direction: str = "outbound-api", start: Optional[datetime] = None,
+                     direction: str = "outbound-api", start: datetime | None = None,
                      step: timedelta = timedelta(seconds=1), body: str = "History message {i}") -> list[str]:
         """Bulk-insert `count` finished messages dated start, start+step, … (default: ending just
         before now). Returns their SIDs."""
         return self.store.seed_history(count, from_=from_, to=to, direction=direction, start=start,
                                        step=step, body=body)
 
-    def set_status(self, sid: str, status: str, error_code: Optional[int] = None,
-                   error_message: Optional[str] = None) -> dict:
+    def set_status(self, sid: str, status: str, error_code: int | None = None,
+                   error_message: str | None = None) -> dict:
         """Put a message in `status` (e.g. "undelivered", 30007). KeyError for an unknown SID."""
         try:
             return self.store.set_status(sid, status, error_code, error_message)
         except TwilioError:
             raise KeyError(sid) from None
 
-    def advance_statuses(self, steps: Optional[int] = None) -> int:
+    def advance_statuses(self, steps: int | None = None) -> int:
         """Move every outbound message along accepted→queued→sending→sent→delivered, `steps` steps
         (None: all the way to delivered). A Messaging Service message gets its sender (`from`) and
         its num_segments when it leaves `accepted`. Returns how many messages changed."""
@@ -470,10 +522,11 @@ class TwilioEmulator:
 
     # --- faults and the request log -----------------------------------------------------
 
-    def inject_fault(self, kind: str, *, method: Optional[str] = "POST", path_contains: Optional[str] = "/Messages.json",
-                     times: Optional[int] = 1, status: Optional[int] = None, code: Optional[int] = None,
-                     retry_after: Optional[float] = None, delay: Optional[float] = None,
-                     match_to: Optional[str] = None) -> int:
+    def inject_fault(self, kind: str, *, method: str | None = "POST",
+                     path_contains: str | None = "/Messages.json", times: int | None = 1,
+                     status: int | None = None, code: int | None = None,
+                     retry_after: float | None = None, delay: float | None = None,
+                     match_to: str | None = None) -> int:
         """Make the next `times` matching API requests fail in the way `kind` says. Returns the fault id."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
@@ -504,7 +557,7 @@ class TwilioEmulator:
         with self._lock:
             self._requests.clear()
 
-    def _take_fault(self, method: str, path: str, form: dict) -> Optional[Fault]:
+    def _take_fault(self, method: str, path: str, form: dict) -> Fault | None:
         with self._lock:
             for f in self._faults:
                 if f.matches(method, path, form):
@@ -595,7 +648,7 @@ class TwilioEmulator:
 
     @staticmethod
     def _envelope(path: str, key: str, records: list, filters: list, page_size: int, page: int,
-                  token: Optional[str], next_token: Optional[str], prev_token: Optional[str],
+                  token: str | None, next_token: str | None, prev_token: str | None,
                   has_next_offset: bool = False) -> dict:
         def uri(p, t):
             params = list(filters) + [("PageSize", page_size), ("Page", p)]
@@ -646,7 +699,8 @@ class TwilioEmulator:
                 to=to, from_=from_, dates=dates, page_size=page_size, page=page, token=token)
         except ValueError:
             raise TwilioError(400, 20001, f"Invalid PageToken: {token!r}") from None
-        return self._envelope(path, "messages", records, filters, page_size, page, token, next_token, prev_token)
+        return self._envelope(path, "messages", records, filters, page_size, page, token, next_token,
+                              prev_token)
 
     def _list_numbers(self, path: str, query: dict) -> dict:
         page_size = _int_param(query, "PageSize", 50, 1, 1000)
@@ -661,21 +715,42 @@ class TwilioEmulator:
 
     # --- the control API ----------------------------------------------------------------
 
-    def _control(self, method: str, path: str, p: dict):
+    def _control(self, method: str, path: str, p: dict, query: dict | None = None):
         route = path[len("/_emulator"):].strip("/")
         get, post = method in ("GET", "HEAD"), method in ("POST", "PUT")
+        query = query or {}
         if route == "health" and get:
             return 200, {"ok": True, "base_url": self.base_url, "account_sid": self.account_sid}
         if route == "messages" and get:
-            return 200, {"messages": self.messages}
+            found = self.find_messages(direction=_one(query, "direction"), to=_one(query, "to"),
+                                       from_=_one(query, "from"))
+            return 200, {"messages": found}
+        if route.startswith("messages/") and get:
+            return 200, self.store.get(route[len("messages/"):])
+        if route == "delivery/schedule":
+            if post:
+                self.deliver_after(p.get("sent_after", 0.0), p.get("delivered_after", 0.0))
+            elif method == "DELETE":
+                self.delivery_schedule = None
+            if post or get or method == "DELETE":
+                schedule = self.delivery_schedule
+                return 200, {"schedule": None if schedule is None else asdict(schedule)}
+        if route == "delivery/outcomes":
+            if post:
+                self.set_delivery_outcome(p["recipient"], p.get("status", "delivered"), p.get("error_code"),
+                                          p.get("error_message"))
+            if post or get:
+                return 200, {"outcomes": {n: asdict(o) for n, o in self.delivery_outcomes.items()}}
         if route == "inbound" and post:
             return 201, self.inject_inbound(p["from"], p.get("to", SENDER), p.get("body", "ACK"),
                                             _parse_dt(p.get("date_sent")))
         if route == "seed" and post:
             step = timedelta(seconds=float(p.get("step", 1)))
-            sids = self.seed_history(int(p["count"]), from_=p.get("from", SENDER), to=p.get("to", "+353861234567"),
-                                     direction=p.get("direction", "outbound-api"), start=_parse_dt(p.get("start")),
-                                     step=step, body=p.get("body", "History message {i}"))
+            sids = self.seed_history(int(p["count"]), from_=p.get("from", SENDER),
+                                     to=p.get("to", "+353861234567"),
+                                     direction=p.get("direction", "outbound-api"),
+                                     start=_parse_dt(p.get("start")), step=step,
+                                     body=p.get("body", "History message {i}"))
             return 201, {"sids": sids}
         if route == "status" and post:
             return 200, self.set_status(p["sid"], p["status"], p.get("error_code"), p.get("error_message"))

@@ -38,6 +38,8 @@ def test_selftest_success(twilio, section):
     ({"twilio_account_sid": None}, "twilio_account_sid"),
     ({"twilio_auth_token": None}, "twilio_auth_token"),
     ({"twilio_base_url": "http://127.0.0.1:9"}, "Twilio could not be reached"),
+    ({"ack_keywords": "ACK, YES"}, "ack_keywords: 'YES' is one of Twilio's opt-in keywords"),
+    ({"decline_keywords": "NO, STOP"}, "decline_keywords: 'STOP' is one of Twilio's opt-out keywords"),
 ])
 def test_selftest_failure_says_why(twilio, caplog, section, expected):
     caplog.set_level(logging.DEBUG)
@@ -81,6 +83,8 @@ def test_commented_defaults_read_back_as_the_documented_defaults():
     assert (settings.max_recipients, settings.max_concurrency, settings.poll_interval,
             settings.max_wait_timeout, settings.timeout, settings.base_url) == \
         (100, 5, 2.0, 24 * 3600.0, 30.0, "https://api.twilio.com")
+    assert (settings.ack_keywords, settings.decline_keywords) == \
+        (("ACK", "ACKNOWLEDGE", "ACKNOWLEDGED", "OK"), ("NO", "DECLINE"))
 
 
 def test_placeholder_section_is_reported_as_not_configured():

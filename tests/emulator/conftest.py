@@ -42,12 +42,23 @@ def emu(emu_server):
     emu_server.reset()
 
 
+def sdk_client(emulator, username=ACCOUNT_SID, password=AUTH_TOKEN, account_sid=None, timeout=5):
+    """A real twilio SDK Client whose requests all go to ``emulator``."""
+    http = BaseUrlHttpClient(emulator.base_url, timeout=timeout)
+    return Client(username, password, account_sid=account_sid, http_client=http)
+
+
 @pytest.fixture
 def make_client(emu):
-    def make(username=ACCOUNT_SID, password=AUTH_TOKEN, account_sid=None, timeout=5):
-        http = BaseUrlHttpClient(emu.base_url, timeout=timeout)
-        return Client(username, password, account_sid=account_sid, http_client=http)
+    def make(*args, **kwargs):
+        return sdk_client(emu, *args, **kwargs)
     return make
+
+
+@pytest.fixture
+def client_for():
+    """A factory of SDK clients for emulators other than the module's."""
+    return sdk_client
 
 
 @pytest.fixture

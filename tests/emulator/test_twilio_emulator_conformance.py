@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from twilio.base.exceptions import TwilioRestException
 
 from sandbox import twilio_spec
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER
@@ -50,7 +51,8 @@ def _exercise(emu, client):
     emu.set_status(sent.sid, "undelivered", 30007)
     emu.inject_inbound(from_=USER, to=SENDER, body="ACK")
     client.messages(sent.sid).fetch()
-    client.messages.list(to=SENDER, from_=USER, date_sent_after=datetime.now(timezone.utc).date(), page_size=3)
+    today = datetime.now(timezone.utc).date()
+    client.messages.list(to=SENDER, from_=USER, date_sent_after=today, page_size=3)
     client.messages.list(date_sent=datetime.now(timezone.utc).date(), limit=2)
     client.messages.list(date_sent_before=datetime.now(timezone.utc) + timedelta(days=1), page_size=1000)
     list(client.messages.stream(page_size=4))
@@ -110,8 +112,8 @@ def test_validator_catches_a_wrong_response(spec, emu, client):
 
 
 def test_validator_catches_a_wrong_request(spec, emu):
-    r = requests.get(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", params={"PageSize": 5000},
-                     auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    r = requests.get(f"{emu.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                     params={"PageSize": 5000}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
     assert r.status_code == 400  # the emulator refuses it like Twilio ...
     with pytest.raises(_validation_error()):  # ... and the spec says why
         twilio_spec.validate_request_record(emu.requests[-1])
@@ -119,3 +121,52 @@ def test_validator_catches_a_wrong_request(spec, emu):
                   auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
     with pytest.raises(_validation_error()):
         twilio_spec.validate_request_record(emu.requests[-1])
+
+
+def test_every_delivery_state_conforms(spec, emu, client):
+    """Messages in each state of the lifecycle (queued, accepted, sent, delivered, undelivered, failed),
+    fetched one by one and listed, validate against the spec."""
+    emu.deliver_after(0, 0)
+    emu.set_delivery_outcome("+353861234568", "undelivered", 30003)
+    emu.set_delivery_outcome("+353861234569", "failed", 30001)
+    emu.set_delivery_outcome("+353861234570", "sent")
+    sids = [client.messages.create(to=to, from_=SENDER, body="Incident 2095").sid
+            for to in (USER, "+353861234568", "+353861234569", "+353861234570")]
+    sids.append(client.messages.create(to=USER, messaging_service_sid=MESSAGING_SERVICE_SID, body="svc").sid)
+    emu.delivery_schedule = None
+    sids.append(client.messages.create(to=USER, from_=SENDER, body="stays queued").sid)
+    statuses = [client.messages(sid).fetch().status for sid in sids]
+    assert statuses == ["delivered", "undelivered", "failed", "sent", "delivered", "queued"]
+    client.messages.list(from_=SENDER, page_size=20)
+    client.messages.list(to=USER, date_sent_after=datetime.now(timezone.utc) - timedelta(minutes=5))
+    statuses_in_answers = set()
+    for rec in emu.requests:
+        assert rec.status in (200, 201), (rec.url, rec.response_body)
+        twilio_spec.validate_request_record(rec)
+        twilio_spec.validate_response(rec)
+        body = rec.json()
+        for msg in body.get("messages", [body]):
+            statuses_in_answers.add(msg["status"])
+            assert (msg["error_code"] is None) == (msg["status"] not in ("undelivered", "failed"))
+            for key in ("date_created", "date_updated", "date_sent"):
+                assert msg[key] is None or RFC2822.match(msg[key]), (key, msg[key])
+    assert statuses_in_answers == {"accepted", "queued", "sent", "delivered", "undelivered", "failed"}
+
+
+@pytest.mark.parametrize("make_error", ["opted_out", "unknown_sid"])
+def test_error_answers_have_twilios_shape(emu, client, make_error):
+    """The spec has no error schema: the envelope is checked by hand (twilio-api.md §4)."""
+    if make_error == "opted_out":
+        emu.inject_inbound(from_=USER, to=SENDER, body="STOP")
+        call, status, code = (lambda: client.messages.create(to=USER, from_=SENDER, body="x")), 400, 21610
+    else:
+        call, status, code = (lambda: client.messages("SM" + "a" * 32).fetch()), 404, 20404
+    with pytest.raises(TwilioRestException):
+        call()
+    rec = emu.requests[-1]
+    assert rec.status == status and rec.response_headers["Content-Type"] == "application/json; charset=utf-8"
+    body = rec.json()
+    assert list(body) == ["code", "message", "more_info", "status"]
+    assert (body["code"], body["status"]) == (code, status)
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"

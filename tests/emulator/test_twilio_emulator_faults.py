@@ -14,7 +14,8 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER, RemoteEmulator, TwilioEmulator
+from sandbox.twilio_emulator import (ACCOUNT_SID, SENDER, DeliverySchedule, RemoteEmulator,
+                                     TwilioEmulator)
 
 USER = "+353861234567"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,8 @@ def test_garbage_fault(emu, client):
 
 
 def test_empty_fault_on_create_gives_an_empty_instance(emu, client):
-    # twilio 9.13.0 _parse_create returns {} for an empty 2xx body: a MessageInstance whose fields are all None.
+    # twilio 9.13.0 _parse_create returns {} for an empty 2xx body: a MessageInstance whose fields are
+    # all None.
     emu.inject_fault("empty")
     msg = send(client)
     assert msg.sid is None and msg.status is None
@@ -91,9 +93,12 @@ def test_commit_then_drop_creates_the_message(emu, client):
     with pytest.raises(requests.exceptions.ConnectionError):
         send(client, body="ambiguous")
     assert [m["body"] for m in emu.messages] == ["ambiguous"]
-    # reconciliation as the app would do it finds it
-    found = client.messages.list(to=USER, from_=SENDER, date_sent_after=datetime.now(timezone.utc).date())
+    # the outbound log shows it (newest first) to a listing by recipient and sender ...
+    found = client.messages.list(to=USER, from_=SENDER, limit=20)
     assert [m.body for m in found] == ["ambiguous"]
+    # ... but not to a DateSent filter while it is queued: its date_sent is still null, as on Twilio
+    today = datetime.now(timezone.utc).date()
+    assert client.messages.list(to=USER, from_=SENDER, date_sent_after=today) == []
 
 
 def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):
@@ -193,7 +198,8 @@ def test_many_concurrent_requests(emu, make_client):
 def test_control_api_through_remote_client(emu, client):
     remote = RemoteEmulator(emu.base_url)
     assert remote.health()["account_sid"] == ACCOUNT_SID
-    reply = remote.inject_inbound(USER, SENDER, "ACK", date_sent=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    reply = remote.inject_inbound(USER, SENDER, "ACK", date_sent=when)
     assert reply["direction"] == "inbound" and reply["date_sent"] == "Tue, 02 Jan 2024 03:04:05 +0000"
     assert [m["sid"] for m in remote.messages] == [reply["sid"]]
 
@@ -202,7 +208,8 @@ def test_control_api_through_remote_client(emu, client):
         send(client)
     assert exc.value.status == 429
     log = remote.requests
-    assert log[-1]["fault"] == "status" and log[-1]["status"] == 429 and "To=%2B353861234567" in log[-1]["body"]
+    assert log[-1]["fault"] == "status" and log[-1]["status"] == 429
+    assert "To=%2B353861234567" in log[-1]["body"]
 
     sid = send(client).sid
     assert remote.advance_statuses(steps=1) == 1
@@ -246,16 +253,19 @@ def test_control_api_errors(emu):
 def test_cli_prints_base_url_and_stops_on_sigterm():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "sandbox.twilio_emulator", "--port", "0",
-                             "--number", SENDER, "--number", "+15005550014", "--auth-token", "b" * 32],
+                             "--number", SENDER, "--number", "+15005550014", "--auth-token", "b" * 32,
+                             "--sent-after", "1.5"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
-        assert line.startswith("http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        stderr = proc.stderr.read() if proc.poll() is not None else ""
+        assert line.startswith("http://127.0.0.1:"), (line, stderr)
         health = requests.get(line + "/_emulator/health", timeout=5).json()
         assert health["base_url"] == line
         r = requests.get(f"{line}/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json",
                          auth=(ACCOUNT_SID, "b" * 32), timeout=5)
         assert {n["phone_number"] for n in r.json()["incoming_phone_numbers"]} == {SENDER, "+15005550014"}
+        assert RemoteEmulator(line).delivery_schedule == DeliverySchedule(sent_after=1.5, delivered_after=0)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:

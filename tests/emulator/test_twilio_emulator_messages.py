@@ -9,8 +9,8 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from sandbox.twilio_emulator import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID,
-                                     SENDER, segment_count)
+from sandbox.twilio_emulator import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN,
+                                     MESSAGING_SERVICE_SID, SENDER, segment_count)
 
 UTC = timezone.utc
 USER = "+353861234567"
@@ -122,7 +122,8 @@ ERROR_CASES = [
     ("unknown-service", dict(to=USER, messaging_service_sid="MG" + "0" * 32, body="x"), None, 21701),
     ("geo-disabled", dict(to="+447911123456", from_=SENDER, body="x"), _setup_geo, 21408),
     ("opted-out", dict(to=USER, from_=SENDER, body="x"), _setup_opt_out, 21610),
-    ("opted-out-service", dict(to=USER, messaging_service_sid=MESSAGING_SERVICE_SID, body="x"), _setup_opt_out, 21610),
+    ("opted-out-service", dict(to=USER, messaging_service_sid=MESSAGING_SERVICE_SID, body="x"),
+     _setup_opt_out, 21610),
     ("landline", dict(to=USER, from_=SENDER, body="x"), _setup_landline, 21614),
 ]
 
@@ -229,8 +230,8 @@ def test_incoming_phone_numbers(emu, client):
     assert client.incoming_phone_numbers.list(phone_number="+19999999999") == []
     assert {n.phone_number for n in client.incoming_phone_numbers.list()} == {SENDER, "+15005550012"}
     body = raw_get(emu, f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json").json()
-    assert set(body) - {"incoming_phone_numbers"} == {"first_page_uri", "next_page_uri", "previous_page_uri", "uri",
-                                                      "page", "page_size", "start", "end"}
+    assert set(body) - {"incoming_phone_numbers"} == {"first_page_uri", "next_page_uri", "previous_page_uri",
+                                                      "uri", "page", "page_size", "start", "end"}
 
 
 def test_account_fetch(client):
@@ -361,8 +362,8 @@ def test_date_sent_after_goes_out_as_DateSent_gt(two_days, client):
     assert rec.query["DateSent>"] == ["2024-03-01T12:00:00Z"]
 
 
-@pytest.mark.parametrize("params", [{"PageSize": "0"}, {"PageSize": "1001"}, {"PageSize": "abc"}, {"Page": "-1"},
-                                    {"DateSent>": "not-a-date"}, {"PageToken": "garbage"}])
+@pytest.mark.parametrize("params", [{"PageSize": "0"}, {"PageSize": "1001"}, {"PageSize": "abc"},
+                                    {"Page": "-1"}, {"DateSent>": "not-a-date"}, {"PageToken": "garbage"}])
 def test_list_bad_parameters_are_400(emu, params):
     resp = raw_get(emu, f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", **params)
     body = resp.json()
@@ -377,8 +378,8 @@ def test_list_bad_page_size_raises_in_sdk(client):
 def test_list_envelope_and_paging(emu, client):
     emu.seed_history(120, from_=USER, to=SENDER, direction="inbound")
     body = raw_get(emu, f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", To=SENDER, PageSize=50).json()
-    assert set(body) == {"first_page_uri", "next_page_uri", "previous_page_uri", "uri", "page", "page_size", "start",
-                         "end", "messages"}
+    assert set(body) == {"first_page_uri", "next_page_uri", "previous_page_uri", "uri", "page", "page_size",
+                         "start", "end", "messages"}
     path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert body["first_page_uri"] == f"{path}?To=%2B15005550006&PageSize=50&Page=0"
     assert body["next_page_uri"].startswith(f"{path}?To=%2B15005550006&PageSize=50&Page=1&PageToken=PA")

@@ -2,6 +2,7 @@
 """Tests for fn_twilio.lib.settings: every key valid and invalid; secrets never shown."""
 import pytest
 
+from fn_twilio.lib.intents import Keywords
 from fn_twilio.lib.settings import DEFAULTS, SECTION, Settings, SettingsError, load_settings
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -46,6 +47,7 @@ def test_defaults_table():
     assert DEFAULTS == {
         "max_recipients": "100", "max_concurrency": "5", "poll_interval": "2s", "max_wait_timeout": "24h",
         "timeout": "30", "twilio_base_url": "https://api.twilio.com",
+        "ack_keywords": "ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK", "decline_keywords": "NO, DECLINE",
     }
     assert all(isinstance(value, str) for value in DEFAULTS.values())
 
@@ -283,3 +285,62 @@ def test_settings_is_frozen():
     settings = load()
     with pytest.raises(Exception):
         settings.timeout = 1
+
+
+# --- ack_keywords and decline_keywords ----------------------------------------------------------
+
+def test_keyword_defaults():
+    settings = load()
+    assert settings.ack_keywords == ("ACK", "ACKNOWLEDGE", "ACKNOWLEDGED", "OK")
+    assert settings.decline_keywords == ("NO", "DECLINE")
+    assert settings.keywords == Keywords(settings.ack_keywords, settings.decline_keywords) == Keywords()
+
+
+# (changes to BASE, ack_keywords, decline_keywords)
+VALID_KEYWORDS = [
+    ({"ack_keywords": "ROGER"}, ("ROGER",), ("NO", "DECLINE")),
+    ({"ack_keywords": " roger , Got,ON "}, ("ROGER", "GOT", "ON"), ("NO", "DECLINE")),
+    ({"ack_keywords": "ack, ack, OK,"}, ("ACK", "OK"), ("NO", "DECLINE")),     # duplicates, trailing comma
+    ({"ack_keywords": "", "decline_keywords": "   "}, ("ACK", "ACKNOWLEDGE", "ACKNOWLEDGED", "OK"),
+     ("NO", "DECLINE")),                                                       # blank: the defaults
+    ({"decline_keywords": "pass, busy"}, ("ACK", "ACKNOWLEDGE", "ACKNOWLEDGED", "OK"), ("PASS", "BUSY")),
+    ({"ack_keywords": "A1"}, ("A1",), ("NO", "DECLINE")),
+]
+
+
+@pytest.mark.parametrize("changes,ack,decline", VALID_KEYWORDS)
+def test_valid_keywords(changes, ack, decline):
+    settings = load(**changes)
+    assert (settings.ack_keywords, settings.decline_keywords) == (ack, decline)
+
+
+# (changes to BASE, key the message must name, words it must contain)
+INVALID_KEYWORDS = [
+    ({"ack_keywords": "ACK, YES"}, "ack_keywords", "'YES' is one of Twilio's opt-in keywords"),
+    ({"ack_keywords": "stop"}, "ack_keywords", "'stop' is one of Twilio's opt-out keywords"),
+    ({"ack_keywords": "OK, Help"}, "ack_keywords", "'Help' is one of Twilio's help keywords"),
+    ({"decline_keywords": "NO, CANCEL"}, "decline_keywords", "'CANCEL' is one of Twilio's opt-out keywords"),
+    ({"decline_keywords": "start"}, "decline_keywords", "'start'"),
+    ({"ack_keywords": "ACK OK"}, "ack_keywords", "separate keywords with commas"),
+    ({"ack_keywords": "on-it"}, "ack_keywords", "'on-it' is not a keyword"),
+    ({"ack_keywords": "2095"}, "ack_keywords", "'2095' is a number"),
+    ({"ack_keywords": ", ,"}, "ack_keywords", "lists no keyword"),
+    ({"decline_keywords": "NO, OK"}, "decline_keywords", "'OK' is also in ack_keywords"),
+    ({"ack_keywords": "<your keywords>"}, "ack_keywords", "placeholder"),
+    ({"decline_keywords": "$DECLINE_WORDS"}, "decline_keywords", "unresolved"),
+]
+
+
+@pytest.mark.parametrize("changes,key,words", INVALID_KEYWORDS)
+def test_invalid_keywords(changes, key, words):
+    with pytest.raises(SettingsError) as info:
+        load(**changes)
+    message = str(info.value)
+    assert message.startswith(key) or key + " " in message
+    assert words in message
+
+
+def test_keyword_errors_never_show_a_secret():
+    with pytest.raises(SettingsError) as info:
+        load(ack_keywords="ACK, " + TOKEN)
+    assert TOKEN not in str(info.value) and "ack_keywords" in str(info.value)
