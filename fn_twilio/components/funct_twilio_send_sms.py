@@ -4,7 +4,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.records import SendSummary
-from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob
+from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
 
@@ -59,15 +59,15 @@ class FunctionComponent(AppFunctionComponent):
 
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
                                   + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
-        job = SendJob(settings, recipients, message).start()
-        last = None
-        while not job.wait(PROGRESS_EVERY):
-            text = _progress(job)
-            if text != last:
-                yield self.status_message(text)
-                last = text
-        yield self.status_message(_progress(job))
-        summary = SendSummary(destination, message, tuple(job.outcomes()))
+        with SendJob(settings, recipients, message) as job:   # leaving it cancels and joins the workers
+            last = None
+            for progress in job.progress(PROGRESS_EVERY):
+                text = _progress(progress)
+                if text != last:
+                    yield self.status_message(text)
+                    last = text
+            yield self.status_message(_progress(job.snapshot()))
+            summary = SendSummary(destination, message, tuple(job.outcomes()))
         yield FunctionResult(summary.as_result(), success=summary.success, reason=summary.reason,
                              custom_results=True)
 
@@ -101,10 +101,10 @@ class FunctionComponent(AppFunctionComponent):
                                    severity=severity or "unknown")
 
 
-def _progress(job: SendJob) -> str:
-    text = f"Sent {job.sent} of {job.total}"
-    if job.failed:
-        text += f", {job.failed} failed"
+def _progress(progress: SendProgress) -> str:
+    text = f"Sent {progress.sent} of {progress.total}"
+    if progress.failed:
+        text += f", {progress.failed} failed"
     return text
 
 

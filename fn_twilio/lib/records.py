@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional
 
 from fn_twilio.lib.dates import format_date, to_epoch_ms
 
@@ -98,9 +98,13 @@ class Reply:
     error_message: Optional[str] = None
 
     @classmethod
-    def from_message(cls, message) -> "Reply":
-        """From a twilio MessageInstance (dates already parsed by the SDK)."""
-        created = _aware(message.date_created) or _aware(message.date_sent)
+    def from_message(cls, message: Any, seen_at: datetime) -> Reply:
+        """From a twilio MessageInstance (dates already parsed by the SDK) listed at ``seen_at``.
+
+        Without ``date_sent`` a message counts as sent at its ``date_created``; without either, at
+        ``seen_at`` (the moment of the look that listed it).
+        """
+        created = _aware(message.date_created) or _aware(message.date_sent) or _aware(seen_at)
         sent = _aware(message.date_sent) or created
         return cls(sid=message.sid, from_=message.from_, to=message.to, body=message.body or "",
                    date_sent=sent, date_created=created, status=message.status or "received",

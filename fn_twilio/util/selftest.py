@@ -5,7 +5,7 @@ The reason never contains a secret.
 """
 import logging
 
-from fn_twilio.lib.errors import classify
+from fn_twilio.lib.errors import Action, classify
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.lib.twilio_client import build_client
 from fn_twilio.util.app_settings import settings_from_opts
@@ -19,7 +19,7 @@ def _failure(reason):
 
 
 def _reason(exc, settings):
-    return classify(exc, action="read", timeout=settings.timeout).message
+    return classify(exc, action=Action.READ, timeout=settings.timeout).message
 
 
 def selftest_function(opts):

@@ -223,9 +223,11 @@ class TestPollerSharing:
         assert [e["message_body"] for e in results[numbers[3]]["content"]] == ["only me"]
         for number in numbers[:3] + numbers[4:]:
             assert results[number]["success"] is False and results[number]["content"] == []
-        # one request per interval serves all six calls, whatever number each waits on: over the time
-        # the poller ran, one look per 0.5 s interval plus the first look(s) of calls joining at once
+        # each call (no moment) has one first look of its own, filtered by its number (contract §12);
+        # after that one request per interval serves all six calls, whatever number each waits on
         looks = lists(twilio)
+        own = [r for r in looks if "From" in r.query]
+        shared = [r for r in looks if "From" not in r.query]
+        assert sorted(r.query["From"][0] for r in own) == sorted(numbers)
         span = looks[-1].started - looks[0].started
-        assert len(looks) <= span / 0.5 + 2, (len(looks), span)
-        assert len(looks) < 2 * len(numbers)
+        assert len(shared) <= span / 0.5 + 2, (len(shared), span)

@@ -204,7 +204,7 @@ class TestSendFaults:
         twilio.set_status(entry["sid"], "undelivered", 30007)
         assert twilio.message(entry["sid"])["status"] == "undelivered"
         assert twilio.message(entry["sid"])["error_code"] == 30007
-        assert explain_code(30007) == TWILIO_CODES[30007][0] and "spam" in explain_code(30007)
+        assert explain_code(30007) == TWILIO_CODES[30007].explanation and "spam" in explain_code(30007)
         replies, _ = receive(circuits_app, ALICE, wait="0s")
         assert replies.result["content"] == []        # the undelivered outbound SMS is not a reply
         assert "30007" not in repr(replies.result)
