@@ -66,10 +66,12 @@ class ReceiveMessagesComponent(AppFunctionComponent):
             yield RepliesResult(content, success=False,
                                 reason=f"Could not read replies from Twilio: {outcome.failure.message}")
         elif outcome.ending == Ending.TERMINATED:
-            yield RepliesResult(content, success=False, reason=f"Workflow was terminated: {outcome.terminated}")
+            yield RepliesResult(content, success=False, reason="Workflow was terminated: "
+                                                               f"{outcome.terminated}")
         else:
             yield RepliesResult(content, success=False,
-                                reason=f"Timeout waiting for responses for phone number: {number} since {moment}")
+                                reason=f"Timeout waiting for responses for phone number: {number} "
+                                       f"since {moment}")
 
     @staticmethod
     def _read_inputs(fn_inputs, settings):

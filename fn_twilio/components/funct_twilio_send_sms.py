@@ -47,7 +47,8 @@ class FunctionComponent(AppFunctionComponent):
         valid = [r for r in recipients if r.valid]
         if not valid:
             reasons = "; ".join(r.reason for r in recipients)
-            raise FunctionError_(f"twilio_sms_destination has no valid phone number, nothing was sent: {reasons}")
+            raise FunctionError_("twilio_sms_destination has no valid phone number, nothing was "
+                                 f"sent: {reasons}")
 
         message = getattr(fn_inputs, "twilio_sms_message", None)
         message = "" if message is None else str(message)
@@ -57,8 +58,9 @@ class FunctionComponent(AppFunctionComponent):
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
 
+        skipped = len(recipients) - len(valid)
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
-                                  + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
+                                  + (f" ({skipped} invalid skipped)" if skipped else ""))
         with SendJob(settings, recipients, message) as job:   # leaving it cancels and joins the workers
             last = None
             for progress in job.progress(PROGRESS_EVERY):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Optional, Protocol
+from typing import Callable, Protocol
 
 # How often a FakeClock's waiter looks again at its event or condition (real seconds). Waiters are
 # also woken at once when the fake time moves, so this only bounds how late a set event is noticed.
@@ -28,10 +28,10 @@ class Clock(Protocol):
 
     def wall(self) -> datetime: ...
 
-    def wait(self, event: threading.Event, timeout: Optional[float]) -> bool: ...
+    def wait(self, event: threading.Event, timeout: float | None) -> bool: ...
 
     def wait_for(self, condition: threading.Condition, predicate: Callable[[], bool],
-                 timeout: Optional[float]) -> bool: ...
+                 timeout: float | None) -> bool: ...
 
 
 class SystemClock:
@@ -43,11 +43,11 @@ class SystemClock:
     def wall(self) -> datetime:
         return datetime.now(timezone.utc)
 
-    def wait(self, event: threading.Event, timeout: Optional[float]) -> bool:
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
         return event.wait(None if timeout is None else max(0.0, timeout))
 
     def wait_for(self, condition: threading.Condition, predicate: Callable[[], bool],
-                 timeout: Optional[float]) -> bool:
+                 timeout: float | None) -> bool:
         return bool(condition.wait_for(predicate, None if timeout is None else max(0.0, timeout)))
 
 
@@ -64,12 +64,12 @@ class FakeClock:
     """
 
     def __init__(self, start: float = 1000.0, *, auto_advance: bool = False,
-                 wall_start: Optional[datetime] = None):
+                 wall_start: datetime | None = None):
         self._now = self._start = start
         self.wall_start = wall_start or datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
         self._auto = auto_advance
         self._moved = threading.Condition()
-        self.waits: list[Optional[float]] = []
+        self.waits: list[float | None] = []
 
     def now(self) -> float:
         with self._moved:
@@ -85,12 +85,12 @@ class FakeClock:
             self._now += seconds
             self._moved.notify_all()
 
-    def _end(self, timeout: Optional[float]) -> Optional[float]:
+    def _end(self, timeout: float | None) -> float | None:
         with self._moved:
             self.waits.append(timeout)
             return None if timeout is None else self._now + max(0.0, timeout)
 
-    def _block(self, done: Callable[[], bool], end: Optional[float]) -> bool:
+    def _block(self, done: Callable[[], bool], end: float | None) -> bool:
         while True:
             if done():
                 return True
@@ -103,11 +103,11 @@ class FakeClock:
                     continue
                 self._moved.wait(_FAKE_POLL)
 
-    def wait(self, event: threading.Event, timeout: Optional[float]) -> bool:
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
         return self._block(event.is_set, self._end(timeout))
 
     def wait_for(self, condition: threading.Condition, predicate: Callable[[], bool],
-                 timeout: Optional[float]) -> bool:
+                 timeout: float | None) -> bool:
         end = self._end(timeout)
         while True:
             if predicate():

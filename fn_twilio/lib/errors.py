@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
+from collections.abc import Iterator
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -42,7 +43,7 @@ class Code:
 
     explanation: str
     retry: Retry = Retry.NEVER
-    status: Optional[str] = None
+    status: str | None = None
 
 
 # Twilio error code -> its meaning; one line per code, from Twilio's error dictionary.
@@ -109,25 +110,25 @@ class Failure:
     kind: FailureKind
     message: str                      # readable, complete, never contains a secret
     retry: Retry
-    code: Optional[int] = None        # Twilio's error code, or the HTTP status when Twilio gave none
-    http_status: Optional[int] = None
-    more_info: Optional[str] = None   # Twilio's reference (URL or request id), when there is one
-    retry_after: Optional[float] = None
-    status: Optional[str] = None      # the recipient status the code reports (None: "failed")
+    code: int | None = None        # Twilio's error code, or the HTTP status when Twilio gave none
+    http_status: int | None = None
+    more_info: str | None = None   # Twilio's reference (URL or request id), when there is one
+    retry_after: float | None = None
+    status: str | None = None      # the recipient status the code reports (None: "failed")
 
     @property
     def may_have_sent(self) -> bool:
         return self.retry is Retry.AMBIGUOUS
 
 
-def explain_code(code: Optional[int]) -> Optional[str]:
+def explain_code(code: int | None) -> str | None:
     """The readable explanation of a Twilio error code, or None when the table has none."""
     entry = TWILIO_CODES.get(code) if code is not None else None
     return entry.explanation if entry else None
 
 
 def _failure(kind: FailureKind, explanation: str, retry: Retry, action: Action, *,
-             twilio_text: Optional[str] = None, request_id: Optional[str] = None, **fields: Any) -> Failure:
+             twilio_text: str | None = None, request_id: str | None = None, **fields: Any) -> Failure:
     """The one place a failure's message is composed, from its parts.
 
     An ambiguous failure is only ambiguous for a create (a read is safe to repeat), and only a
@@ -147,7 +148,7 @@ def _failure(kind: FailureKind, explanation: str, retry: Retry, action: Action, 
     return Failure(kind, "".join(parts), retry, **fields)
 
 
-def _retry_after(response: Any) -> Optional[float]:
+def _retry_after(response: Any) -> float | None:
     if response is None:
         return None
     value = (getattr(response, "headers", None) or {}).get("Retry-After")
@@ -157,12 +158,12 @@ def _retry_after(response: Any) -> Optional[float]:
         return None
 
 
-def _request_id(response: Any) -> Optional[str]:
+def _request_id(response: Any) -> str | None:
     value = (getattr(response, "headers", None) or {}).get("Twilio-Request-Id")
     return str(value) if value else None
 
 
-def _from_status(status: int, code: Optional[int], twilio_text: Optional[str], more_info: Optional[str],
+def _from_status(status: int, code: int | None, twilio_text: str | None, more_info: str | None,
                  action: Action, response: Any = None) -> Failure:
     """A failure built from an HTTP status and, when Twilio sent one, its error code and text."""
     known = TWILIO_CODES.get(code) if code is not None else None
@@ -170,7 +171,8 @@ def _from_status(status: int, code: Optional[int], twilio_text: Optional[str], m
         kind, meaning = FailureKind.RATE_LIMITED, known or HTTP_STATUSES[429]
         meaning = Code(meaning.explanation, Retry.SAFE)
     elif status >= 500:
-        kind, meaning = FailureKind.SERVER, Code(f"Twilio answered HTTP {status} (server error)", Retry.AMBIGUOUS)
+        kind = FailureKind.SERVER
+        meaning = Code(f"Twilio answered HTTP {status} (server error)", Retry.AMBIGUOUS)
     elif known:
         kind, meaning = FailureKind.TWILIO, known
     else:
@@ -186,7 +188,7 @@ def _from_status(status: int, code: Optional[int], twilio_text: Optional[str], m
                     status=meaning.status)
 
 
-def _twilio_text(msg: Optional[str]) -> Optional[str]:
+def _twilio_text(msg: str | None) -> str | None:
     """Twilio's own sentence, without the SDK's 'Unable to create record:' preamble."""
     if not msg:
         return None
@@ -197,13 +199,16 @@ def _twilio_text(msg: Optional[str]) -> Optional[str]:
     return text or None
 
 
+_HTML_TAGS = ("<html", "<!doctype", "<body", "<head")
+
+
 def _unparsed_answer(response: Any) -> str:
     """What Twilio answered instead of its JSON: an HTML page, garbage or nothing."""
     status = getattr(response, "status_code", None)
     body = (getattr(response, "text", "") or "").strip()
     if not body:
         what = "an empty answer"
-    elif body.startswith("<") and any(tag in body[:1000].lower() for tag in ("<html", "<!doctype", "<body", "<head")):
+    elif body.startswith("<") and any(tag in body[:1000].lower() for tag in _HTML_TAGS):
         what = "an HTML page instead of JSON"
     else:
         what = "an answer that is not JSON"
@@ -231,7 +236,7 @@ def _reason_chain(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
 
 
-def _from_transport(exc: requests.RequestException, timeout: Optional[float], action: Action,
+def _from_transport(exc: requests.RequestException, timeout: float | None, action: Action,
                     response: Any) -> Failure:
     names = {type(e).__name__ for e in _reason_chain(exc)}
     request_id = _request_id(response)
@@ -250,12 +255,13 @@ def _from_transport(exc: requests.RequestException, timeout: Optional[float], ac
                         action, request_id=request_id)
     if names & {"NewConnectionError", "NameResolutionError", "gaierror", "ConnectionRefusedError"}:
         return _failure(FailureKind.UNREACHABLE, "Twilio could not be reached (connection refused or "
-                        "name not resolved): check twilio_base_url and the proxy settings", Retry.SAFE, action)
+                        "name not resolved): check twilio_base_url and the proxy settings",
+                        Retry.SAFE, action)
     return _failure(FailureKind.CONNECTION_LOST, "the connection to Twilio broke before it answered",
                     Retry.AMBIGUOUS, action, request_id=request_id)
 
 
-def classify(exc: BaseException, *, action: Action = Action.CREATE, timeout: Optional[float] = None,
+def classify(exc: BaseException, *, action: Action = Action.CREATE, timeout: float | None = None,
              response: Any = None) -> Failure:
     """Map any exception raised while calling Twilio to a :class:`Failure`.
 
@@ -269,7 +275,8 @@ def classify(exc: BaseException, *, action: Action = Action.CREATE, timeout: Opt
                             getattr(exc, "more_info", None) or None, action, response)
     if TwilioServiceException and isinstance(exc, TwilioServiceException):
         return _from_status(int(exc.status or 0), getattr(exc, "code", None),
-                            getattr(exc, "detail", None) or getattr(exc, "title", None), None, action, response)
+                            getattr(exc, "detail", None) or getattr(exc, "title", None), None, action,
+                            response)
     if isinstance(exc, TwilioException) and len(exc.args) > 1 and hasattr(exc.args[1], "status_code"):
         # list/page errors: TwilioException("Unable to fetch page", response)
         page_response = exc.args[1]
@@ -292,17 +299,20 @@ def classify(exc: BaseException, *, action: Action = Action.CREATE, timeout: Opt
         detail = exc.args[0] if exc.args else type(exc).__name__
         return _failure(FailureKind.BAD_RESPONSE, f"Twilio's answer could not be read ({detail})",
                         Retry.AMBIGUOUS, action, request_id=_request_id(response))
-    return _failure(FailureKind.CONNECTION_LOST, f"unexpected failure talking to Twilio: {type(exc).__name__}",
+    return _failure(FailureKind.CONNECTION_LOST, "unexpected failure talking to Twilio: "
+                                                 f"{type(exc).__name__}",
                     Retry.AMBIGUOUS, action, request_id=_request_id(response))
 
 
 def missing_sid(response: Any) -> Failure:
     """Twilio accepted a create but its answer names no message."""
+    if response is not None and not _is_json(getattr(response, "text", None)):
+        return _from_unparsed_response(response, Action.CREATE)
     return _failure(FailureKind.BAD_RESPONSE, "Twilio answered without a message SID", Retry.AMBIGUOUS,
                     Action.CREATE, request_id=_request_id(response))
 
 
-def _is_json(text: Optional[str]) -> bool:
+def _is_json(text: str | None) -> bool:
     try:
         json.loads(text or "")
     except (TypeError, ValueError):

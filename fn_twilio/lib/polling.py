@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Generic, TypeVar
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify
@@ -62,9 +62,9 @@ class Watch:
         self.clock = clock
         self.changed = threading.Condition()
         self._looks = 0
-        self._error: Optional[Failure] = None
+        self._error: Failure | None = None
         self._closed = False
-        self._poller: Optional[SharedPoller[Any]] = None
+        self._poller: SharedPoller[Any] | None = None
 
     # -- read by the waiting call ------------------------------------------------------------
     @property
@@ -74,7 +74,7 @@ class Watch:
             return self._looks
 
     @property
-    def error(self) -> Optional[Failure]:
+    def error(self) -> Failure | None:
         with self.changed:
             return self._error
 
@@ -128,7 +128,8 @@ class SharedPoller(Generic[W]):
     kind: ClassVar[str] = "poller"
 
     def __init__(self, settings: Any, key: tuple[Any, ...], *, client_factory: ClientFactory = build_client,
-                 clock: Clock = SYSTEM_CLOCK, page_cap: int = MAX_PAGES_PER_LOOK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, page_cap: int = MAX_PAGES_PER_LOOK,
+                 autostart: bool = True) -> None:
         self.settings = settings
         self.key = key
         self.interval = float(settings.poll_interval)
@@ -142,8 +143,9 @@ class SharedPoller(Generic[W]):
         self.failures = 0                   # consecutive failed looks
         self.requests = 0                   # list requests made (diagnostics and benchmarks)
         self.accepting = True
-        self.dead: Optional[BaseException] = None
-        self._thread: Optional[threading.Thread] = None
+        self.dead: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._autostart = autostart   # False: no thread; the owner calls look_once() (tests)
 
     # -- what a kind of poller implements ------------------------------------------------------
     def look(self, client: Any, watches: list[W], fresh: list[W], budget: PageBudget) -> None:
@@ -162,7 +164,7 @@ class SharedPoller(Generic[W]):
             self.watches.append(watch)
             if fresh:
                 self.fresh.append(watch)
-            if self._thread is None:
+            if self._thread is None and self._autostart:
                 self._thread = threading.Thread(target=self._run, name=f"fn_twilio-{self.kind}", daemon=True)
                 self._thread.start()
         if fresh:
@@ -185,14 +187,15 @@ class SharedPoller(Generic[W]):
         except Exception as exc:  # a bug in one hand-out must not stop the others
             LOG.error("fn_twilio %s: handing out results failed", self.kind, exc_info=True)
             watch.fail(Failure(FailureKind.BAD_RESPONSE,
-                               f"the app could not handle Twilio's answer ({type(exc).__name__})", Retry.NEVER))
+                               f"the app could not handle Twilio's answer ({type(exc).__name__})",
+                               Retry.NEVER))
 
     def poke(self) -> None:
         """Ask for a look now."""
         self._wake.set()
 
     # -- the thread ----------------------------------------------------------------------------
-    def _take_watches(self) -> Optional[tuple[list[W], list[W]]]:
+    def _take_watches(self) -> tuple[list[W], list[W]] | None:
         with self.lock:
             if not self.watches:
                 self.accepting = False
@@ -243,9 +246,10 @@ class SharedPoller(Generic[W]):
                 remaining = self.interval - (self.clock.now() - started)
                 if remaining > 0:
                     self.clock.wait(self._wake, remaining)
-        except BaseException as exc:  # noqa: B036 - nothing may end this thread without telling
+        except BaseException as exc:  # nothing may end this thread without telling
             self._died(exc)
-            raise
+            if not isinstance(exc, Exception):
+                raise   # interpreter shutdown, KeyboardInterrupt: told, then let through
         finally:
             _close(client)
 
@@ -317,7 +321,7 @@ def _forget(poller: SharedPoller[Any]) -> None:
         del _POLLERS[poller.key]
 
 
-def active_pollers(kind: Optional[str] = None) -> int:
+def active_pollers(kind: str | None = None) -> int:
     """How many pollers (of ``kind``, or of any kind) run in this process."""
     with _REGISTRY_LOCK:
         return sum(1 for key in _POLLERS if kind is None or key[0] == kind)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from fn_twilio.lib.dates import format_date, to_epoch_ms
 
@@ -15,14 +15,14 @@ STATUS_INVALID = "invalid"
 STATUS_FAILED = "failed"
 
 
-def _as_int(value) -> Optional[int]:
+def _as_int(value) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
 
-def _aware(dt: Optional[datetime]) -> Optional[datetime]:
+def _aware(dt: datetime | None) -> datetime | None:
     if dt is None:
         return None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
@@ -35,17 +35,17 @@ class SendOutcome:
     phone_number: str
     success: bool
     status: str
-    sid: Optional[str] = None
-    date_created: Optional[datetime] = None
-    direction: Optional[str] = None
-    message_body: Optional[str] = None
-    num_segments: Optional[int] = None
-    error_code: Optional[int] = None
-    error_message: Optional[str] = None
+    sid: str | None = None
+    date_created: datetime | None = None
+    direction: str | None = None
+    message_body: str | None = None
+    num_segments: int | None = None
+    error_code: int | None = None
+    error_message: str | None = None
     may_have_sent: bool = False
 
     @classmethod
-    def sent(cls, phone_number: str, message) -> "SendOutcome":
+    def sent(cls, phone_number: str, message) -> SendOutcome:
         """From a twilio MessageInstance that Twilio accepted."""
         return cls(phone_number=phone_number, success=True, status=message.status or "queued",
                    sid=message.sid, date_created=_aware(message.date_created),
@@ -53,11 +53,11 @@ class SendOutcome:
                    num_segments=_as_int(message.num_segments))
 
     @classmethod
-    def invalid(cls, raw: str, reason: str) -> "SendOutcome":
+    def invalid(cls, raw: str, reason: str) -> SendOutcome:
         return cls(phone_number=raw, success=False, status=STATUS_INVALID, error_message=reason)
 
     @classmethod
-    def failed(cls, phone_number: str, failure) -> "SendOutcome":
+    def failed(cls, phone_number: str, failure) -> SendOutcome:
         """From an :class:`fn_twilio.lib.errors.Failure`."""
         return cls(phone_number=phone_number, success=False, status=STATUS_FAILED,
                    error_code=failure.code, error_message=failure.message,
@@ -88,14 +88,14 @@ class Reply:
 
     sid: str
     from_: str
-    to: Optional[str]
+    to: str | None
     body: str
     date_sent: datetime
     date_created: datetime
     status: str = "received"
     direction: str = "inbound"
-    messaging_service_sid: Optional[str] = None
-    error_message: Optional[str] = None
+    messaging_service_sid: str | None = None
+    error_message: str | None = None
 
     @classmethod
     def from_message(cls, message: Any, seen_at: datetime) -> Reply:
@@ -143,7 +143,7 @@ class SendSummary:
         return bool(self.outcomes) and self.failed == 0
 
     @property
-    def reason(self) -> Optional[str]:
+    def reason(self) -> str | None:
         if self.success:
             return None
         return f"{self.failed} of {len(self.outcomes)} recipients failed"

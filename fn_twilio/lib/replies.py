@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable
+from collections.abc import Iterable, Sequence
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Failure
@@ -48,7 +49,7 @@ __all__ = ["PAGE_SIZE", "ReplyWatch", "ReplyPoller", "CollectOutcome", "Ending",
            "active_pollers"]
 
 
-def _second(dt: Optional[datetime]) -> datetime:
+def _second(dt: datetime | None) -> datetime:
     """Twilio's dates have whole seconds: compare at that precision (None = the beginning)."""
     return _BEGINNING if dt is None else dt.astimezone(timezone.utc).replace(microsecond=0)
 
@@ -56,7 +57,7 @@ def _second(dt: Optional[datetime]) -> datetime:
 class ReplyWatch(Watch):
     """One call's interest in replies from ``numbers`` sent at or after ``since``."""
 
-    def __init__(self, numbers: Sequence[str], since: Optional[datetime], clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, numbers: Sequence[str], since: datetime | None, clock: Clock = SYSTEM_CLOCK):
         super().__init__(clock)
         self.numbers = tuple(numbers)
         self.since = since
@@ -80,7 +81,8 @@ class ReplyWatch(Watch):
     def offer(self, replies: Iterable[Reply]) -> None:
         with self.changed:
             for reply in replies:
-                if reply.from_ in self.numbers and reply.date_sent >= self.floor and reply.sid not in self._found:
+                wanted = reply.from_ in self.numbers and reply.date_sent >= self.floor
+                if wanted and reply.sid not in self._found:
                     self._found[reply.sid] = reply
             self.changed.notify_all()
 
@@ -92,14 +94,14 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
 
     def __init__(self, settings: Any, key: tuple[Any, ...], **kwargs: Any) -> None:
         super().__init__(settings, key, **kwargs)
-        self.floor: Optional[datetime] = None   # the cache holds every inbound message since this
+        self.floor: datetime | None = None   # the cache holds every inbound message since this
         self.known: dict[str, Reply] = {}
         self._backlog: list[Any] = []           # shared listings cut short by the page cap
         self._started = False
-        self._first_seen: Optional[datetime] = None   # the moment of the first look (watches' own)
+        self._first_seen: datetime | None = None   # the moment of the first look (watches' own)
 
     # -- what a look asks Twilio --------------------------------------------------------------
-    def _params(self, number: Optional[str] = None, after: Optional[datetime] = None) -> dict[str, Any]:
+    def _params(self, number: str | None = None, after: datetime | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"page_size": PAGE_SIZE}
         if self.settings.src_address:
             params["to"] = self.settings.src_address
@@ -146,7 +148,8 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
         super().add(watch, fresh=True)
 
     # -- one look -------------------------------------------------------------------------------
-    def look(self, client: Any, watches: list[ReplyWatch], fresh: list[ReplyWatch], budget: PageBudget) -> None:
+    def look(self, client: Any, watches: list[ReplyWatch], fresh: list[ReplyWatch],
+             budget: PageBudget) -> None:
         seen_at = self.clock.wall()
         if self._started or any(w not in fresh or not w.backfill for w in watches):
             new = self._shared_look(client, budget, seen_at, watches)
@@ -182,7 +185,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
             # when every watch has one, else the newest page of all
             moments = [w.floor for w in watches]
             if moments and all(w.since is not None for w in watches):
-                after: Optional[datetime] = min(moments)
+                after: datetime | None = min(moments)
             elif self._first_seen is not None:   # since a little before the watches' own first looks
                 after = _second(self._first_seen - timedelta(seconds=self.interval + FRONTIER_MARGIN))
             else:
@@ -253,7 +256,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
             self.known = {sid: r for sid, r in self.known.items() if r.date_sent >= floor}
 
 
-def watch_replies(settings: Any, numbers: Sequence[str] | str, since: Optional[datetime], *,
+def watch_replies(settings: Any, numbers: Sequence[str] | str, since: datetime | None, *,
                   fresh_look: bool = False, client_factory: ClientFactory = build_client,
                   clock: Clock = SYSTEM_CLOCK) -> ReplyWatch:
     """Register interest in replies from ``numbers`` to the sender of ``settings``; close the watch after.
@@ -282,12 +285,12 @@ class CollectOutcome:
 
     ending: str                        # one of Ending's values
     replies: tuple[Reply, ...]
-    failure: Optional[Failure] = None  # ending FAILED
-    terminated: Optional[str] = None   # ending TERMINATED: the reason SOAR gave
+    failure: Failure | None = None  # ending FAILED
+    terminated: str | None = None   # ending TERMINATED: the reason SOAR gave
 
 
-def collect(settings: Any, numbers: Sequence[str], since: Optional[datetime], deadline: float, *,
-            is_terminated: Callable[[], Optional[str]] = lambda: None, clock: Clock = SYSTEM_CLOCK,
+def collect(settings: Any, numbers: Sequence[str], since: datetime | None, deadline: float, *,
+            is_terminated: Callable[[], str | None] = lambda: None, clock: Clock = SYSTEM_CLOCK,
             client_factory: ClientFactory = build_client) -> CollectOutcome:
     """Wait until a reply from one of ``numbers`` (sent at or after ``since``) arrives, a look fails for
     good, ``is_terminated()`` returns a reason, or ``clock.now()`` reaches ``deadline``.
@@ -296,7 +299,7 @@ def collect(settings: Any, numbers: Sequence[str], since: Optional[datetime], de
     first look is always waited for (up to the HTTP timeout and one interval), so a short wait still
     reads Twilio once. ``is_terminated`` is asked once per poll interval while waiting.
     """
-    terminated: Optional[str] = None
+    terminated: str | None = None
     with watch_replies(settings, numbers, since, fresh_look=deadline <= clock.now(),
                        client_factory=client_factory, clock=clock) as watch:
         while True:

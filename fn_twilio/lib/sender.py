@@ -21,7 +21,8 @@ import random
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
@@ -69,7 +70,7 @@ def message_params(settings: Any, to: str, body: str) -> dict[str, str]:
 
 
 def send_one(client: Any, settings: Any, to: str, body: str, *, policy: RetryPolicy = RetryPolicy(),
-             clock: Clock = SYSTEM_CLOCK, cancelled: Optional[threading.Event] = None) -> SendOutcome:
+             clock: Clock = SYSTEM_CLOCK, cancelled: threading.Event | None = None) -> SendOutcome:
     """Send ``body`` to one E.164 address; every failure ends in the returned outcome.
 
     Back-off waits go through ``clock``; a set ``cancelled`` ends them and stops further attempts.
@@ -83,7 +84,8 @@ def send_one(client: Any, settings: Any, to: str, body: str, *, policy: RetryPol
         try:
             message = client.messages.create(**params)
         except Exception as exc:  # one recipient's failure, of any kind, stays with that recipient
-            failure = classify(exc, action=Action.CREATE, timeout=settings.timeout, response=_last_response(client))
+            failure = classify(exc, action=Action.CREATE, timeout=settings.timeout,
+                               response=_last_response(client))
         else:
             if message.sid:
                 LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
@@ -128,8 +130,8 @@ class SendJob:
 
     def __init__(self, settings: Any, recipients: Sequence[Recipient], body: str, *,
                  policy: RetryPolicy = RetryPolicy(), clock: Clock = SYSTEM_CLOCK,
-                 client_source: Optional[ThreadLocalClients] = None,
-                 already_sent: Optional[Mapping[str, SendOutcome]] = None) -> None:
+                 client_source: ThreadLocalClients | None = None,
+                 already_sent: Mapping[str, SendOutcome] | None = None) -> None:
         self.settings = settings
         self.recipients = list(recipients)
         self.body = body
@@ -139,9 +141,9 @@ class SendJob:
         self._clients = client_source or ThreadLocalClients(settings)
         self._own_clients = client_source is None
         self._cancelled = threading.Event()
-        self._outcomes: list[Optional[SendOutcome]] = [None] * len(self.recipients)
+        self._outcomes: list[SendOutcome | None] = [None] * len(self.recipients)
         self._futures: dict[Future[SendOutcome], int] = {}
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
@@ -191,7 +193,7 @@ class SendJob:
         self._record(index, outcome)
         return outcome
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s; True when every recipient has its outcome."""
         pending = [f for f in self._futures if not f.done()]
         if pending:

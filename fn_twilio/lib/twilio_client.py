@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from requests.adapters import HTTPAdapter
@@ -52,8 +51,8 @@ class AppHttpClient(TwilioHttpClient):
     host are swapped as the last step, so paging and every resource work against an emulator.
     """
 
-    def __init__(self, base_url: str = TWILIO_API_URL, *, timeout: Optional[float] = None,
-                 proxy: Optional[dict] = None, verify=True, pool_size: int = 10):
+    def __init__(self, base_url: str = TWILIO_API_URL, *, timeout: float | None = None,
+                 proxy: dict | None = None, verify=True, pool_size: int = 10):
         super().__init__(pool_connections=True, timeout=timeout, logger=_SDK_LOG, proxy=proxy)
         self._base = urlsplit(base_url.rstrip("/"))
         self._rewrite = base_url.rstrip("/") != TWILIO_API_URL

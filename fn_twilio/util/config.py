@@ -2,7 +2,8 @@
 
 
 def config_section_data():
-    """The [fn_twilio_send_sms] section: required keys first, every optional key commented, with its default."""
+    """The [fn_twilio_send_sms] section: required keys first, every optional key commented, with "
+      "its default."""
     return """[fn_twilio_send_sms]
 # Twilio account SID (AC followed by 32 hexadecimal characters), from the Twilio console
 twilio_account_sid=ACxxxxxxxx
