@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from typing import cast
 from datetime import date, datetime, timedelta, timezone
 
 from dateutil import parser as date_parser
 from dateutil import tz as date_tz
 
-__all__ = ["DateError", "parse_since", "to_epoch_ms", "from_epoch_ms", "format_date", "EPOCH_MS_THRESHOLD"]
+__all__ = ["DateError", "parse_since", "to_epoch_ms", "format_date", "EPOCH_MS_THRESHOLD"]
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,7 +61,7 @@ def _as_utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def _from_epoch(number: float, name: str, value) -> datetime:
+def _from_epoch(number: float, name: str, value: object) -> datetime:
     if math.isnan(number) or math.isinf(number):
         raise DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
     if number < 0:
@@ -73,7 +74,7 @@ def _from_epoch(number: float, name: str, value) -> datetime:
         raise DateError(f"{name} {value!r} is out of range; {_ACCEPTED}") from None
 
 
-def _parse_text(text: str, name: str, value) -> datetime:
+def _parse_text(text: str, name: str, value: object) -> datetime:
     # strict ISO 8601 first: exact, and handles Z and offsets without locale surprises
     try:
         parsed = date_parser.isoparse(text)
@@ -82,7 +83,7 @@ def _parse_text(text: str, name: str, value) -> datetime:
     if parsed is not None:
         if _ISO_MONTH_ONLY.match(text):
             raise DateError(f"{name} {value!r} is not a complete date (year, month and day); {_ACCEPTED}")
-        return parsed
+        return cast(datetime, parsed)
     # RFC 2822 and anything else dateutil reads, provided it is explicit
     bad = DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
     results = []
@@ -109,10 +110,10 @@ def _parse_text(text: str, name: str, value) -> datetime:
     if isinstance(first.tzinfo, date_tz.tzlocal):
         raise DateError(f"{name} {value!r} has a time zone name that is not understood; use UTC or an offset "
                         "such as -05:00")
-    return first
+    return cast(datetime, first)
 
 
-def parse_since(value, *, name: str) -> datetime | None:
+def parse_since(value: object, *, name: str) -> datetime | None:
     """Read a "since" moment; return an aware UTC datetime, or None when ``value`` is empty.
 
     ``name`` is the input the value came from; every DateError message names it and quotes
@@ -158,15 +159,6 @@ def to_epoch_ms(dt: datetime) -> int:
     delta = _as_utc(dt) - EPOCH
     return delta // timedelta(milliseconds=1)
 
-
-def from_epoch_ms(ms: int) -> datetime:
-    """The aware UTC datetime of epoch milliseconds ``ms``."""
-    if isinstance(ms, bool) or not isinstance(ms, (int, float)):
-        raise DateError(f"epoch milliseconds {ms!r} is not a number")
-    try:
-        return EPOCH + timedelta(milliseconds=ms)
-    except (OverflowError, ValueError):
-        raise DateError(f"epoch milliseconds {ms!r} is out of range") from None
 
 
 def format_date(dt: datetime) -> str:

@@ -33,11 +33,11 @@ class DurationError(ValueError):
     """A duration that cannot be used; the message names the setting or input."""
 
 
-def _fail(name: str, value, problem: str) -> DurationError:
+def _fail(name: str, value: object, problem: str) -> DurationError:
     return DurationError(f"{name} {value!r} {problem}; write {ACCEPTED_FORMS}")
 
 
-def _parse_text(text: str, name: str, value) -> float:
+def _parse_text(text: str, name: str, value: object) -> float:
     if _BARE.match(text):
         return float(text)
     total = 0.0
@@ -58,7 +58,8 @@ def _parse_text(text: str, name: str, value) -> float:
     return total
 
 
-def parse_duration(value, *, name: str, allow_zero: bool = True, maximum: float | None = None) -> float:
+def parse_duration(value: object, *, name: str, allow_zero: bool = True,
+                   maximum: float | None = None) -> float:
     """Return ``value`` as a number of seconds.
 
     ``value`` is text in the forms above, or an int/float number of seconds. ``name`` is the

@@ -18,7 +18,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 try:  # twilio >= 9.9 has RFC 9457 errors for newer APIs
     from twilio.base.exceptions import TwilioServiceException
 except ImportError:  # pragma: no cover - older SDKs
-    TwilioServiceException = ()  # type: ignore[assignment]
+    TwilioServiceException = ()
 
 
 class Retry(enum.Enum):

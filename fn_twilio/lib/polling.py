@@ -52,6 +52,9 @@ class PageBudget:
         return True
 
 
+_W = TypeVar("_W", bound="Watch")
+
+
 class Watch:
     """One call's interest in what a poller finds. Thread-safe; subclasses add what they collect.
 
@@ -100,7 +103,7 @@ class Watch:
             if self._poller is not None:
                 self._poller.remove(self)
 
-    def __enter__(self) -> Watch:
+    def __enter__(self: _W) -> _W:
         return self
 
     def __exit__(self, *exc: object) -> None:

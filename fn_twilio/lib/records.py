@@ -10,22 +10,25 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fn_twilio.lib.dates import format_date, to_epoch_ms
+from fn_twilio.lib.errors import Failure
 
 STATUS_INVALID = "invalid"
 STATUS_FAILED = "failed"
 
 
-def _as_int(value) -> int | None:
+def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
+def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return None if dt is None else _utc(dt)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class SendOutcome:
     may_have_sent: bool = False
 
     @classmethod
-    def sent(cls, phone_number: str, message) -> SendOutcome:
+    def sent(cls, phone_number: str, message: Any) -> SendOutcome:
         """From a twilio MessageInstance that Twilio accepted."""
         return cls(phone_number=phone_number, success=True, status=message.status or "queued",
                    sid=message.sid, date_created=_aware(message.date_created),
@@ -57,13 +60,13 @@ class SendOutcome:
         return cls(phone_number=raw, success=False, status=STATUS_INVALID, error_message=reason)
 
     @classmethod
-    def failed(cls, phone_number: str, failure) -> SendOutcome:
+    def failed(cls, phone_number: str, failure: Failure) -> SendOutcome:
         """From an :class:`fn_twilio.lib.errors.Failure`."""
-        return cls(phone_number=phone_number, success=False, status=STATUS_FAILED,
+        return cls(phone_number=phone_number, success=False, status=failure.status or STATUS_FAILED,
                    error_code=failure.code, error_message=failure.message,
                    may_have_sent=failure.may_have_sent)
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "phone_number": self.phone_number,
             "success": self.success,
@@ -104,7 +107,7 @@ class Reply:
         Without ``date_sent`` a message counts as sent at its ``date_created``; without either, at
         ``seen_at`` (the moment of the look that listed it).
         """
-        created = _aware(message.date_created) or _aware(message.date_sent) or _aware(seen_at)
+        created = _aware(message.date_created) or _aware(message.date_sent) or _utc(seen_at)
         sent = _aware(message.date_sent) or created
         return cls(sid=message.sid, from_=message.from_, to=message.to, body=message.body or "",
                    date_sent=sent, date_created=created, status=message.status or "received",
@@ -112,7 +115,7 @@ class Reply:
                    messaging_service_sid=message.messaging_service_sid,
                    error_message=message.error_message)
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "phone_number": self.from_,
             "sid": self.sid,
@@ -132,7 +135,7 @@ class SendSummary:
 
     destination: str
     message: str
-    outcomes: tuple
+    outcomes: tuple[SendOutcome, ...]
 
     @property
     def failed(self) -> int:
@@ -148,7 +151,7 @@ class SendSummary:
             return None
         return f"{self.failed} of {len(self.outcomes)} recipients failed"
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "success": self.success,
             "reason": self.reason,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
@@ -95,18 +96,18 @@ class Settings:
     max_wait_timeout: float = 86400.0
     timeout: float = 30.0
     base_url: str = "https://api.twilio.com"
-    proxies: dict | None = None
+    proxies: dict[str, str] | None = None
     verify: object = True
+
+    @property
+    def alphanumeric_sender(self) -> bool:
+        """True when the sender is an alphanumeric sender ID (``MyCompany``), not a phone number."""
+        return bool(self.src_address and _ALPHANUMERIC_SENDER.match(self.src_address))
 
     @property
     def sender(self) -> str:
         """The sending address for messages and keys: the number/sender ID, else the service SID."""
         return self.src_address or self.messaging_service_sid or ""
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The non-empty secret values, for scrubbing logs and outputs."""
-        return tuple(value for value in (self.auth_token, self.api_key_secret) if value)
 
 
 class _Reader:
@@ -127,11 +128,11 @@ class _Reader:
             message = message.replace(secret, "***")
         return SettingsError(message)
 
-    def shown(self, key: str, value) -> str:
+    def shown(self, key: str, value: object) -> str:
         """How a value may appear in a message: quoted, or not at all for a secret key."""
         return "" if key in SECRET_KEYS else f" {value!r}"
 
-    def raw(self, key: str):
+    def raw(self, key: str) -> Any:
         """The value of ``key`` with blank text treated as absent (None)."""
         value = self.section.get(key)
         if value is None:
@@ -158,7 +159,7 @@ class _Reader:
                              )
         return value
 
-    def sid(self, key: str, pattern, prefix: str, required: bool = False) -> str | None:
+    def sid(self, key: str, pattern: re.Pattern[str], prefix: str, required: bool = False) -> str | None:
         value = self.text(key)
         if value is None:
             if required:
@@ -191,7 +192,7 @@ class _Reader:
             raise self.error(f"{key} {value!r} must be at most {maximum}")
         return number
 
-    def duration(self, key: str, value=None, **limits) -> float:
+    def duration(self, key: str, value: Any = None, **limits: Any) -> float:
         if value is None:
             value = self.raw(key)
         if value is None:
@@ -222,7 +223,8 @@ def _base_url(reader: _Reader) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc}"
 
 
-def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, timeout=None) -> Settings:
+def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
+                  verify: object = True, timeout: Any = None) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
 
     ``proxies`` (requests-style dict) and ``verify`` (bool or CA bundle path) are passed through.
@@ -236,7 +238,7 @@ def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, t
                             f"{type(section).__name__}")
     reader = _Reader(section)
 
-    account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True)
+    account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True) or ""
 
     auth_token = reader.text("twilio_auth_token")
     api_key_sid = reader.sid("twilio_api_key_sid", _API_KEY_SID, "SK")

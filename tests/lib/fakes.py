@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any
 
 from fn_twilio.lib.settings import load_settings
 
@@ -28,7 +28,7 @@ def settings(**extra: str) -> Any:
     return load_settings(section)
 
 
-def message(from_: str, body: str = "hi", *, sent: Optional[datetime] = T0, created: Optional[datetime] = "same",
+def message(from_: str, body: str = "hi", *, sent: datetime | None = T0, created: Any = "same",
             to: str = SENDER, direction: str = "inbound") -> SimpleNamespace:
     return SimpleNamespace(sid=f"SM{next(_SIDS):032x}", from_=from_, to=to, body=body, date_sent=sent,
                            date_created=sent if created == "same" else created, status="received",

@@ -145,8 +145,7 @@ def test_a_closed_send_generator_cancels_its_job_and_leaves_no_thread():
     def call():   # the shape of the send component's generator
         with SendJob(settings(max_concurrency="1"), recipients, "hi", clock=clock,
                      client_source=BlockingClients(twilio)) as job:
-            for progress in job.progress(0.001):
-                yield progress
+            yield from job.progress(0.001)
 
     generator = call()
     first = next(generator)
@@ -172,7 +171,8 @@ def test_already_sent_recipients_are_reported_without_a_request():
 # -- the reply poller, one look at a time ----------------------------------------------------------
 def poller(twilio=None, clock=None, **section):
     s = settings(**section)
-    return ReplyPoller(s, polling.poller_key(s, ReplyPoller.kind), clock=clock or FakeClock(), autostart=False)
+    return ReplyPoller(s, polling.poller_key(s, ReplyPoller.kind), clock=clock or FakeClock(),
+                       autostart=False)
 
 
 def add(p, numbers, since=None, fresh=False):
