@@ -10,8 +10,10 @@
   starts a new poller.
 * **Failure counting**: consecutive failed looks; a permanent failure, or
   :data:`MAX_CONSECUTIVE_FAILURES` in a row, ends the watches' wait with the failure.
-* A **page cap**: each look gets a :class:`PageBudget` of :data:`MAX_PAGES_PER_LOOK` list requests;
-  what does not fit waits for the next interval.
+* A **page cap**: each listing a look makes reads at most :data:`MAX_PAGES_PER_LOOK` pages (the look
+  gets a :class:`PageBudget` for its shared listing; :meth:`SharedPoller.listing_budget` gives one for
+  each further listing, such as one number's own first look); what does not fit waits for the next
+  interval.
 
 A subclass sets ``kind`` and implements :meth:`SharedPoller.look`; its watches subclass
 :class:`Watch`.
@@ -31,7 +33,7 @@ from fn_twilio.lib.twilio_client import build_client
 LOG = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 5   # failed looks in a row, worth retrying, before the watches are told
-MAX_PAGES_PER_LOOK = 5         # list requests one look may make; the rest waits for the next interval
+MAX_PAGES_PER_LOOK = 5         # pages one listing of a look may read; the rest waits for the next interval
 
 ClientFactory = Callable[[Any], Any]
 
@@ -145,6 +147,8 @@ class SharedPoller(Generic[W]):
         self._wake = threading.Event()
         self.failures = 0                   # consecutive failed looks
         self.requests = 0                   # list requests made (diagnostics and benchmarks)
+        self.largest_look = 0               # the most pages one listing of a look read (<= page_cap)
+        self._budgets: list[PageBudget] = []
         self.accepting = True
         self.dead: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -193,6 +197,12 @@ class SharedPoller(Generic[W]):
                                f"the app could not handle Twilio's answer ({type(exc).__name__})",
                                Retry.NEVER))
 
+    def listing_budget(self) -> PageBudget:
+        """A page budget for one more listing in the current look (counted in ``largest_look``)."""
+        budget = PageBudget(self.page_cap)
+        self._budgets.append(budget)
+        return budget
+
     def poke(self) -> None:
         """Ask for a look now."""
         self._wake.set()
@@ -216,14 +226,18 @@ class SharedPoller(Generic[W]):
                 return False
         watches, fresh = taken
         self._wake.clear()
+        self._budgets = []
+        budget = self.listing_budget()
         try:
-            self.look(client, watches, fresh, PageBudget(self.page_cap))
+            self.look(client, watches, fresh, budget)
         except Exception as exc:  # every failure of a look is counted and told, never the thread's end
             with self.lock:   # watches waiting for their first look still wait for it
                 self.fresh.extend(w for w in fresh if w in self.watches and w not in self.fresh)
             self._look_failed(classify(exc, action=Action.READ, timeout=self.settings.timeout), watches, exc)
         else:
             self.failures = 0
+        finally:
+            self.largest_look = max([self.largest_look] + [b.used for b in self._budgets])
         return True
 
     def _look_failed(self, failure: Failure, watches: list[W], exc: BaseException) -> None:

@@ -14,8 +14,8 @@ How a look stays bounded:
   first page that reaches a message already seen (or older than the cache's floor). A poller's first
   look is only the watches' own; its second starts the shared listing (one page, from a little
   before the first look, or from the oldest moment of the watches when they all have one).
-* **The page cap.** No look makes more than ``page_cap`` list requests; a listing cut short keeps
-  its place and goes on at the next interval.
+* **The page cap.** No listing of a look (the shared one, or one number's own) reads more than
+  ``page_cap`` pages; a listing cut short keeps its place and goes on at the next interval.
 
 A message listed without ``date_sent`` counts as sent at its ``date_created``, and without either at
 the moment of the look. :func:`collect` is the wait loop the SOAR components call.
@@ -143,7 +143,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                 watch.offer(self.known.values())
                 watch.looked()
                 return
-            if not covered:
+            if watch.since is None or (self._started and not covered):
                 watch.backfill = {number: None for number in watch.numbers}
         super().add(watch, fresh=True)
 
@@ -151,7 +151,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
     def look(self, client: Any, watches: list[ReplyWatch], fresh: list[ReplyWatch],
              budget: PageBudget) -> None:
         seen_at = self.clock.wall()
-        if self._started or any(w not in fresh or not w.backfill for w in watches):
+        if self._started or any(not w.backfill for w in watches):
             new = self._shared_look(client, budget, seen_at, watches)
         else:   # every watch is on its own first look: the shared listing starts at the next look
             new = []
@@ -167,7 +167,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                 self.hand_out(watch, lambda w: w.offer(self.known.values()))
         for watch in current:
             if watch.backfill:
-                self._backfill(client, watch, budget, seen_at)
+                self._backfill(client, watch, seen_at)
         with self.lock:
             covered = [w for w in current if not w.backfill and w not in self.fresh]
         for watch in covered:   # a watch registered during this look is covered by the next one
@@ -181,41 +181,29 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                      watches: list[ReplyWatch]) -> list[Reply]:
         """New inbound messages to the sender, newest first, down to what is already known."""
         if not self._started:
-            # the first look marks where "new" starts: one page, from the oldest moment any watch needs
-            # when every watch has one, else the newest page of all
-            moments = [w.floor for w in watches]
-            if moments and all(w.since is not None for w in watches):
-                after: datetime | None = min(moments)
-            elif self._first_seen is not None:   # since a little before the watches' own first looks
-                after = _second(self._first_seen - timedelta(seconds=self.interval + FRONTIER_MARGIN))
-            else:
-                after = None
-            page = self._first_page(client, budget, after=after)
-            if page is None:
-                return []
+            # the shared listing starts at the oldest moment of the watches it serves, or (when every
+            # watch had a look of its own) a little before the first look
+            moments = [w.floor for w in watches if not w.backfill]
+            first = self._first_seen or seen_at
+            self.floor = min(moments) if moments else _second(
+                first - timedelta(seconds=self.interval + FRONTIER_MARGIN))
             self._started = True
-            found = self._replies(page, seen_at)
-            if page.next_page_url:
-                self.floor = min((r.date_sent for r in found), default=seen_at.replace(microsecond=0))
-                self.floor = max(self.floor, after or _BEGINNING)
-            else:
-                self.floor = after or _BEGINNING
-            return [r for r in found if r.date_sent >= self.floor]
+        floor = self.floor or _BEGINNING
         new: list[Reply] = []
-        listings = [None] + self._backlog   # None: a new listing from the top
+        listings: list[Any] = [None] + self._backlog   # None: a new listing from the top
         self._backlog = []
         for listing in listings:
             if listing is not None and budget.left <= 0:
                 self._backlog.append(listing)   # the cap: go on at the next interval
                 continue
-            page = self._first_page(client, budget, after=self.floor) if listing is None \
+            page = self._first_page(client, budget, after=floor) if listing is None \
                 else self._next_page(listing, budget)
             while page is not None:
                 reached_known = False
                 for reply in self._replies(page, seen_at):
-                    if reply.sid in self.known or reply.date_sent < (self.floor or _BEGINNING):
+                    if reply.sid in self.known or reply.date_sent < floor:
                         reached_known = True
-                    else:
+                    elif reply.sid not in {r.sid for r in new}:
                         new.append(reply)
                 if reached_known or not page.next_page_url:
                     break
@@ -226,9 +214,10 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                 page = following
         return new
 
-    def _backfill(self, client: Any, watch: ReplyWatch, budget: PageBudget, seen_at: datetime) -> None:
+    def _backfill(self, client: Any, watch: ReplyWatch, seen_at: datetime) -> None:
         """The watch's own first look: per number, filtered by that number and its moment."""
         for number, listing in list(watch.backfill.items()):
+            budget = self.listing_budget()
             page = self._first_page(client, budget, number=number, after=watch.floor) if listing is None \
                 else self._next_page(listing, budget)
             while page is not None:
@@ -242,8 +231,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                     watch.backfill[number] = page   # the cap: go on at the next interval
                     return
                 page = following
-            if page is None:
-                return   # no budget left for this number
+
 
     def _prune(self) -> None:
         """Keep the messages some watch may still need (from the oldest moment of those covered)."""

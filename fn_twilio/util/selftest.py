@@ -13,9 +13,10 @@ from fn_twilio.lib.twilio_client import build_client
 from fn_twilio.util.app_settings import settings_from_opts
 
 LOG = logging.getLogger(__name__)
-ALPHANUMERIC_CHECKED = ("the credentials work; twilio_src_address {!r} is an alphanumeric sender ID of a valid "
-                        "form (1-11 letters, digits and spaces), not a number of the account, so whether Twilio "
-                        "accepts it for the recipients' countries is only known when an SMS is sent")
+ALPHANUMERIC_CHECKED = ("the credentials work; twilio_src_address {!r} is an alphanumeric sender ID of a "
+                        "valid form (1-11 letters, digits and spaces), not a number of the account, so "
+                        "whether Twilio accepts it for the recipients' countries is only known when an SMS "
+                        "is sent")
 
 
 def _failure(reason):
