@@ -99,6 +99,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
         self._backlog: list[Any] = []           # shared listings cut short by the page cap
         self._started = False
         self._first_seen: datetime | None = None   # the moment of the first look (watches' own)
+        self._last_shared: float | None = None     # clock.now() of the last shared listing
 
     # -- what a look asks Twilio --------------------------------------------------------------
     def _params(self, number: str | None = None, after: datetime | None = None) -> dict[str, Any]:
@@ -151,9 +152,14 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
     def look(self, client: Any, watches: list[ReplyWatch], fresh: list[ReplyWatch],
              budget: PageBudget) -> None:
         seen_at = self.clock.wall()
-        if self._started or any(not w.backfill for w in watches):
+        # the shared listing runs once per interval; a look made early for a watch joining with a
+        # look of its own (its number's) does not repeat it
+        due = self._last_shared is None or self.clock.now() - self._last_shared >= self.interval * 0.9
+        waiting_on = self._started or any(w not in fresh for w in watches)   # beyond their own look
+        if any(not w.backfill for w in fresh) or (due and waiting_on):
+            self._last_shared = self.clock.now()
             new = self._shared_look(client, budget, seen_at, watches)
-        else:   # every watch is on its own first look: the shared listing starts at the next look
+        else:
             new = []
             self._first_seen = self._first_seen or seen_at
         with self.lock:

@@ -175,6 +175,12 @@ def poller(twilio=None, clock=None, **section):
                        autostart=False)
 
 
+def next_look(p, twilio):
+    """The poller's next look, one interval after the last (as its thread would make it)."""
+    p.clock.advance(p.interval)
+    return p.look_once(twilio.client())
+
+
 def add(p, numbers, since=None, fresh=False):
     watch = ReplyWatch([numbers] if isinstance(numbers, str) else numbers, since, p.clock)
     p.add(watch, fresh=fresh)
@@ -207,13 +213,13 @@ def test_failures_are_counted_then_reach_the_watch(fault):
     watch = add(p, ALICE)
     twilio.fail_next_pages = [fault] * (MAX_CONSECUTIVE_FAILURES - 1)
     for attempt in range(1, MAX_CONSECUTIVE_FAILURES):
-        p.look_once(twilio.client())
+        next_look(p, twilio)
         assert p.failures == attempt and watch.error is None and watch.looks == 0
-    p.look_once(twilio.client())   # the next look succeeds: the count starts again
+    next_look(p, twilio)   # the next look succeeds: the count starts again
     assert p.failures == 0 and watch.looks == 1
     twilio.fail_next_pages = [fault] * MAX_CONSECUTIVE_FAILURES
     for _ in range(MAX_CONSECUTIVE_FAILURES):
-        p.look_once(twilio.client())
+        next_look(p, twilio)
     assert watch.error is not None and watch.wait(0)
 
 
@@ -277,8 +283,8 @@ def test_no_look_reads_more_than_the_page_cap_and_the_rest_follows():
     twilio, clock = FakeTwilio(), FakeClock()
     p = poller(clock=clock)
     watch = add(p, ALICE, since=T0 - timedelta(hours=1))
-    p.look_once(twilio.client())                    # its own look
-    p.look_once(twilio.client())                    # the shared listing starts
+    next_look(p, twilio)                    # its own look
+    next_look(p, twilio)                    # the shared listing starts
     start = len(twilio.lists)
     burst = [message(ALICE if i == 0 else BOB, f"n{i}", sent=T0 + timedelta(seconds=i))
              for i in range(PAGE_SIZE * MAX_PAGES_PER_LOOK * 2 + 30)]
@@ -286,7 +292,7 @@ def test_no_look_reads_more_than_the_page_cap_and_the_rest_follows():
     per_look = []
     for _ in range(4):
         before = len(twilio.lists)
-        p.look_once(twilio.client())
+        next_look(p, twilio)
         per_look.append(len(twilio.lists) - before)
     assert max(per_look) <= MAX_PAGES_PER_LOOK and per_look[0] == MAX_PAGES_PER_LOOK
     assert [r.body for r in watch.replies] == ["n0"]   # the oldest of the burst, read last
@@ -298,8 +304,8 @@ def test_a_watch_covered_by_the_cache_costs_no_request():
     twilio.add(message(ALICE, "cached", sent=T0))
     p = poller()
     add(p, BOB, since=T0 - timedelta(hours=1))
-    p.look_once(twilio.client())
-    p.look_once(twilio.client())
+    next_look(p, twilio)
+    next_look(p, twilio)
     before = len(twilio.lists)
     later = add(p, ALICE, since=T0 - timedelta(minutes=1))
     assert [r.body for r in later.replies] == ["cached"] and later.looks == 1
@@ -418,3 +424,15 @@ def test_collect_waits_on_several_numbers():
     outcome = collect(settings(), [ALICE, BOB], None, clock.now(), clock=clock, client_factory=twilio.client)
     assert [r.body for r in outcome.replies] == ["from bob"]
     assert sorted(r["from_"] for r in twilio.lists) == sorted([ALICE, BOB])
+
+
+def test_a_call_joining_between_intervals_pays_only_its_own_look():
+    twilio = FakeTwilio()
+    p = poller()
+    add(p, BOB, since=T0 - timedelta(hours=1), fresh=True)
+    p.look_once(twilio.client())
+    next_look(p, twilio)
+    before = len(twilio.lists)
+    add(p, ALICE, fresh=True)
+    p.look_once(twilio.client())   # made at once for the new call, before the interval is over
+    assert [r.get("from_") for r in twilio.lists[before:]] == [ALICE]
