@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fn_twilio.lib import polling, replies
 from fn_twilio.lib.replies import PAGE_SIZE, active_pollers, watch_replies
 from fn_twilio.lib.settings import load_settings
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER
@@ -68,23 +67,6 @@ def test_quiet_looks_cost_one_request_each_over_a_large_history(settings, twilio
     assert all("PageToken" not in r.query and r.query.get("Page", ["0"]) == ["0"] for r in looks)
 
 
-def test_many_numbers_share_one_request_per_interval(settings, twilio):
-    numbers = [f"+3538612345{n:02d}" for n in range(20)]
-    watches = [watch_replies(settings, n, None) for n in numbers]
-    try:
-        time.sleep(INTERVAL * 4.5)
-        twilio.inject_inbound(from_=numbers[7], to=SENDER, body="seven")
-        assert watches[7].wait(INTERVAL * 3)
-        assert all(not w.replies for i, w in enumerate(watches) if i != 7)
-    finally:
-        for w in watches:
-            w.close()
-    span = lists(twilio)[-1].started - lists(twilio)[0].started
-    # each watch without a moment has its own first look, filtered by its number (contract §12)
-    assert len(lists(twilio)) <= len(numbers) + span / INTERVAL + 2
-    assert wait_for_no_poller() == 0
-
-
 def test_deep_history_is_paged_and_each_reply_returned_once(settings, twilio):
     start = datetime.now(timezone.utc) - timedelta(hours=3)
     twilio.seed_history(PAGE_SIZE * 2 + 17, from_=ALICE, to=SENDER, direction="inbound", start=start)
@@ -143,15 +125,6 @@ def test_transient_failure_is_retried_at_the_next_interval(settings, twilio):
         assert watch.wait(INTERVAL * 6)
         assert watch.error is None
         assert [r.body for r in watch.replies] == ["after a hiccup"]
-
-
-def test_lasting_failure_ends_the_watch_with_a_reason(settings, twilio):
-    twilio.inject_fault("status", method="GET", status=500, times=None)
-    with watch_replies(settings, ALICE, None) as watch:
-        assert watch.wait(INTERVAL * (polling.MAX_CONSECUTIVE_FAILURES + 3))
-        assert watch.error is not None and watch.replies == []
-    assert len(lists(twilio)) == polling.MAX_CONSECUTIVE_FAILURES
-    twilio.clear_faults()
 
 
 def test_wrong_credentials_end_the_watch_at_once(settings, twilio):
