@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: venv test demo sandbox bench clean
+.PHONY: venv lint test demo sandbox bench clean
 
 $(VENV)/.installed: setup.py requirements-test.txt $(wildcard fn_twilio/components/*.py)
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,15 @@ $(VENV)/.installed: setup.py requirements-test.txt $(wildcard fn_twilio/componen
 
 venv: $(VENV)/.installed
 
-## Set up everything and run the whole test suite.
-test: venv
+## Lint: ruff over LINT_PATHS (rules in ruff.toml), mypy over fn_twilio/ and --strict over fn_twilio/lib.
+LINT_PATHS ?= fn_twilio tests/lib/test_core_loops.py tests/lib/fakes.py benchmarks/_receive_call.py
+lint: venv
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy fn_twilio
+	$(VENV)/bin/mypy --strict fn_twilio/lib
+
+## Set up everything, lint, and run the whole test suite.
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

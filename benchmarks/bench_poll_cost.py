@@ -16,7 +16,15 @@ sleep. A full listing is made for real here, by ``--baseline-calls`` calls (defa
 1 + floor(duration / 30) (= 1 for 20 s). The same listing at the app's cadence (a look every
 poll_interval) is printed too.
 
+Part 2, bounded looks (contract §12): the sender holds ``--big-history`` (100,000) inbound messages
+from ``--others`` (1,000) other numbers, and the call's own number has sent three. One call with no
+``since`` moment looks once (wait 0); a second waits ``2 * poll_interval`` on the same sender while
+a burst of new messages arrives. Targets: the first call costs at most 3 requests; no look of the
+waiting call reads more than the page cap (``MAX_PAGES_PER_LOOK``). Baseline (2.0.x): a call with no
+moment lists the sender's whole history (``messages.list()``, pages of 50), made for real here.
+
 Usage: .venv/bin/python benchmarks/bench_poll_cost.py [--quick] [--calls 50] [--duration 20] [--history 10000]
+       [--big-history 100000] [--others 1000]
 """
 from __future__ import annotations
 
@@ -29,11 +37,13 @@ from datetime import datetime, timedelta, timezone
 from _common import Report, median, parser, record_get, settings_for, twilio_emulator
 from _receive_call import ReceiveCall, receive_opts
 
-from fn_twilio.lib.replies import active_pollers
+from fn_twilio.lib.polling import MAX_PAGES_PER_LOOK
+from fn_twilio.lib.replies import PAGE_SIZE, Ending, active_pollers
 from fn_twilio.lib.twilio_client import build_client
 from sandbox.twilio_emulator import SENDER
 
 ORIGINAL_SLEEP = 30.0
+BASELINE_PAGES = 20   # part 2: pages of the 2.0.x full listing read for real
 
 
 def responder(i: int) -> str:
@@ -67,6 +77,67 @@ def seed(emu, calls: int, history: int, newest: datetime) -> int:
     return made
 
 
+def bounded_looks(emu, base_url: str, report: Report, history: int, others: int, interval: float) -> list:
+    """Part 2: a call with no ``since`` on a sender with a long inbound history; returns its targets."""
+    from fn_twilio.lib.replies import watch_replies
+
+    emu.reset()
+    per = max(1, history // others)
+    start = datetime.now(timezone.utc) - timedelta(days=30)
+    t = time.monotonic()
+    for i in range(others):
+        emu.seed_history(per, from_="+35387300{:04d}".format(i), to=SENDER, direction="inbound",
+                         start=start + timedelta(seconds=i), step=timedelta(seconds=others))
+    mine = "+353871112222"
+    emu.seed_history(3, from_=mine, to=SENDER, direction="inbound", start=start, step=timedelta(days=1))
+    report.line("part 2: {:,} inbound messages from {:,} other numbers seeded in {:.1f} s; the call's number "
+                "sent 3".format(per * others, others, time.monotonic() - t))
+
+    opts = receive_opts(base_url, poll_interval="{}s".format(interval))
+    emu.clear_requests()
+    _, outcome = ReceiveCall(opts).run({"twilio_phone_number": mine, "twilio_wait_timeout": "0s"})
+    first = [r for r in emu.requests if is_list(r)]
+    report.line("  app: a call with no since, wait 0: {} request(s), {} repl(ies) found (its number's 3)".format(
+        len(first), len(outcome.replies)))
+
+    emu.clear_requests()
+    settings = ReceiveCall(opts).settings
+    with watch_replies(settings, mine, None) as watch:
+        watch.wait_for_look(settings.timeout)
+        for i in range(PAGE_SIZE * MAX_PAGES_PER_LOOK * 2):   # a burst larger than two looks can read
+            emu.inject_inbound(from_="+35387300{:04d}".format(i % others), to=SENDER, body="burst")
+        t_end = time.monotonic() + 3 * interval
+        while time.monotonic() < t_end:
+            time.sleep(0.05)
+        largest, made = watch._poller.largest_look, watch._poller.requests
+    report.line("  app: a waiting call during a burst of {:,} messages: {} requests over {:g} s, the largest "
+                "look {} request(s) (cap {})".format(PAGE_SIZE * MAX_PAGES_PER_LOOK * 2, made, 3 * interval,
+                                                     largest, MAX_PAGES_PER_LOOK))
+
+    # the 2.0.x listing (messages.list(), pages of 50) made for real for its first pages; the whole
+    # listing is one request per 50 messages of the sender's history
+    emu.clear_requests()
+    client = build_client(settings_for(base_url))
+    t = time.monotonic()
+    page, read = client.messages.page(page_size=50), 1
+    while page.next_page_url and read < BASELINE_PAGES:
+        page, read = page.next_page(), read + 1
+    wall = time.monotonic() - t
+    client.http_client.close()
+    total = per * others + 3
+    baseline = math.ceil(total / 50)
+    report.line("  baseline (2.0.x, whole history per call): {:,} requests for {:,} messages ({} read for real in "
+                "{:.1f} s, about {:.0f} s for all); ratio {:,.0f}x".format(
+                    baseline, total, read, wall, wall * baseline / read, baseline / max(1, len(first))))
+    report.figure("no_since_requests", len(first))
+    report.figure("no_since_baseline_requests", baseline)
+    report.figure("largest_look", largest)
+    return [("bounded looks: requests of a call with no since ({:,} messages, {:,} numbers)".format(
+                per * others, others), str(len(first)), "<= 3", len(first) <= 3),
+            ("bounded looks: requests in the largest look", str(largest), "<= {}".format(MAX_PAGES_PER_LOOK),
+             largest <= MAX_PAGES_PER_LOOK)]
+
+
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=50, help="calls waiting at once (default 50)")
@@ -76,6 +147,9 @@ def main(argv=None) -> int:
     p.add_argument("--baseline-calls", type=int, default=None,
                    help="full-history listings actually made for the baseline (default 2; 1 with --quick)")
     p.add_argument("--inproc", action="store_true", help="run the emulator in this process")
+    p.add_argument("--big-history", type=int, default=None,
+                   help="part 2: inbound messages on the sender (default 100,000; 10,000 with --quick)")
+    p.add_argument("--others", type=int, default=1000, help="part 2: numbers they come from (default 1,000)")
     args = p.parse_args(argv)
     duration = args.duration or (10.0 if args.quick else 20.0)
     interval = args.poll_interval
@@ -126,7 +200,7 @@ def main(argv=None) -> int:
             raise errors[0]
         lists = [r for r in emu.requests if is_list(r)]
         deep = [r for r in lists if second_page(r)]
-        timeouts = sum(1 for _, r in results.values() if not r.success and "Timeout waiting" in (r.reason or ""))
+        timeouts = sum(1 for _, r in results.values() if r.ending == Ending.TIMED_OUT)
         target = int(duration / interval) + 2
         report.line("app: {} calls ended after {:.1f} s ({} with the timeout reason), {} poller(s) left running".format(
             len(results), t1 - t0, timeouts, active_pollers()))
@@ -175,9 +249,13 @@ def main(argv=None) -> int:
         report.figure("baseline_requests", base_total)
         report.figure("baseline_requests_same_cadence", fast_total)
         report.figure("ratio", round(ratio))
+        bounded = bounded_looks(emu, base_url, report, args.big_history or (10000 if args.quick else 100000),
+                                args.others, interval)
     report.target("poll cost: list requests, {} calls x {:g} s".format(calls, duration), str(len(lists)),
                   "<= {}".format(target), len(lists) <= target)
     report.target("poll cost: requests of a second page", str(len(deep)), "0", not deep)
+    for target_args in bounded:
+        report.target(*target_args)
     return report.finish()
 
 

@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from _common import Report, median, parser, record_get, twilio_emulator
 from _receive_call import ReceiveCall, receive_opts
 
+from fn_twilio.lib.replies import Ending
+
 ORIGINAL_SLEEP = 30.0         # the 2.0.x fixed sleep between looks
 ORIGINAL_DEFAULT_WAIT = 120.0  # the 2.0.1 default twilio_wait_timeout
 
@@ -73,9 +75,9 @@ def run_lane(emu, base_url, lane: int, trials: int, window: float, interval: flo
             thread.join(window + 60)
             if "error" in box or "done" not in box:
                 raise RuntimeError("trial {}/{}: {}".format(lane, trial, box.get("error", "no result")))
-            result = box["result"]          # before @app_function wraps it: value = the content list
-            replies = result.value if isinstance(result.value, list) else None
-            success = result.success
+            outcome = box["result"]         # replies.collect()'s outcome record
+            replies = outcome.replies
+            success = outcome.ending == Ending.REPLIED
             out.append({"lane": lane, "trial": trial, "at": injected - started, "detect": box["done"] - injected,
                         "success": success, "replies": len(replies or [])})
     except BaseException as exc:

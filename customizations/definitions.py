@@ -300,7 +300,3 @@ def datatable_by_name(name: str) -> Datatable:
             return dt
     raise KeyError(name)
 
-
-def datatable_columns() -> dict:
-    """{table name: [column names]}: what a script may write (used by sandbox.scripting)."""
-    return {dt.name: dt.column_names() for dt in DATATABLES}

@@ -14,13 +14,14 @@ Only redelivered messages are recorded (a first delivery needs nothing), and an 
 dict until it is taken, so its ``id`` cannot be reused meanwhile.
 """
 import threading
+from typing import Any
 
 from circuits import handler
 
 from fn_twilio.lib.reconcile import Delivery
 
 _lock = threading.Lock()
-_redelivered = {}   # id(message body) -> (message body, Delivery)
+_redelivered: dict[int, tuple[dict[str, Any], Delivery]] = {}   # id(message body) -> (message body, Delivery)
 _KEEP = 1000        # entries kept at most (a message whose function never ran leaves one)
 
 

@@ -14,7 +14,7 @@ from resilient_lib import get_workflow_status
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
 from fn_twilio.lib.phone import PhoneNumberError, mask, normalise, split_entries
-from fn_twilio.lib.replies import watch_replies
+from fn_twilio.lib.replies import Ending, collect
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
 
@@ -56,34 +56,22 @@ class ReceiveMessagesComponent(AppFunctionComponent):
         yield self.status_message(f"Looking for replies from {mask(number)} since {moment}"
                                   + (f", waiting up to {format_duration(wait)}" if wait else ""))
 
-        terminated = None
-        deadline = time.monotonic() + wait
-        with watch_replies(settings, number, since, fresh_look=not wait) as watch:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    # the first look always completes (it is bounded by the HTTP timeout)
-                    watch.wait_for_look(settings.timeout + settings.poll_interval)
-                    break
-                if watch.wait(min(settings.poll_interval, remaining)):
-                    break
-                terminated = self._terminated()
-                if terminated is not None:
-                    break
-            replies, failure = watch.replies, watch.error
-
-        content = [reply.as_result() for reply in replies]
-        if replies:
-            yield self.status_message(f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'} received")
+        outcome = collect(settings, [number], since, time.monotonic() + wait, is_terminated=self._terminated)
+        content = [reply.as_result() for reply in outcome.replies]
+        if outcome.ending == Ending.REPLIED:
+            count = len(outcome.replies)
+            yield self.status_message(f"{count} repl{'y' if count == 1 else 'ies'} received")
             yield RepliesResult(content, success=True)
-        elif failure is not None:
+        elif outcome.ending == Ending.FAILED and outcome.failure is not None:
             yield RepliesResult(content, success=False,
-                                reason=f"Could not read replies from Twilio: {failure.message}")
-        elif terminated is not None:
-            yield RepliesResult(content, success=False, reason=f"Workflow was terminated: {terminated}")
+                                reason=f"Could not read replies from Twilio: {outcome.failure.message}")
+        elif outcome.ending == Ending.TERMINATED:
+            yield RepliesResult(content, success=False, reason="Workflow was terminated: "
+                                                               f"{outcome.terminated}")
         else:
             yield RepliesResult(content, success=False,
-                                reason=f"Timeout waiting for responses for phone number: {number} since {moment}")
+                                reason=f"Timeout waiting for responses for phone number: {number} "
+                                       f"since {moment}")
 
     @staticmethod
     def _read_inputs(fn_inputs, settings):

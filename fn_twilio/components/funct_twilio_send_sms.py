@@ -6,7 +6,7 @@ from fn_twilio.components._delivery import delivery_handler, take_delivery
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
-from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob
+from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
 
@@ -52,7 +52,8 @@ class FunctionComponent(AppFunctionComponent):
         valid = [r for r in recipients if r.valid]
         if not valid:
             reasons = "; ".join(r.reason for r in recipients)
-            raise FunctionError_(f"twilio_sms_destination has no valid phone number, nothing was sent: {reasons}")
+            raise FunctionError_("twilio_sms_destination has no valid phone number, nothing was "
+                                 f"sent: {reasons}")
 
         message = getattr(fn_inputs, "twilio_sms_message", None)
         message = "" if message is None else str(message)
@@ -62,21 +63,23 @@ class FunctionComponent(AppFunctionComponent):
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
 
+        skipped = len(recipients) - len(valid)
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
-                                  + (f" ({len(recipients) - len(valid)} invalid skipped)" if len(valid) < len(recipients) else ""))
+                                  + (f" ({skipped} invalid skipped)" if skipped else ""))
         # redelivery: recipients the interrupted run already sent to are reported, not sent again
         settled = settled_for_send(settings, [r.e164 for r in valid], message, delivery)
         if delivery.redelivered:
             yield self.status_message(describe(settled))
-        job = SendJob(settings, recipients, message, settled=settled).start()
-        last = None
-        while not job.wait(PROGRESS_EVERY):
-            text = _progress(job)
-            if text != last:
-                yield self.status_message(text)
-                last = text
-        yield self.status_message(_progress(job))
-        summary = SendSummary(destination, message, tuple(job.outcomes()))
+        # leaving the block cancels and joins the workers (a closed call starts no new request)
+        with SendJob(settings, recipients, message, already_sent=settled) as job:
+            last = None
+            for progress in job.progress(PROGRESS_EVERY):
+                text = _progress(progress)
+                if text != last:
+                    yield self.status_message(text)
+                    last = text
+            yield self.status_message(_progress(job.snapshot()))
+            summary = SendSummary(destination, message, tuple(job.outcomes()))
         yield FunctionResult(summary.as_result(), success=summary.success, reason=summary.reason,
                              custom_results=True)
 
@@ -110,10 +113,10 @@ class FunctionComponent(AppFunctionComponent):
                                    severity=severity or "unknown")
 
 
-def _progress(job: SendJob) -> str:
-    text = f"Sent {job.sent} of {job.total}"
-    if job.failed:
-        text += f", {job.failed} failed"
+def _progress(progress: SendProgress) -> str:
+    text = f"Sent {progress.sent} of {progress.total}"
+    if progress.failed:
+        text += f", {progress.failed} failed"
     return text
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Dates: read a "since" moment from a function input, convert to and from epoch milliseconds.
 
 ``parse_since`` accepts:
@@ -25,13 +24,13 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from typing import cast
 from datetime import date, datetime, timedelta, timezone
-from typing import Optional
 
 from dateutil import parser as date_parser
 from dateutil import tz as date_tz
 
-__all__ = ["DateError", "parse_since", "to_epoch_ms", "from_epoch_ms", "format_date", "EPOCH_MS_THRESHOLD"]
+__all__ = ["DateError", "parse_since", "to_epoch_ms", "format_date", "EPOCH_MS_THRESHOLD"]
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,20 +61,20 @@ def _as_utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
-def _from_epoch(number: float, name: str, value) -> datetime:
+def _from_epoch(number: float, name: str, value: object) -> datetime:
     if math.isnan(number) or math.isinf(number):
-        raise DateError("{} {!r} is not a date; {}".format(name, value, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
     if number < 0:
-        raise DateError("{} {!r} is a negative epoch number; {}".format(name, value, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is a negative epoch number; {_ACCEPTED}")
     try:
         if abs(number) >= EPOCH_MS_THRESHOLD:
             return EPOCH + timedelta(milliseconds=number)
         return EPOCH + timedelta(seconds=number)
     except OverflowError:
-        raise DateError("{} {!r} is out of range; {}".format(name, value, _ACCEPTED)) from None
+        raise DateError(f"{name} {value!r} is out of range; {_ACCEPTED}") from None
 
 
-def _parse_text(text: str, name: str, value) -> datetime:
+def _parse_text(text: str, name: str, value: object) -> datetime:
     # strict ISO 8601 first: exact, and handles Z and offsets without locale surprises
     try:
         parsed = date_parser.isoparse(text)
@@ -83,10 +82,10 @@ def _parse_text(text: str, name: str, value) -> datetime:
         parsed = None
     if parsed is not None:
         if _ISO_MONTH_ONLY.match(text):
-            raise DateError("{} {!r} is not a complete date (year, month and day); {}".format(name, value, _ACCEPTED))
-        return parsed
+            raise DateError(f"{name} {value!r} is not a complete date (year, month and day); {_ACCEPTED}")
+        return cast(datetime, parsed)
     # RFC 2822 and anything else dateutil reads, provided it is explicit
-    bad = DateError("{} {!r} is not a date; {}".format(name, value, _ACCEPTED))
+    bad = DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
     results = []
     try:
         with warnings.catch_warnings():
@@ -97,23 +96,24 @@ def _parse_text(text: str, name: str, value) -> datetime:
                 results.append(date_parser.parse(text, dayfirst=True, default=datetime(2001, 1, 1),
                                                  tzinfos=_ZONE_NAMES))
     except date_parser.UnknownTimezoneWarning:
-        raise DateError("{} {!r} has a time zone name that is not understood; use UTC or an offset "
-                        "such as -05:00".format(name, value)) from None
+        raise DateError(f"{name} {value!r} has a time zone name that is not understood; use UTC or an offset "
+                        "such as -05:00") from None
     except (ValueError, OverflowError):
         raise bad from None
     first, second = results[0], results[1]
     if first.date() != second.date():
-        raise DateError("{} {!r} is not a complete date (year, month and day); {}".format(name, value, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is not a complete date (year, month and day); {_ACCEPTED}")
     if len(results) > 2 and results[2] != first:
-        raise DateError("{} {!r} is ambiguous: day and month could be swapped; write it as YYYY-MM-DD, "
-                        "e.g. {} or {}".format(name, value, first.date().isoformat(), results[2].date().isoformat()))
+        raise DateError(f"{name} {value!r} is ambiguous: day and month could be swapped; write it "
+                        "as YYYY-MM-DD, "
+                        f"e.g. {first.date().isoformat()} or {results[2].date().isoformat()}")
     if isinstance(first.tzinfo, date_tz.tzlocal):
-        raise DateError("{} {!r} has a time zone name that is not understood; use UTC or an offset "
-                        "such as -05:00".format(name, value))
-    return first
+        raise DateError(f"{name} {value!r} has a time zone name that is not understood; use UTC or an offset "
+                        "such as -05:00")
+    return cast(datetime, first)
 
 
-def parse_since(value, *, name: str) -> Optional[datetime]:
+def parse_since(value: object, *, name: str) -> datetime | None:
     """Read a "since" moment; return an aware UTC datetime, or None when ``value`` is empty.
 
     ``name`` is the input the value came from; every DateError message names it and quotes
@@ -122,7 +122,7 @@ def parse_since(value, *, name: str) -> Optional[datetime]:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise DateError("{} {!r} is not a date; {}".format(name, value, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
     how = ""
     if isinstance(value, datetime):
         result = value
@@ -138,18 +138,19 @@ def parse_since(value, *, name: str) -> Optional[datetime]:
         if _NUMBER.match(text):
             number = float(text) if "." in text else int(text)
             result = _from_epoch(number, name, value)
-            how = " (read as epoch {})".format("milliseconds" if abs(number) >= EPOCH_MS_THRESHOLD else "seconds")
+            unit = "milliseconds" if abs(number) >= EPOCH_MS_THRESHOLD else "seconds"
+            how = f" (read as epoch {unit})"
         else:
             result = _parse_text(text, name, value)
     else:
-        raise DateError("{} {!r} is not a date; {}".format(name, value, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is not a date; {_ACCEPTED}")
 
     result = _as_utc(result)
     if result < EARLIEST:
-        raise DateError("{} {!r} is {}{}, before 2000; {}".format(name, value, format_date(result), how, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is {format_date(result)}{how}, before 2000; {_ACCEPTED}")
     if result > _now() + LATEST_AHEAD:
-        raise DateError("{} {!r} is {}{}, more than a year in the future; {}".format(
-            name, value, format_date(result), how, _ACCEPTED))
+        raise DateError(f"{name} {value!r} is {format_date(result)}{how}, more than a year in the "
+                        f"future; {_ACCEPTED}")
     return result
 
 
@@ -158,15 +159,6 @@ def to_epoch_ms(dt: datetime) -> int:
     delta = _as_utc(dt) - EPOCH
     return delta // timedelta(milliseconds=1)
 
-
-def from_epoch_ms(ms: int) -> datetime:
-    """The aware UTC datetime of epoch milliseconds ``ms``."""
-    if isinstance(ms, bool) or not isinstance(ms, (int, float)):
-        raise DateError("epoch milliseconds {!r} is not a number".format(ms))
-    try:
-        return EPOCH + timedelta(milliseconds=ms)
-    except (OverflowError, ValueError):
-        raise DateError("epoch milliseconds {!r} is out of range".format(ms)) from None
 
 
 def format_date(dt: datetime) -> str:

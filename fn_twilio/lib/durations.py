@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Durations such as ``120s``, ``5m``, ``1.5h``, ``2d``, ``1w`` (wait timeouts, poll intervals).
 
 Accepted forms (``parse_duration``):
@@ -18,14 +17,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Optional
 
 __all__ = ["DurationError", "parse_duration", "format_duration", "ACCEPTED_FORMS"]
 
 _UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_BARE = re.compile(r"^{}$".format(_NUMBER))
-_PART = re.compile(r"({})[ \t]*([A-Za-z]+)[ \t]*".format(_NUMBER))
+_BARE = re.compile(rf"^{_NUMBER}$")
+_PART = re.compile(rf"({_NUMBER})[ \t]*([A-Za-z]+)[ \t]*")
 
 ACCEPTED_FORMS = ("a number of seconds, or <n><unit> with unit s, m, h, d or w "
                   "(e.g. 30s, 5m, 1.5h, 2d, 1w, 1h30m)")
@@ -35,11 +33,11 @@ class DurationError(ValueError):
     """A duration that cannot be used; the message names the setting or input."""
 
 
-def _fail(name: str, value, problem: str) -> DurationError:
-    return DurationError("{} {!r} {}; write {}".format(name, value, problem, ACCEPTED_FORMS))
+def _fail(name: str, value: object, problem: str) -> DurationError:
+    return DurationError(f"{name} {value!r} {problem}; write {ACCEPTED_FORMS}")
 
 
-def _parse_text(text: str, name: str, value) -> float:
+def _parse_text(text: str, name: str, value: object) -> float:
     if _BARE.match(text):
         return float(text)
     total = 0.0
@@ -51,16 +49,17 @@ def _parse_text(text: str, name: str, value) -> float:
             raise _fail(name, value, "is not a duration")
         number, unit = match.group(1), match.group(2).lower()
         if unit not in _UNITS:
-            raise _fail(name, value, "has an unknown unit {!r}".format(match.group(2)))
+            raise _fail(name, value, f"has an unknown unit {match.group(2)!r}")
         if unit in seen_units:
-            raise _fail(name, value, "repeats the unit {!r}".format(match.group(2)))
+            raise _fail(name, value, f"repeats the unit {match.group(2)!r}")
         seen_units.add(unit)
         total += float(number) * _UNITS[unit]
         position = match.end()
     return total
 
 
-def parse_duration(value, *, name: str, allow_zero: bool = True, maximum: Optional[float] = None) -> float:
+def parse_duration(value: object, *, name: str, allow_zero: bool = True,
+                   maximum: float | None = None) -> float:
     """Return ``value`` as a number of seconds.
 
     ``value`` is text in the forms above, or an int/float number of seconds. ``name`` is the
@@ -69,7 +68,7 @@ def parse_duration(value, *, name: str, allow_zero: bool = True, maximum: Option
     negative, zero while ``allow_zero`` is false, or above ``maximum`` seconds.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise DurationError("{} is empty; write {}".format(name, ACCEPTED_FORMS))
+        raise DurationError(f"{name} is empty; write {ACCEPTED_FORMS}")
     if isinstance(value, bool):
         raise _fail(name, value, "is not a duration")
     if isinstance(value, (int, float)):
@@ -91,7 +90,7 @@ def parse_duration(value, *, name: str, allow_zero: bool = True, maximum: Option
     if seconds == 0 and not allow_zero:
         raise _fail(name, value, "must be longer than zero")
     if maximum is not None and seconds > maximum:
-        raise DurationError("{} {!r} is longer than the maximum of {}".format(name, value, format_duration(maximum)))
+        raise DurationError(f"{name} {value!r} is longer than the maximum of {format_duration(maximum)}")
     return seconds
 
 
@@ -104,7 +103,7 @@ def format_duration(seconds: float) -> str:
     ``"1m30.5s"``); ``0`` -> ``"0s"``; a negative value gets a leading ``-``.
     """
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError("format_duration takes a number of seconds, not {!r}".format(seconds))
+        raise TypeError(f"format_duration takes a number of seconds, not {seconds!r}")
     if math.isnan(seconds) or math.isinf(seconds):
         return str(seconds)
     if seconds < 0:
@@ -117,10 +116,10 @@ def format_duration(seconds: float) -> str:
         size = int(_UNITS[unit])
         count, whole = divmod(whole, size)
         if count:
-            parts.append("{}{}".format(count, unit))
+            parts.append(f"{count}{unit}")
     if whole or fraction or not parts:
         if fraction:
-            parts.append("{}s".format(("{}.{:03d}".format(whole, fraction)).rstrip("0")))
+            parts.append("{}s".format((f"{whole}.{fraction:03d}").rstrip("0")))
         else:
-            parts.append("{}s".format(whole))
+            parts.append(f"{whole}s")
     return "".join(parts)

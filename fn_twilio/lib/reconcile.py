@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify
+from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.records import SendOutcome
 from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.twilio_client import build_client
@@ -132,7 +132,7 @@ def _scan(client: Any, group: Sequence[Wanted], body: str, since: datetime, *, p
                 return found
             pages += 1
     except Exception as exc:  # any failure to read the log leaves these recipients unverified
-        failure = classify(exc, action="read", timeout=timeout)
+        failure = classify(exc, action=Action.READ, timeout=timeout)
         why = f"Twilio's outbound log could not be read ({failure.message})"
     for to in todo:
         found[to] = _unverified(to, why)

@@ -7,25 +7,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any
 
 from fn_twilio.lib.dates import format_date, to_epoch_ms
+from fn_twilio.lib.errors import Failure
 
 STATUS_INVALID = "invalid"
 STATUS_FAILED = "failed"
 
 
-def _as_int(value) -> Optional[int]:
+def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
 
 
-def _aware(dt: Optional[datetime]) -> Optional[datetime]:
-    if dt is None:
-        return None
+def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return None if dt is None else _utc(dt)
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,18 @@ class SendOutcome:
     phone_number: str
     success: bool
     status: str
-    sid: Optional[str] = None
-    date_created: Optional[datetime] = None
-    direction: Optional[str] = None
-    message_body: Optional[str] = None
-    num_segments: Optional[int] = None
-    error_code: Optional[int] = None
-    error_message: Optional[str] = None
+    sid: str | None = None
+    date_created: datetime | None = None
+    direction: str | None = None
+    message_body: str | None = None
+    num_segments: int | None = None
+    error_code: int | None = None
+    error_message: str | None = None
     may_have_sent: bool = False
     already_sent: bool = False       # sent by an earlier run of a redelivered call (found in Twilio's log)
 
     @classmethod
-    def sent(cls, phone_number: str, message) -> "SendOutcome":
+    def sent(cls, phone_number: str, message: Any) -> SendOutcome:
         """From a twilio MessageInstance that Twilio accepted."""
         return cls(phone_number=phone_number, success=True, status=message.status or "queued",
                    sid=message.sid, date_created=_aware(message.date_created),
@@ -54,17 +57,17 @@ class SendOutcome:
                    num_segments=_as_int(message.num_segments))
 
     @classmethod
-    def invalid(cls, raw: str, reason: str) -> "SendOutcome":
+    def invalid(cls, raw: str, reason: str) -> SendOutcome:
         return cls(phone_number=raw, success=False, status=STATUS_INVALID, error_message=reason)
 
     @classmethod
-    def failed(cls, phone_number: str, failure) -> "SendOutcome":
+    def failed(cls, phone_number: str, failure: Failure) -> SendOutcome:
         """From an :class:`fn_twilio.lib.errors.Failure`."""
-        return cls(phone_number=phone_number, success=False, status=STATUS_FAILED,
+        return cls(phone_number=phone_number, success=False, status=failure.status or STATUS_FAILED,
                    error_code=failure.code, error_message=failure.message,
                    may_have_sent=failure.may_have_sent)
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "phone_number": self.phone_number,
             "success": self.success,
@@ -90,19 +93,23 @@ class Reply:
 
     sid: str
     from_: str
-    to: Optional[str]
+    to: str | None
     body: str
     date_sent: datetime
     date_created: datetime
     status: str = "received"
     direction: str = "inbound"
-    messaging_service_sid: Optional[str] = None
-    error_message: Optional[str] = None
+    messaging_service_sid: str | None = None
+    error_message: str | None = None
 
     @classmethod
-    def from_message(cls, message) -> "Reply":
-        """From a twilio MessageInstance (dates already parsed by the SDK)."""
-        created = _aware(message.date_created) or _aware(message.date_sent)
+    def from_message(cls, message: Any, seen_at: datetime) -> Reply:
+        """From a twilio MessageInstance (dates already parsed by the SDK) listed at ``seen_at``.
+
+        Without ``date_sent`` a message counts as sent at its ``date_created``; without either, at
+        ``seen_at`` (the moment of the look that listed it).
+        """
+        created = _aware(message.date_created) or _aware(message.date_sent) or _utc(seen_at)
         sent = _aware(message.date_sent) or created
         return cls(sid=message.sid, from_=message.from_, to=message.to, body=message.body or "",
                    date_sent=sent, date_created=created, status=message.status or "received",
@@ -110,7 +117,7 @@ class Reply:
                    messaging_service_sid=message.messaging_service_sid,
                    error_message=message.error_message)
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "phone_number": self.from_,
             "sid": self.sid,
@@ -130,7 +137,7 @@ class SendSummary:
 
     destination: str
     message: str
-    outcomes: tuple
+    outcomes: tuple[SendOutcome, ...]
 
     @property
     def failed(self) -> int:
@@ -141,12 +148,12 @@ class SendSummary:
         return bool(self.outcomes) and self.failed == 0
 
     @property
-    def reason(self) -> Optional[str]:
+    def reason(self) -> str | None:
         if self.success:
             return None
         return f"{self.failed} of {len(self.outcomes)} recipients failed"
 
-    def as_result(self) -> dict:
+    def as_result(self) -> dict[str, Any]:
         return {
             "success": self.success,
             "reason": self.reason,

@@ -1,337 +1,316 @@
-"""Collecting replies: one shared poller per Twilio account and sender in a process.
+"""Collecting replies: one shared reply poller per Twilio account and sender in a process.
 
-Every call waiting for replies registers a :class:`Watch` (the number it waits on and the moment
-since which replies count). All watches on the same account and sender share one
-:class:`ReplyPoller`, whose thread makes one list request per ``poll_interval`` for all of them,
-whatever number each waits on, and hands each watch the new inbound messages from its number.
+Every call waiting for replies registers a :class:`ReplyWatch` (the numbers it waits on and the
+moment since which replies count). All watches on the same account and sender share one
+:class:`ReplyPoller` (a :class:`~fn_twilio.lib.polling.SharedPoller`).
 
-A look costs one request when nothing new has arrived: messages are listed newest first with the
-``DateSent>`` filter set to the oldest moment any watch needs, and the look stops at the first page
-that reaches a message already seen (or older than that moment). Messages are de-duplicated by SID.
+How a look stays bounded:
 
-The first look happens as soon as a watch registers (registrations that arrive together share it);
-the poller thread ends when the last watch closes.
+* **A watch's own first look.** A watch whose moment is not covered by what the poller already holds
+  (no ``since``, or one older than the cache's floor) gets a request per number it waits on,
+  filtered by that number (``From``) as well as the sender (``To``) and by its moment: its cost is
+  that person's messages, never the sender's whole history. A watch the cache covers costs nothing.
+* **The shared look.** One list request per interval for all watches, newest first, stopping at the
+  first page that reaches a message already seen (or older than the cache's floor). A poller's first
+  look is only the watches' own; its second starts the shared listing (one page, from a little
+  before the first look, or from the oldest moment of the watches when they all have one).
+* **The page cap.** No listing of a look (the shared one, or one number's own) reads more than
+  ``page_cap`` pages; a listing cut short keeps its place and goes on at the next interval.
+
+A message listed without ``date_sent`` counts as sent at its ``date_created``, and without either at
+the moment of the look. :func:`collect` is the wait loop the SOAR components call.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from collections.abc import Iterable, Sequence
 
-from fn_twilio.lib.errors import Failure, Retry, classify
-from fn_twilio.lib.phone import mask, mask_numbers
+from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
+from fn_twilio.lib.errors import Failure
+from fn_twilio.lib.phone import mask
+from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, active_pollers, register
 from fn_twilio.lib.records import Reply
 from fn_twilio.lib.twilio_client import build_client
 
 LOG = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
-# A look that keeps failing with errors that are worth retrying ends the waiting calls after this many.
-MAX_CONSECUTIVE_FAILURES = 5
+# The shared listing, when it starts after the watches' own first looks, reaches this much further
+# back (seconds, on top of one interval) to allow for the difference between this host's and
+# Twilio's clocks.
+FRONTIER_MARGIN = 300.0
+KIND = "reply poller"
 _BEGINNING = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+__all__ = ["PAGE_SIZE", "ReplyWatch", "ReplyPoller", "CollectOutcome", "Ending", "watch_replies", "collect",
+           "active_pollers"]
 
-def _second(dt: Optional[datetime]) -> datetime:
+
+def _second(dt: datetime | None) -> datetime:
     """Twilio's dates have whole seconds: compare at that precision (None = the beginning)."""
     return _BEGINNING if dt is None else dt.astimezone(timezone.utc).replace(microsecond=0)
 
 
-class Watch:
-    """One call's interest in replies from ``number`` sent at or after ``since``."""
+class ReplyWatch(Watch):
+    """One call's interest in replies from ``numbers`` sent at or after ``since``."""
 
-    def __init__(self, poller: "ReplyPoller", number: str, since: Optional[datetime]):
-        self.number = number
+    def __init__(self, numbers: Sequence[str], since: datetime | None, clock: Clock = SYSTEM_CLOCK):
+        super().__init__(clock)
+        self.numbers = tuple(numbers)
         self.since = since
-        self._floor = _second(since)
-        self._poller = poller
+        self.floor = _second(since)
         self._found: dict[str, Reply] = {}
-        self._looks = 0
-        self._error: Optional[Failure] = None
-        self._changed = threading.Condition()
-        self._closed = False
+        self.backfill: dict[str, Any] = {}   # number -> the page to go on from (its own first look)
 
-    # -- read by the waiting call ------------------------------------------------------------
+    @property
+    def number(self) -> str:
+        return self.numbers[0]
+
     @property
     def replies(self) -> list[Reply]:
         """The replies found so far, oldest first, each once."""
-        with self._changed:
+        with self.changed:
             return sorted(self._found.values(), key=lambda r: (r.date_sent, r.date_created, r.sid))
 
-    @property
-    def looks(self) -> int:
-        """How many completed looks have covered this watch."""
-        with self._changed:
-            return self._looks
+    def has_news(self) -> bool:
+        return bool(self._found)
 
-    @property
-    def error(self) -> Optional[Failure]:
-        with self._changed:
-            return self._error
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for a reply or an error; True when there is one to report."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._changed:
-            while not (self._found or self._error):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._changed.wait(remaining)
-            return bool(self._found or self._error)
-
-    def wait_for_look(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until at least one look has covered this watch."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._changed:
-            while self._looks == 0 and not self._error:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
-            return True
-
-    def close(self):
-        """Stop waiting; the poller forgets this watch (and stops when it was the last)."""
-        if not self._closed:
-            self._closed = True
-            self._poller.remove(self)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    # -- written by the poller ---------------------------------------------------------------
-    def _offer(self, replies, completed_look: bool):
-        with self._changed:
+    def offer(self, replies: Iterable[Reply]) -> None:
+        with self.changed:
             for reply in replies:
-                if reply.from_ == self.number and reply.date_sent >= self._floor and reply.sid not in self._found:
+                wanted = reply.from_ in self.numbers and reply.date_sent >= self.floor
+                if wanted and reply.sid not in self._found:
                     self._found[reply.sid] = reply
-            if completed_look:
-                self._looks += 1
-            self._changed.notify_all()
-
-    def _fail(self, failure: Failure):
-        with self._changed:
-            self._error = failure
-            self._changed.notify_all()
+            self.changed.notify_all()
 
 
-@dataclass
-class _Cache:
-    """Inbound messages to the sender seen so far, complete from ``floor`` to the last look."""
+class ReplyPoller(SharedPoller[ReplyWatch]):
+    """Polls Twilio for the inbound messages to one sender, for every :class:`ReplyWatch`."""
 
-    floor: Optional[datetime] = None
-    by_sid: dict = field(default_factory=dict)
+    kind = KIND
 
-    def prune(self, floor: datetime):
-        self.floor = floor
-        self.by_sid = {sid: r for sid, r in self.by_sid.items() if r.date_sent >= floor}
+    def __init__(self, settings: Any, key: tuple[Any, ...], **kwargs: Any) -> None:
+        super().__init__(settings, key, **kwargs)
+        self.floor: datetime | None = None   # the cache holds every inbound message since this
+        self.known: dict[str, Reply] = {}
+        self._backlog: list[Any] = []           # shared listings cut short by the page cap
+        self._started = False
+        self._first_seen: datetime | None = None   # the moment of the first look (watches' own)
+        self._last_shared: float | None = None     # clock.now() of the last shared listing
 
-
-class ReplyPoller:
-    """Polls Twilio for the inbound messages to one sender, for every :class:`Watch` registered."""
-
-    def __init__(self, settings, *, key=None, client_factory: Callable = build_client):
-        self.settings = settings
-        self.interval = float(settings.poll_interval)
-        self._key = key
-        self._client_factory = client_factory
-        self._lock = threading.Lock()
-        self._watches: list[Watch] = []
-        self._fresh: list[Watch] = []       # registered, not yet covered by a look
-        self._wake = threading.Event()
-        self._cache = _Cache()
-        self._failures = 0
-        self._thread: Optional[threading.Thread] = None
-        self.accepting = True
-        self.requests = 0                   # list requests made (for diagnostics and benchmarks)
-
-    # -- registration --------------------------------------------------------------------------
-    def add(self, watch: Watch, *, fresh_look: bool = False):
-        """Register a watch. Its first look is the cache of a running poller when that covers its
-        moment (the cache is at most one interval old), else a look made at once for it.
-        ``fresh_look`` always asks for a look of its own (a call that looks once, without waiting).
-        """
-        with self._lock:
-            self._watches.append(watch)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fn_twilio-reply-poller", daemon=True)
-                self._thread.start()
-            cache = self._cache
-            if not fresh_look and cache.floor is not None and _second(watch.since) >= cache.floor:
-                watch._offer(cache.by_sid.values(), completed_look=True)
-                return
-            self._fresh.append(watch)
-        self._wake.set()
-
-    def remove(self, watch: Watch):
-        with self._lock:
-            if watch in self._watches:
-                self._watches.remove(watch)
-            if watch in self._fresh:
-                self._fresh.remove(watch)
-            last = not self._watches
-        if last:   # let the thread end now rather than after its interval
-            self._wake.set()
-
-    def _take_watches(self):
-        """The current watches and the fresh ones; stops accepting when there is none."""
-        with self._lock:
-            if not self._watches:
-                self.accepting = False
-                return None, None
-            fresh, self._fresh = self._fresh, []
-            return list(self._watches), fresh
-
-    # -- the poller thread ---------------------------------------------------------------------
-    def _run(self):
-        client = None
-        try:
-            while True:
-                with _REGISTRY_LOCK:   # decide to stop atomically with the registry
-                    watches, fresh = self._take_watches()
-                    if watches is None:
-                        _forget(self)
-                        return
-                self._wake.clear()
-                started = time.monotonic()
-                if client is None:
-                    client = self._client_factory(self.settings)
-                self._look(client, watches, fresh)
-                remaining = self.interval - (time.monotonic() - started)
-                if remaining > 0:
-                    self._wake.wait(remaining)
-        finally:
-            if client is not None:
-                try:
-                    client.http_client.close()
-                except Exception:  # best effort
-                    LOG.debug("closing the poller's HTTP session failed", exc_info=True)
-
-    def _list_page(self, client, after: Optional[datetime]):
-        params = {"page_size": PAGE_SIZE}
+    # -- what a look asks Twilio --------------------------------------------------------------
+    def _params(self, number: str | None = None, after: datetime | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"page_size": PAGE_SIZE}
         if self.settings.src_address:
             params["to"] = self.settings.src_address
+        if number:
+            params["from_"] = number
         if after is not None and after > _BEGINNING:
             params["date_sent_after"] = after
-        self.requests += 1
-        return client.messages.page(**params)
+        return params
 
-    def _matches_sender(self, message) -> bool:
+    def _first_page(self, client: Any, budget: PageBudget, **params: Any) -> Any:
+        if not budget.take():
+            return None
+        self.requests += 1
+        return client.messages.page(**self._params(**params))
+
+    def _next_page(self, page: Any, budget: PageBudget) -> Any:
+        if not page.next_page_url or not budget.take():
+            return None
+        self.requests += 1
+        return page.next_page()
+
+    def _inbound(self, message: Any) -> bool:
         if (message.direction or "") != "inbound":
             return False
         if self.settings.src_address:
             return True
-        return message.messaging_service_sid == self.settings.messaging_service_sid
+        return bool(message.messaging_service_sid == self.settings.messaging_service_sid)
 
-    def _look(self, client, watches: list[Watch], fresh: list[Watch]):
-        need = min(_second(w.since) for w in watches)
-        cache = self._cache
-        deep = cache.floor is None or need < cache.floor
-        stop_before = need if deep else cache.floor
-        try:
-            new = self._fetch_new(client, stop_before, deep)
-        except Exception as exc:  # every failure of a look ends in a Failure, never in the thread dying
-            with self._lock:   # watches waiting for their first look still wait for it
-                self._fresh.extend(w for w in fresh if w in self._watches and w not in self._fresh)
-            self._look_failed(classify(exc, action="read", timeout=self.settings.timeout), watches)
-            return
-        self._failures = 0
-        with self._lock:
+    def _replies(self, page: Any, seen_at: datetime) -> list[Reply]:
+        return [Reply.from_message(m, seen_at) for m in page if self._inbound(m)]
+
+    def add(self, watch: ReplyWatch, *, fresh: bool = True) -> None:
+        """Register ``watch``: served from the cache when it covers the watch's moment, else a look of
+        its own (``fresh`` asks for one in any case)."""
+        with self.lock:
+            covered = self.floor is not None and watch.since is not None and watch.floor >= self.floor
+            if covered and not fresh:
+                super().add(watch, fresh=False)
+                watch.offer(self.known.values())
+                watch.looked()
+                return
+            if watch.since is None or (self._started and not covered):
+                watch.backfill = {number: None for number in watch.numbers}
+        super().add(watch, fresh=True)
+
+    # -- one look -------------------------------------------------------------------------------
+    def look(self, client: Any, watches: list[ReplyWatch], fresh: list[ReplyWatch],
+             budget: PageBudget) -> None:
+        seen_at = self.clock.wall()
+        # the shared listing runs once per interval; a look made early for a watch joining with a
+        # look of its own (its number's) does not repeat it
+        due = self._last_shared is None or self.clock.now() - self._last_shared >= self.interval * 0.9
+        waiting_on = self._started or any(w not in fresh for w in watches)   # beyond their own look
+        if any(not w.backfill for w in fresh) or (due and waiting_on):
+            self._last_shared = self.clock.now()
+            new = self._shared_look(client, budget, seen_at, watches)
+        else:
+            new = []
+            self._first_seen = self._first_seen or seen_at
+        with self.lock:
             for reply in new:
-                cache.by_sid[reply.sid] = reply
-            cache.prune(min([need] + [_second(w.since) for w in self._watches if w not in self._fresh]))
-            everything = list(cache.by_sid.values())
-            for watch in self._watches:
-                if watch in fresh:
-                    watch._offer(everything, completed_look=True)
-                elif watch not in self._fresh:   # registered during this look: covered by the next one
-                    watch._offer(new, completed_look=True)
+                self.known[reply.sid] = reply
+            current = list(self.watches)
+        for watch in current:
+            self.hand_out(watch, lambda w: w.offer(new))
+        for watch in fresh:
+            if not watch.backfill:   # covered by the cache
+                self.hand_out(watch, lambda w: w.offer(self.known.values()))
+        for watch in current:
+            if watch.backfill:
+                self._backfill(client, watch, seen_at)
+        with self.lock:
+            covered = [w for w in current if not w.backfill and w not in self.fresh]
+        for watch in covered:   # a watch registered during this look is covered by the next one
+            watch.looked()
+        self._prune()
         if new:
             LOG.info("Twilio: %s new repl%s to %s", len(new), "y" if len(new) == 1 else "ies",
                      mask(self.settings.sender))
 
-    def _fetch_new(self, client, stop_before: datetime, deep: bool) -> list[Reply]:
-        """Inbound messages to the sender not in the cache, newest first, down to ``stop_before``.
-
-        Pages are read until one reaches a message already seen (or, for a deep look that fills the
-        cache further back, one older than ``stop_before``).
-        """
-        known = self._cache.by_sid
+    def _shared_look(self, client: Any, budget: PageBudget, seen_at: datetime,
+                     watches: list[ReplyWatch]) -> list[Reply]:
+        """New inbound messages to the sender, newest first, down to what is already known."""
+        if not self._started:
+            # the shared listing starts at the oldest moment of the watches it serves, or (when every
+            # watch had a look of its own) a little before the first look
+            moments = [w.floor for w in watches if not w.backfill]
+            first = self._first_seen or seen_at
+            self.floor = min(moments) if moments else _second(
+                first - timedelta(seconds=self.interval + FRONTIER_MARGIN))
+            self._started = True
+        floor = self.floor or _BEGINNING
         new: list[Reply] = []
-        page = self._list_page(client, stop_before)
-        while page is not None:
-            reached_known = False
-            for message in page:
-                sent = message.date_sent or message.date_created
-                if sent is not None and _second(sent) < stop_before:
-                    reached_known = True
-                    continue
-                if not self._matches_sender(message):
-                    continue
-                if message.sid in known:
-                    reached_known = reached_known or not deep
-                    continue
-                new.append(Reply.from_message(message))
-            if reached_known or not page.next_page_url:
-                break
-            self.requests += 1
-            page = page.next_page()
+        listings: list[Any] = [None] + self._backlog   # None: a new listing from the top
+        self._backlog = []
+        for listing in listings:
+            if listing is not None and budget.left <= 0:
+                self._backlog.append(listing)   # the cap: go on at the next interval
+                continue
+            page = self._first_page(client, budget, after=floor) if listing is None \
+                else self._next_page(listing, budget)
+            while page is not None:
+                reached_known = False
+                for reply in self._replies(page, seen_at):
+                    if reply.sid in self.known or reply.date_sent < floor:
+                        reached_known = True
+                    elif reply.sid not in {r.sid for r in new}:
+                        new.append(reply)
+                if reached_known or not page.next_page_url:
+                    break
+                following = self._next_page(page, budget)
+                if following is None:
+                    self._backlog.append(page)
+                    break
+                page = following
         return new
 
-    def _look_failed(self, failure: Failure, watches: list[Watch]):
-        self._failures += 1
-        lasting = failure.retry is Retry.NEVER or self._failures >= MAX_CONSECUTIVE_FAILURES
-        # %s only: resilient-circuits' log filter turns every argument into text before formatting
-        LOG.warning("Looking for replies failed (%s, attempt %s): %s", failure.kind.value, self._failures,
-                    mask_numbers(failure.message))
-        if lasting:
-            for watch in watches:
-                watch._fail(failure)
+    def _backfill(self, client: Any, watch: ReplyWatch, seen_at: datetime) -> None:
+        """The watch's own first look: per number, filtered by that number and its moment."""
+        for number, listing in list(watch.backfill.items()):
+            budget = self.listing_budget()
+            page = self._first_page(client, budget, number=number, after=watch.floor) if listing is None \
+                else self._next_page(listing, budget)
+            while page is not None:
+                found = self._replies(page, seen_at)
+                self.hand_out(watch, lambda w, f=found: w.offer(f))  # type: ignore[misc]
+                if not page.next_page_url:
+                    del watch.backfill[number]
+                    break
+                following = self._next_page(page, budget)
+                if following is None:
+                    watch.backfill[number] = page   # the cap: go on at the next interval
+                    return
+                page = following
 
 
-# -- the process-wide registry of pollers -------------------------------------------------------
-_REGISTRY_LOCK = threading.Lock()
-_POLLERS: dict = {}
+    def _prune(self) -> None:
+        """Keep the messages some watch may still need (from the oldest moment of those covered)."""
+        with self.lock:
+            moments = [w.floor for w in self.watches if not w.backfill]
+            if not moments or self.floor is None:
+                return
+            floor = max(self.floor, min(moments))
+            self.floor = floor
+            self.known = {sid: r for sid, r in self.known.items() if r.date_sent >= floor}
 
 
-def _poller_key(settings) -> tuple:
-    """Calls share a poller only when they would make the same requests with the same credentials
-    (a changed token after a configuration reload gets a poller of its own; only a digest is kept)."""
-    secret = settings.api_key_secret if settings.api_key_sid else settings.auth_token
-    credential = (settings.api_key_sid or settings.account_sid,
-                  hashlib.sha256((secret or "").encode()).hexdigest())
-    return (settings.base_url, settings.account_sid, credential, settings.sender, float(settings.poll_interval))
+def watch_replies(settings: Any, numbers: Sequence[str] | str, since: datetime | None, *,
+                  fresh_look: bool = False, client_factory: ClientFactory = build_client,
+                  clock: Clock = SYSTEM_CLOCK) -> ReplyWatch:
+    """Register interest in replies from ``numbers`` to the sender of ``settings``; close the watch after.
 
-
-def _forget(poller: ReplyPoller):
-    if _POLLERS.get(poller._key) is poller:
-        del _POLLERS[poller._key]
-
-
-def watch_replies(settings, number: str, since: Optional[datetime], *, fresh_look: bool = False,
-                  client_factory: Callable = build_client) -> Watch:
-    """Register interest in replies from ``number`` to the sender of ``settings``; close the Watch after."""
-    key = _poller_key(settings)
-    with _REGISTRY_LOCK:
-        poller = _POLLERS.get(key)
-        if poller is None or not poller.accepting:
-            poller = ReplyPoller(settings, key=key, client_factory=client_factory)
-            _POLLERS[key] = poller
-        watch = Watch(poller, number, since)
-        poller.add(watch, fresh_look=fresh_look)
+    ``fresh_look`` asks for a look made for this watch even when the cache covers it (a call that
+    looks once without waiting).
+    """
+    watch = ReplyWatch([numbers] if isinstance(numbers, str) else list(numbers), since, clock)
+    register(ReplyPoller, settings, watch, fresh=fresh_look, client_factory=client_factory, clock=clock)
     return watch
 
 
-def active_pollers() -> int:
-    """How many pollers run in this process (for tests and diagnostics)."""
-    with _REGISTRY_LOCK:
-        return len(_POLLERS)
+# -- the wait loop the components call ------------------------------------------------------------
+class Ending:
+    """How a collect() call ended."""
+
+    REPLIED = "replied"
+    FAILED = "failed"
+    TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
 
 
+@dataclass(frozen=True)
+class CollectOutcome:
+    """What one wait for replies found."""
+
+    ending: str                        # one of Ending's values
+    replies: tuple[Reply, ...]
+    failure: Failure | None = None  # ending FAILED
+    terminated: str | None = None   # ending TERMINATED: the reason SOAR gave
+
+
+def collect(settings: Any, numbers: Sequence[str], since: datetime | None, deadline: float, *,
+            is_terminated: Callable[[], str | None] = lambda: None, clock: Clock = SYSTEM_CLOCK,
+            client_factory: ClientFactory = build_client) -> CollectOutcome:
+    """Wait until a reply from one of ``numbers`` (sent at or after ``since``) arrives, a look fails for
+    good, ``is_terminated()`` returns a reason, or ``clock.now()`` reaches ``deadline``.
+
+    A deadline already past makes one look (its own, not the cache's) and returns what it found. The
+    first look is always waited for (up to the HTTP timeout and one interval), so a short wait still
+    reads Twilio once. ``is_terminated`` is asked once per poll interval while waiting.
+    """
+    terminated: str | None = None
+    with watch_replies(settings, numbers, since, fresh_look=deadline <= clock.now(),
+                       client_factory=client_factory, clock=clock) as watch:
+        while True:
+            remaining = deadline - clock.now()
+            if remaining <= 0:
+                watch.wait_for_look(settings.timeout + settings.poll_interval)
+                break
+            if watch.wait(min(settings.poll_interval, remaining)):
+                break
+            terminated = is_terminated()
+            if terminated is not None:
+                break
+        replies, failure = tuple(watch.replies), watch.error
+    if replies:
+        return CollectOutcome(Ending.REPLIED, replies)
+    if failure is not None:
+        return CollectOutcome(Ending.FAILED, replies, failure=failure)
+    if terminated is not None:
+        return CollectOutcome(Ending.TERMINATED, replies, terminated=terminated)
+    return CollectOutcome(Ending.TIMED_OUT, replies)

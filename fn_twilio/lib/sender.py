@@ -8,6 +8,11 @@ Retries follow :mod:`fn_twilio.lib.errors`: a 429 and a connection that never re
 retried with back-off (``Retry-After`` when Twilio sends one, else exponential with jitter) within a
 time budget; anything that may have reached Twilio (5xx, read timeout, broken connection, an
 unreadable answer) is reported as "may or may not have been sent" and never resent.
+
+A job is used as a context manager: leaving the ``with`` block (the call finished, failed, or its
+generator was closed at shutdown) cancels what has not started, starts no new request, waits for the
+requests in flight and leaves no worker thread behind. Recipients already sent (found after a
+redelivery) are passed as ``already_sent`` and reported with the outcome given, without a request.
 """
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import random
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 
-from fn_twilio.lib.errors import MAY_HAVE_SENT, Failure, FailureKind, Retry, classify, with_response
+from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
+from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
 from fn_twilio.lib.phone import Recipient, mask, mask_numbers
 from fn_twilio.lib.records import SendOutcome
 from fn_twilio.lib.twilio_client import ThreadLocalClients
@@ -26,10 +33,10 @@ from fn_twilio.lib.twilio_client import ThreadLocalClients
 LOG = logging.getLogger(__name__)
 
 MAX_BODY_LENGTH = 1600
-NO_SID = Failure(FailureKind.BAD_RESPONSE, f"Twilio answered without a message SID; {MAY_HAVE_SENT}",
-                 Retry.AMBIGUOUS)
 WHATSAPP = "whatsapp:"
-def _last_response(client):
+
+
+def _last_response(client: Any) -> Any:
     """The raw answer to the client's last request, None when no answer came (timeout, refused...)."""
     return getattr(getattr(client, "http_client", None), "last_response", None)
 
@@ -42,14 +49,15 @@ class RetryPolicy:
     base_delay: float = 1.0      # first back-off, doubled at each attempt
     max_delay: float = 20.0      # longest single wait (a longer Retry-After is capped)
     budget: float = 60.0         # total seconds one recipient may spend waiting between attempts
+    jitter: bool = True          # full jitter (half to all of the ceiling); False for the ceiling itself
 
     def backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter for the wait after ``attempt`` failed requests."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return random.uniform(ceiling / 2, ceiling)
+        return random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
 
 
-def message_params(settings, to: str, body: str) -> dict:
+def message_params(settings: Any, to: str, body: str) -> dict[str, str]:
     """The create() arguments for one recipient: sender or Messaging Service, channel kept."""
     params = {"to": to, "body": body}
     if settings.messaging_service_sid and not settings.src_address:
@@ -61,13 +69,13 @@ def message_params(settings, to: str, body: str) -> dict:
     return params
 
 
-def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = RetryPolicy(),
-             sleep: Callable[[float], bool] = None) -> SendOutcome:
+def send_one(client: Any, settings: Any, to: str, body: str, *, policy: RetryPolicy = RetryPolicy(),
+             clock: Clock = SYSTEM_CLOCK, cancelled: threading.Event | None = None) -> SendOutcome:
     """Send ``body`` to one E.164 address; every failure ends in the returned outcome.
 
-    ``sleep(seconds)`` waits between attempts and returns True when the job was cancelled.
+    Back-off waits go through ``clock``; a set ``cancelled`` ends them and stops further attempts.
     """
-    sleep = sleep or (lambda seconds: threading.Event().wait(seconds))
+    cancelled = cancelled or threading.Event()
     params = message_params(settings, to, body)
     waited = 0.0
     attempt = 0
@@ -76,14 +84,14 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
         try:
             message = client.messages.create(**params)
         except Exception as exc:  # one recipient's failure, of any kind, stays with that recipient
-            failure = with_response(classify(exc, action="create", timeout=settings.timeout),
-                                    _last_response(client), action="create")
+            failure = classify(exc, action=Action.CREATE, timeout=settings.timeout,
+                               response=_last_response(client))
         else:
             if message.sid:
                 LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
                 return SendOutcome.sent(to, message)
-            failure = with_response(NO_SID, _last_response(client), action="create")
-        if failure.retry is Retry.SAFE and attempt < policy.max_attempts:
+            failure = missing_sid(_last_response(client))
+        if failure.retry is Retry.SAFE and attempt < policy.max_attempts and not cancelled.is_set():
             delay = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             delay = min(delay, policy.max_delay)
             if waited + delay <= policy.budget:
@@ -91,35 +99,51 @@ def send_one(client, settings, to: str, body: str, *, policy: RetryPolicy = Retr
                 LOG.info("SMS to %s not sent yet (%s); retrying in %s s", mask(to), failure.kind.value,
                          f"{delay:.1f}")
                 waited += delay
-                if not sleep(delay):
+                if not clock.wait(cancelled, delay):
                     continue
         LOG.warning("SMS to %s failed: %s", mask(to), mask_numbers(failure.message))
         if failure.retry is Retry.SAFE and attempt > 1:
-            failure = _gave_up(failure, attempt)
+            failure = replace(failure, message=f"{failure.message}; not sent after {attempt} attempts")
         return SendOutcome.failed(to, failure)
 
 
-def _gave_up(failure: Failure, attempts: int) -> Failure:
-    return replace(failure, message=f"{failure.message}; not sent after {attempts} attempts")
+@dataclass(frozen=True)
+class SendProgress:
+    """Where a job stands (for status messages)."""
+
+    sent: int
+    failed: int
+    total: int
+
+
+CANCELLED = Failure(FailureKind.UNREACHABLE, "not sent: the call was cancelled before this SMS was sent",
+                    Retry.NEVER)
 
 
 class SendJob:
-    """Sends ``body`` to ``recipients`` in the background; :meth:`wait` reports progress."""
+    """Sends ``body`` to ``recipients`` in the background; use it as a context manager.
 
-    def __init__(self, settings, recipients: Sequence[Recipient], body: str, *,
-                 policy: RetryPolicy = RetryPolicy(), client_source: Optional[ThreadLocalClients] = None,
-                 settled: Optional[Mapping[str, SendOutcome]] = None):
+    ``already_sent`` maps an E.164 number to the outcome to report for it without sending (the
+    recipients a previous run of the same call already sent to). ``client_source`` gives each worker
+    its twilio Client (default: one per thread for ``settings``).
+    """
+
+    def __init__(self, settings: Any, recipients: Sequence[Recipient], body: str, *,
+                 policy: RetryPolicy = RetryPolicy(), clock: Clock = SYSTEM_CLOCK,
+                 client_source: ThreadLocalClients | None = None,
+                 already_sent: Mapping[str, SendOutcome] | None = None) -> None:
         self.settings = settings
-        self.settled = dict(settled or {})   # recipient -> outcome known without sending (see reconcile)
         self.recipients = list(recipients)
         self.body = body
         self.policy = policy
+        self.clock = clock
+        self.already_sent = dict(already_sent or {})
         self._clients = client_source or ThreadLocalClients(settings)
         self._own_clients = client_source is None
         self._cancelled = threading.Event()
-        self._outcomes: list[Optional[SendOutcome]] = [None] * len(self.recipients)
-        self._futures: dict[Future, int] = {}
-        self._executor: Optional[ThreadPoolExecutor] = None
+        self._outcomes: list[SendOutcome | None] = [None] * len(self.recipients)
+        self._futures: dict[Future[SendOutcome], int] = {}
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
@@ -129,42 +153,47 @@ class SendJob:
         """How many recipients need a request (the valid ones)."""
         return sum(1 for r in self.recipients if r.valid)
 
-    @property
-    def done(self) -> int:
-        with self._lock:
-            return self.sent + self.failed
-
-    def start(self) -> "SendJob":
+    def start(self) -> SendJob:
+        todo = []
         for index, recipient in enumerate(self.recipients):
             if not recipient.valid:
-                self._outcomes[index] = SendOutcome.invalid(recipient.raw, recipient.reason)
-        todo = [i for i, r in enumerate(self.recipients) if r.valid]
+                self._outcomes[index] = SendOutcome.invalid(recipient.raw, recipient.reason or "invalid")
+            elif recipient.e164 in self.already_sent:
+                self._record(index, self.already_sent[recipient.e164])
+            else:
+                todo.append(index)
         if todo:
             workers = max(1, min(int(self.settings.max_concurrency), len(todo)))
             self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn_twilio-send")
             for index in todo:
-                future = self._executor.submit(self._send, index)
-                self._futures[future] = index
+                self._futures[self._executor.submit(self._send, index)] = index
         return self
 
-    def _send(self, index: int) -> SendOutcome:
-        to = self.recipients[index].e164
-        if to in self.settled:
-            outcome = self.settled[to]
-        elif self._cancelled.is_set():
-            outcome = SendOutcome.failed(to, _cancelled_failure())
-        else:
-            outcome = send_one(self._clients.get(), self.settings, to, self.body, policy=self.policy,
-                               sleep=self._cancelled.wait)
+    def __enter__(self) -> SendJob:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _record(self, index: int, outcome: SendOutcome) -> None:
         with self._lock:
             self._outcomes[index] = outcome
             if outcome.success:
                 self.sent += 1
             else:
                 self.failed += 1
+
+    def _send(self, index: int) -> SendOutcome:
+        to = self.recipients[index].e164 or ""
+        if self._cancelled.is_set():
+            outcome = SendOutcome.failed(to, CANCELLED)
+        else:
+            outcome = send_one(self._clients.get(), self.settings, to, self.body, policy=self.policy,
+                               clock=self.clock, cancelled=self._cancelled)
+        self._record(index, outcome)
         return outcome
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s; True when every recipient has its outcome."""
         pending = [f for f in self._futures if not f.done()]
         if pending:
@@ -174,31 +203,44 @@ class SendJob:
             self._shutdown()
         return finished
 
+    def progress(self, every: float) -> Iterator[SendProgress]:
+        """Yield where the job stands every ``every`` s until every recipient has its outcome."""
+        while not self.wait(every):
+            yield self.snapshot()
+
+    def snapshot(self) -> SendProgress:
+        with self._lock:
+            return SendProgress(self.sent, self.failed, self.total)
+
     def run(self) -> list[SendOutcome]:
-        """Start, wait for every recipient and return the outcomes (for callers without progress)."""
-        self.start()
-        self.wait(None)
-        return self.outcomes()
+        """Send, wait for every recipient and return the outcomes (for callers without progress)."""
+        with self:
+            self.wait(None)
+            return self.outcomes()
 
     def outcomes(self) -> list[SendOutcome]:
         with self._lock:
             missing = [i for i, o in enumerate(self._outcomes) if o is None]
             if missing:
                 raise RuntimeError(f"{len(missing)} recipients have no outcome yet")
-            return list(self._outcomes)
+            return [o for o in self._outcomes if o is not None]
 
-    def cancel(self):
+    def cancel(self) -> None:
         """Stop retrying and starting sends; requests already in flight finish."""
         self._cancelled.set()
 
-    def _shutdown(self):
+    def close(self) -> None:
+        """Cancel what has not started and wait for the requests in flight: no worker is left."""
+        self.cancel()
+        self._shutdown()
+        with self._lock:
+            for index, outcome in enumerate(self._outcomes):
+                if outcome is None:
+                    self._outcomes[index] = SendOutcome.failed(self.recipients[index].e164 or "", CANCELLED)
+
+    def _shutdown(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
             if self._own_clients:
                 self._clients.close()
-
-
-def _cancelled_failure() -> Failure:
-    return Failure(FailureKind.UNREACHABLE, "not sent: the call was cancelled before this SMS was sent",
-                   Retry.NEVER)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The app.config section ``[fn_twilio_send_sms]``, checked and typed (contract §2).
 
 ``load_settings`` takes the section as resilient-circuits hands it over (``$ENV`` and
@@ -37,12 +36,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
-from fn_twilio.lib.intents import (ACK_SETTING, DECLINE_SETTING, DEFAULT_ACK_KEYWORDS, DEFAULT_DECLINE_KEYWORDS,
-                                   KeywordError, Keywords, check_keywords, keywords)
+from fn_twilio.lib.intents import (ACK_SETTING, DECLINE_SETTING, DEFAULT_ACK_KEYWORDS,
+                                   DEFAULT_DECLINE_KEYWORDS, KeywordError, Keywords, check_keywords,
+                                   keywords)
 from fn_twilio.lib.phone import PhoneNumberError, normalise, validate_region
 
 __all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings"]
@@ -91,22 +92,22 @@ class Settings:
     """
 
     account_sid: str
-    auth_token: Optional[str] = field(repr=False)
-    api_key_sid: Optional[str] = None
-    api_key_secret: Optional[str] = field(default=None, repr=False)
-    src_address: Optional[str] = None
-    messaging_service_sid: Optional[str] = None
-    default_region: Optional[str] = None
+    auth_token: str | None = field(repr=False)
+    api_key_sid: str | None = None
+    api_key_secret: str | None = field(default=None, repr=False)
+    src_address: str | None = None
+    messaging_service_sid: str | None = None
+    default_region: str | None = None
     max_recipients: int = 100
     max_concurrency: int = 5
     poll_interval: float = 2.0
     max_wait_timeout: float = 86400.0
     timeout: float = 30.0
     base_url: str = "https://api.twilio.com"
-    proxies: Optional[dict] = None
+    proxies: dict[str, str] | None = None
     verify: object = True
-    ack_keywords: Tuple[str, ...] = DEFAULT_ACK_KEYWORDS
-    decline_keywords: Tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
+    ack_keywords: tuple[str, ...] = DEFAULT_ACK_KEYWORDS
+    decline_keywords: tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
 
     @property
     def keywords(self) -> Keywords:
@@ -114,14 +115,14 @@ class Settings:
         return Keywords(acknowledge=self.ack_keywords, decline=self.decline_keywords)
 
     @property
+    def alphanumeric_sender(self) -> bool:
+        """True when the sender is an alphanumeric sender ID (``MyCompany``), not a phone number."""
+        return bool(self.src_address and _ALPHANUMERIC_SENDER.match(self.src_address))
+
+    @property
     def sender(self) -> str:
         """The sending address for messages and keys: the number/sender ID, else the service SID."""
         return self.src_address or self.messaging_service_sid or ""
-
-    @property
-    def secrets(self) -> Tuple[str, ...]:
-        """The non-empty secret values, for scrubbing logs and outputs."""
-        return tuple(value for value in (self.auth_token, self.api_key_secret) if value)
 
 
 class _Reader:
@@ -142,11 +143,11 @@ class _Reader:
             message = message.replace(secret, "***")
         return SettingsError(message)
 
-    def shown(self, key: str, value) -> str:
+    def shown(self, key: str, value: object) -> str:
         """How a value may appear in a message: quoted, or not at all for a secret key."""
-        return "" if key in SECRET_KEYS else " {!r}".format(value)
+        return "" if key in SECRET_KEYS else f" {value!r}"
 
-    def raw(self, key: str):
+    def raw(self, key: str) -> Any:
         """The value of ``key`` with blank text treated as absent (None)."""
         value = self.section.get(key)
         if value is None:
@@ -157,30 +158,33 @@ class _Reader:
                 return None
         return value
 
-    def text(self, key: str) -> Optional[str]:
+    def text(self, key: str) -> str | None:
         """The value of ``key`` as text, None when absent; placeholders are errors."""
         value = self.raw(key)
         if value is None:
             return None
         value = str(value).strip()
         if _UNRESOLVED.match(value):
-            raise self.error("{} is not set: it holds an unresolved $ENV or ^keystore reference{}; check that "
-                             "the variable or keystore entry exists".format(key, self.shown(key, value)))
+            raise self.error(f"{key} is not set: it holds an unresolved $ENV or ^keystore "
+                             f"reference{self.shown(key, value)}; check that "
+                             "the variable or keystore entry exists")
         if _PLACEHOLDER.search(value):
-            raise self.error("{} is not set: it still holds a placeholder{}; put the real value in [{}]"
-                             .format(key, self.shown(key, value), SECTION))
+            raise self.error(f"{key} is not set: it still holds a "
+                             f"placeholder{self.shown(key, value)}; put the real value in [{SECTION}]"
+                             )
         return value
 
-    def sid(self, key: str, pattern, prefix: str, required: bool = False) -> Optional[str]:
+    def sid(self, key: str, pattern: re.Pattern[str], prefix: str, required: bool = False) -> str | None:
         value = self.text(key)
         if value is None:
             if required:
-                raise self.error("{} is not set in [{}]; it is required ({} followed by 32 hex digits)"
-                                 .format(key, SECTION, prefix))
+                raise self.error(f"{key} is not set in [{SECTION}]; it is required ({prefix} "
+                                 "followed by 32 hex digits)"
+                                 )
             return None
         if not pattern.match(value):
-            raise self.error("{}{} is malformed: expected {} followed by 32 hex digits".format(
-                key, self.shown(key, value), prefix))
+            raise self.error(f"{key}{self.shown(key, value)} is malformed: expected {prefix} "
+                             "followed by 32 hex digits")
         return value
 
     def whole_number(self, key: str, maximum: int) -> int:
@@ -188,7 +192,7 @@ class _Reader:
         if value is None:
             value = DEFAULTS[key]
         if isinstance(value, bool):
-            raise self.error("{} {!r} is not a whole number".format(key, value))
+            raise self.error(f"{key} {value!r} is not a whole number")
         if isinstance(value, int):
             number = value
         elif isinstance(value, float) and value.is_integer():
@@ -196,14 +200,14 @@ class _Reader:
         elif isinstance(value, str) and _WHOLE_NUMBER.match(value.strip()):
             number = int(value.strip())
         else:
-            raise self.error("{} {!r} is not a whole number".format(key, value))
+            raise self.error(f"{key} {value!r} is not a whole number")
         if number < 1:
-            raise self.error("{} {!r} must be at least 1".format(key, value))
+            raise self.error(f"{key} {value!r} must be at least 1")
         if number > maximum:
-            raise self.error("{} {!r} must be at most {}".format(key, value, maximum))
+            raise self.error(f"{key} {value!r} must be at most {maximum}")
         return number
 
-    def duration(self, key: str, value=None, **limits) -> float:
+    def duration(self, key: str, value: Any = None, **limits: Any) -> float:
         if value is None:
             value = self.raw(key)
         if value is None:
@@ -221,21 +225,22 @@ def _base_url(reader: _Reader) -> str:
         parts = urlsplit(value)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
     except ValueError:
-        raise reader.error("{} {!r} is not a valid URL".format(key, value)) from None
+        raise reader.error(f"{key} {value!r} is not a valid URL") from None
     if parts.username is not None or parts.password is not None:
-        raise reader.error("{} must not contain a user name or password; credentials go in "
-                           "twilio_auth_token or twilio_api_key_secret".format(key))
+        raise reader.error(f"{key} must not contain a user name or password; credentials go in "
+                           "twilio_auth_token or twilio_api_key_secret")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise reader.error("{} {!r} must be an http:// or https:// URL such as {}".format(key, value, DEFAULTS[key]))
+        raise reader.error(f"{key} {value!r} must be an http:// or https:// URL such as {DEFAULTS[key]}")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise reader.error("{} {!r} must not have a path, query or fragment; give only the scheme, host and port, "
-                           "e.g. {}".format(key, value, DEFAULTS[key]))
-    return "{}://{}".format(parts.scheme.lower(), parts.netloc)
+        raise reader.error(f"{key} {value!r} must not have a path, query or fragment; give only the "
+                           "scheme, host and port, "
+                           f"e.g. {DEFAULTS[key]}")
+    return f"{parts.scheme.lower()}://{parts.netloc}"
 
 
 def _keywords(reader: _Reader) -> Keywords:
     """``ack_keywords`` and ``decline_keywords``: comma-separated words, checked by intents."""
-    def words(key: str) -> Tuple[str, ...]:
+    def words(key: str) -> tuple[str, ...]:
         text = reader.text(key) or DEFAULTS[key]
         try:
             return check_keywords([w for w in text.split(",") if w.strip()], name=key)
@@ -249,21 +254,22 @@ def _keywords(reader: _Reader) -> Keywords:
         raise reader.error(str(exc)) from None
 
 
-def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, timeout=None) -> Settings:
+def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
+                  verify: object = True, timeout: Any = None) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
 
     ``proxies`` (requests-style dict) and ``verify`` (bool or CA bundle path) are passed through.
     ``timeout``, when given, overrides the ``timeout`` key (seconds).
     """
     if section is None:
-        raise SettingsError("the [{}] section is missing from app.config; it needs at least "
-                            "twilio_account_sid, twilio_auth_token and twilio_src_address".format(SECTION))
+        raise SettingsError(f"the [{SECTION}] section is missing from app.config; it needs at least "
+                            "twilio_account_sid, twilio_auth_token and twilio_src_address")
     if not isinstance(section, Mapping):
-        raise SettingsError("the [{}] section must be a mapping of keys to values, not {}".format(
-            SECTION, type(section).__name__))
+        raise SettingsError(f"the [{SECTION}] section must be a mapping of keys to values, not "
+                            f"{type(section).__name__}")
     reader = _Reader(section)
 
-    account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True)
+    account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True) or ""
 
     auth_token = reader.text("twilio_auth_token")
     api_key_sid = reader.sid("twilio_api_key_sid", _API_KEY_SID, "SK")
@@ -273,8 +279,9 @@ def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, t
     if api_key_secret and not api_key_sid:
         raise reader.error("twilio_api_key_sid is not set: twilio_api_key_secret needs the key's SID (SK…)")
     if not auth_token and not api_key_sid:
-        raise reader.error("twilio_auth_token is not set in [{}]; set it, or set twilio_api_key_sid and "
-                           "twilio_api_key_secret".format(SECTION))
+        raise reader.error(f"twilio_auth_token is not set in [{SECTION}]; set it, or set "
+                           "twilio_api_key_sid and "
+                           "twilio_api_key_secret")
 
     default_region = None
     region_text = reader.text("default_region")
@@ -289,11 +296,12 @@ def load_settings(section: Mapping[str, object], *, proxies=None, verify=True, t
         try:
             src_address = normalise(src_address, default_region)
         except PhoneNumberError as exc:
-            raise reader.error("twilio_src_address: {}".format(exc)) from None
+            raise reader.error(f"twilio_src_address: {exc}") from None
     messaging_service_sid = reader.sid("twilio_messaging_service_sid", _SERVICE_SID, "MG")
     if not src_address and not messaging_service_sid:
-        raise reader.error("no sender: set twilio_src_address (the number that sends the SMS, e.g. +14155552345) "
-                           "or twilio_messaging_service_sid (MG…) in [{}]".format(SECTION))
+        raise reader.error("no sender: set twilio_src_address (the number that sends the SMS, e.g. "
+                           "+14155552345) "
+                           f"or twilio_messaging_service_sid (MG…) in [{SECTION}]")
 
     max_recipients = reader.whole_number("max_recipients", MAX_RECIPIENTS_LIMIT)
     max_concurrency = reader.whole_number("max_concurrency", MAX_CONCURRENCY_LIMIT)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Optional
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from requests.adapters import HTTPAdapter
@@ -35,25 +35,25 @@ class _DebugOnly:
     def __init__(self, logger: logging.Logger):
         self._logger = logger
 
-    def info(self, msg, *args, **kwargs):
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
         self._logger.debug(msg, *args, **kwargs)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._logger, name)
 
 
 _SDK_LOG = _DebugOnly(logging.getLogger("fn_twilio.twilio_http"))
 
 
-class AppHttpClient(TwilioHttpClient):
+class AppHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """TwilioHttpClient that sends to ``base_url`` and keeps the last raw response.
 
     The SDK builds absolute ``https://api.twilio.com/...`` URLs (next-page links too); the scheme and
     host are swapped as the last step, so paging and every resource work against an emulator.
     """
 
-    def __init__(self, base_url: str = TWILIO_API_URL, *, timeout: Optional[float] = None,
-                 proxy: Optional[dict] = None, verify=True, pool_size: int = 10):
+    def __init__(self, base_url: str = TWILIO_API_URL, *, timeout: float | None = None,
+                 proxy: dict[str, str] | None = None, verify: Any = True, pool_size: int = 10) -> None:
         super().__init__(pool_connections=True, timeout=timeout, logger=_SDK_LOG, proxy=proxy)
         self._base = urlsplit(base_url.rstrip("/"))
         self._rewrite = base_url.rstrip("/") != TWILIO_API_URL
@@ -64,7 +64,7 @@ class AppHttpClient(TwilioHttpClient):
             self.session.verify = verify
         self.last_response = None
 
-    def request(self, method, url, *args, **kwargs):
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if self._rewrite:
             parts = urlsplit(url)
             url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, parts.fragment))
@@ -73,12 +73,12 @@ class AppHttpClient(TwilioHttpClient):
         self.last_response = response
         return response
 
-    def close(self):
+    def close(self) -> None:
         if self.session is not None:
             self.session.close()
 
 
-def build_client(settings, *, pool_size: int = 10) -> Client:
+def build_client(settings: Any, *, pool_size: int = 10) -> Client:
     """A new twilio Client for ``settings`` (a :class:`fn_twilio.lib.settings.Settings`)."""
     http_client = AppHttpClient(settings.base_url, timeout=settings.timeout, proxy=settings.proxies,
                                 verify=settings.verify, pool_size=pool_size)
@@ -90,19 +90,13 @@ def build_client(settings, *, pool_size: int = 10) -> Client:
                   user_agent_extensions=[USER_AGENT_EXTENSION])
 
 
-def last_response_headers(client: Client) -> dict:
-    """Headers of the client's last response (e.g. Retry-After on a 429), or {}."""
-    response = getattr(client.http_client, "last_response", None)
-    return dict(getattr(response, "headers", None) or {})
-
-
 class ThreadLocalClients:
     """One twilio Client per thread for the same settings, closed together."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: Any) -> None:
         self._settings = settings
         self._local = threading.local()
-        self._all = []
+        self._all: list[Client] = []
         self._lock = threading.Lock()
 
     def get(self) -> Client:
@@ -114,7 +108,7 @@ class ThreadLocalClients:
                 self._all.append(client)
         return client
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             clients, self._all = self._all, []
         for client in clients:

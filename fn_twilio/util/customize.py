@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The SOAR customizations of fn_twilio, for `resilient-circuits customize -l fn_twilio`.
 
 util/data/export.res is built from the repository's customizations/ directory

@@ -1,16 +1,22 @@
 """`resilient-circuits selftest -l fn_twilio`: do the credentials work, and is the sender ours?
 
 Returns ``{"state": "success"}`` or ``{"state": "failure", "reason": "<which check failed and why>"}``.
-The reason never contains a secret.
+An alphanumeric sender ID (``MyCompany``) is no number of the account: for it the credentials and the
+sender ID's form are checked, and the success says so in its ``reason``. The reason never contains a
+secret.
 """
 import logging
 
-from fn_twilio.lib.errors import classify
+from fn_twilio.lib.errors import Action, classify
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.lib.twilio_client import build_client
 from fn_twilio.util.app_settings import settings_from_opts
 
 LOG = logging.getLogger(__name__)
+ALPHANUMERIC_CHECKED = ("the credentials work; twilio_src_address {!r} is an alphanumeric sender ID of a "
+                        "valid form (1-11 letters, digits and spaces), not a number of the account, so "
+                        "whether Twilio accepts it for the recipients' countries is only known when an SMS "
+                        "is sent")
 
 
 def _failure(reason):
@@ -19,7 +25,7 @@ def _failure(reason):
 
 
 def _reason(exc, settings):
-    return classify(exc, action="read", timeout=settings.timeout).message
+    return classify(exc, action=Action.READ, timeout=settings.timeout).message
 
 
 def selftest_function(opts):
@@ -34,10 +40,13 @@ def selftest_function(opts):
         # Listing the account's numbers checks the credentials (20003 when wrong) and, with a
         # number as sender, that the number belongs to the account.
         try:
-            only_sender = {"phone_number": settings.src_address} if settings.src_address else {}
+            number = settings.src_address if not settings.alphanumeric_sender else None
+            only_sender = {"phone_number": number} if number else {}
             owned = client.incoming_phone_numbers.list(limit=1, page_size=1, **only_sender)
         except Exception as exc:  # every failure becomes a readable reason
             return _failure(f"cannot use the Twilio account: {_reason(exc, settings)}")
+        if settings.alphanumeric_sender:
+            return {"state": "success", "reason": ALPHANUMERIC_CHECKED.format(settings.src_address)}
         if settings.src_address and not owned:
             return _failure("twilio_src_address is not a phone number of this Twilio account "
                             "(check the number in the Twilio console)")

@@ -29,6 +29,20 @@ def test_selftest_success(twilio, section):
     assert selftest_function(opts_for(twilio, **section)) == {"state": "success"}
 
 
+def test_selftest_alphanumeric_sender_checks_credentials_and_form(twilio):
+    result = selftest_function(opts_for(twilio, twilio_src_address="MyCompany"))
+    assert result["state"] == "success"
+    assert "'MyCompany' is an alphanumeric sender ID" in result["reason"]
+    assert "the credentials work" in result["reason"]
+    lists = [r for r in twilio.requests if r.path.endswith("/IncomingPhoneNumbers.json")]
+    assert lists and all("PhoneNumber" not in r.query for r in lists)
+
+
+def test_selftest_alphanumeric_sender_with_wrong_credentials_fails(twilio):
+    result = selftest_function(opts_for(twilio, twilio_src_address="MyCompany", twilio_auth_token=WRONG_TOKEN))
+    assert result["state"] == "failure" and "Twilio rejected the credentials" in result["reason"]
+
+
 @pytest.mark.parametrize("section, expected", [
     ({"twilio_auth_token": WRONG_TOKEN}, "Twilio rejected the credentials"),
     ({"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": WRONG_TOKEN}, "Twilio rejected the credentials"),

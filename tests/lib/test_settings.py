@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Tests for fn_twilio.lib.settings: every key valid and invalid; secrets never shown."""
 import pytest
 
@@ -39,7 +38,7 @@ def test_minimal_section_and_defaults():
     assert settings.base_url == "https://api.twilio.com"
     assert settings.default_region is None and settings.proxies is None and settings.verify is True
     assert settings.sender == "+14155552345"
-    assert settings.secrets == (TOKEN,)
+    assert settings.auth_token == TOKEN and settings.api_key_secret is None
 
 
 def test_defaults_table():
@@ -62,7 +61,8 @@ VALID = [
     ({"twilio_auth_token": "", "twilio_api_key_sid": API_KEY, "twilio_api_key_secret": KEY_SECRET},
      "api_key_secret", KEY_SECRET),
     # both token and key: both kept, the key wins (clients check api_key_sid first)
-    ({"twilio_api_key_sid": API_KEY, "twilio_api_key_secret": KEY_SECRET}, "secrets", (TOKEN, KEY_SECRET)),
+    ({"twilio_api_key_sid": API_KEY, "twilio_api_key_secret": KEY_SECRET}, "auth_token", TOKEN),
+    ({"twilio_api_key_sid": API_KEY, "twilio_api_key_secret": KEY_SECRET}, "api_key_secret", KEY_SECRET),
     ({"twilio_src_address": "00353 86 123 4567"}, "src_address", "+353861234567"),
     ({"twilio_src_address": "(415) 555-2345", "default_region": "us"}, "src_address", "+14155552345"),
     ({"twilio_src_address": "whatsapp:+14155552345"}, "src_address", "whatsapp:+14155552345"),
@@ -268,17 +268,16 @@ def test_secrets_never_in_messages(changes):
 
 def test_secrets_not_in_repr_or_str():
     settings = load(twilio_api_key_sid=API_KEY, twilio_api_key_secret=KEY_SECRET)
-    for text in (repr(settings), str(settings), "{}".format(settings)):
+    for text in (repr(settings), str(settings), f"{settings}"):
         assert TOKEN not in text and KEY_SECRET not in text
         assert "auth_token" not in text and "api_key_secret" not in text
         assert ACCOUNT in text and API_KEY in text
-    assert set(settings.secrets) == {TOKEN, KEY_SECRET}
+    assert (settings.auth_token, settings.api_key_secret) == (TOKEN, KEY_SECRET)
 
 
-def test_secrets_property_skips_empty():
+def test_api_key_without_auth_token():
     settings = load(twilio_auth_token=_DROP, twilio_api_key_sid=API_KEY, twilio_api_key_secret=KEY_SECRET)
-    assert settings.auth_token is None
-    assert settings.secrets == (KEY_SECRET,)
+    assert settings.auth_token is None and settings.api_key_secret == KEY_SECRET
 
 
 def test_settings_is_frozen():
