@@ -175,7 +175,7 @@ def test_settled_recipients_are_reported_by_the_send_job_without_a_request():
     settings = load_settings({"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
                               "twilio_src_address": SENDER})
     outcomes = SendJob(settings, parse_recipients(ALICE), TEXT, client_source=NoRequests(),
-                       settled=settled).run()
+                       already_sent=settled).run()
     assert [(o.sid, o.already_sent) for o in outcomes] == [("SM" + "1" * 32, True)]
 
 
