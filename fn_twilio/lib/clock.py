@@ -90,7 +90,8 @@ class FakeClock:
             self.waits.append(timeout)
             return None if timeout is None else self._now + max(0.0, timeout)
 
-    def _block(self, done: Callable[[], bool], end: float | None) -> bool:
+    def _block(self, done: Callable[[], bool], end: float | None, pause: Callable[[], object]) -> bool:
+        """Wait until ``done()``, or until the fake time reaches ``end``; ``pause()`` between looks."""
         while True:
             if done():
                 return True
@@ -101,22 +102,16 @@ class FakeClock:
                     self._now = end
                     self._moved.notify_all()
                     continue
-                self._moved.wait(_FAKE_POLL)
+            pause()
+
+    def _pause(self) -> None:
+        with self._moved:
+            self._moved.wait(_FAKE_POLL)
 
     def wait(self, event: threading.Event, timeout: float | None) -> bool:
-        return self._block(event.is_set, self._end(timeout))
+        return self._block(event.is_set, self._end(timeout), self._pause)
 
     def wait_for(self, condition: threading.Condition, predicate: Callable[[], bool],
                  timeout: float | None) -> bool:
-        end = self._end(timeout)
-        while True:
-            if predicate():
-                return True
-            with self._moved:
-                if end is not None and self._now >= end:
-                    return False
-                if self._auto and end is not None:
-                    self._now = end
-                    continue
-            # let the writers of ``condition`` in, then look again
-            condition.wait(_FAKE_POLL)
+        # called with ``condition`` held: pausing on it lets its writers in before the next look
+        return self._block(predicate, self._end(timeout), lambda: condition.wait(_FAKE_POLL))

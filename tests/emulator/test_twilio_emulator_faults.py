@@ -104,10 +104,8 @@ def test_commit_then_drop_creates_the_message(emu, client):
 def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):
     client = make_client(timeout=0.3)
     emu.inject_fault("delay", delay=0.6)
-    t0 = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         send(client)
-    assert time.monotonic() - t0 < 0.55
     deadline = time.monotonic() + 3
     while not emu.messages and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -116,9 +114,10 @@ def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):
 
 def test_delay_fault_without_timeout_just_slows_down(emu, client):
     emu.inject_fault("delay", delay=0.2)
-    t0 = time.monotonic()
     assert send(client).status == "queued"
-    assert time.monotonic() - t0 >= 0.2
+    (record,) = emu.requests
+    assert record.fault == "delay" and record.status == 201
+    assert record.finished - record.started >= 0.2   # the emulator's own sleep, not the client's speed
 
 
 def test_fault_on_list_raises_unable_to_fetch_page(emu, client):
@@ -163,16 +162,19 @@ def test_unknown_fault_kind_rejected(emu):
 
 def test_latency_is_per_request_and_not_serialised(emu, make_client):
     emu.latency = 0.25
-    t0 = time.monotonic()
     send(make_client())
-    assert time.monotonic() - t0 >= 0.25
+    (first,) = emu.requests
+    assert first.finished - first.started >= 0.25   # every request waits the latency
+    emu.clear_requests()
     clients = [make_client() for _ in range(8)]
-    t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(send, clients))
-    elapsed = time.monotonic() - t0
     assert all(r.status == "queued" for r in results)
-    assert 0.25 <= elapsed < 0.25 * 4, elapsed  # 8 requests in parallel, not one after another
+    # 8 requests in parallel, not one after another: the latency windows overlap
+    records = emu.requests
+    assert len(records) == 8
+    most_at_once = max(sum(1 for o in records if o.started <= r.started < o.finished) for r in records)
+    assert most_at_once >= 2, [(r.started, r.finished) for r in records]
     assert all(r.duration >= 0.25 for r in emu.requests)
 
 
