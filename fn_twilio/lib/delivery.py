@@ -15,8 +15,9 @@ How a look stays cheap:
   page; the page cap.
 * **A fetch by SID** only for a pending message the listing did not show: one sent from another
   sender, one older than the page cap reaches, or one not on the account (its 404 makes it
-  ``not_found``, which is settled and never asked again). At most :data:`MAX_FETCHES_PER_LOOK` per
-  look; the rest waits for the next one, least recently asked first.
+  ``not_found``, which is settled and never asked again). A message never read is fetched in the
+  look that first misses it (so a call's first look reads every message it asked for); one read
+  before is fetched again at most :data:`MAX_FETCHES_PER_LOOK` per look, least recently asked first.
 * **Settled messages cost nothing.** A final status (``delivered``, ``undelivered``, ``failed``,
   ``canceled``, ``read``) or ``not_found`` is kept and handed to any watch that asks for it; a look
   with nothing pending makes no request.
@@ -214,11 +215,14 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
         return found
 
     def _fetch(self, client: Any, sids: list[str], found: dict[str, DeliveryStatus]) -> None:
-        """Fetch by SID what the listing did not show, least recently asked first, up to the cap,
-        into ``found`` (what was read before a failure stays there)."""
+        """Fetch by SID what the listing did not show into ``found`` (what was read before a failure
+        stays there): every message never read yet, so that each call's first look reads all its
+        messages, then those read before, least recently asked first, up to the cap."""
         from twilio.base.exceptions import TwilioRestException
 
-        chosen = sorted(sids, key=lambda s: self._asked.get(s, float("-inf")))[:MAX_FETCHES_PER_LOOK]
+        never = [s for s in sids if s not in self.known]
+        again = sorted((s for s in sids if s in self.known), key=lambda s: self._asked.get(s, float("-inf")))
+        chosen = never + again[:MAX_FETCHES_PER_LOOK]
         for sid in chosen:
             self._asked[sid] = self.clock.now()
             self.fetches += 1

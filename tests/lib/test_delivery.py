@@ -246,16 +246,18 @@ def test_unknown_sid_is_fetched_once_and_reported_not_found():
     assert [f["sid"] for f in twilio.fetches] == [missing]   # settled: never asked again
 
 
-def test_a_message_of_another_sender_is_fetched_while_pending_and_fetches_are_capped():
+def test_a_message_of_another_sender_is_fetched_while_pending_and_fetches_again_are_capped():
     twilio, t = FakeOutbound(), tracker()
     others = [twilio.send(from_=OTHER_SENDER) for _ in range(MAX_FETCHES_PER_LOOK + 3)]
     watch = follow(t, others)
-    assert t.look_once(twilio.client())
-    assert len(twilio.fetches) == MAX_FETCHES_PER_LOOK
-    assert next_look(t, twilio)             # the rest first, least recently asked
-    second = [f["sid"] for f in twilio.fetches[MAX_FETCHES_PER_LOOK:]]
-    assert set(others[MAX_FETCHES_PER_LOOK:]) <= set(second)
-    assert set(watch.statuses()) == set(others)
+    assert t.look_once(twilio.client())     # the first look reads every message it never read
+    assert len(twilio.fetches) == len(others) and set(watch.statuses()) == set(others)
+    assert next_look(t, twilio)             # then at most the cap per look, least recently asked first
+    second = [f["sid"] for f in twilio.fetches[len(others):]]
+    assert len(second) == MAX_FETCHES_PER_LOOK
+    assert next_look(t, twilio)
+    third = [f["sid"] for f in twilio.fetches[len(others) + MAX_FETCHES_PER_LOOK:]]
+    assert set(others) - set(second) <= set(third)
 
 
 def test_a_message_beyond_the_page_cap_is_fetched():
