@@ -38,7 +38,7 @@ CALLS = 3
 
 
 def recipient(batch: int, i: int) -> str:
-    return "+3538{}{:06d}".format(7 + batch, 200000 + i)
+    return f"+3538{7 + batch}{200000 + i:06d}"
 
 
 def is_read(record) -> bool:
@@ -99,43 +99,49 @@ def baseline_tracking(emu, client, sids: list[str], interval: float, timeout: fl
     return {"elapsed": elapsed, "requests": total, "bins": bins, "left": len(pending)}
 
 
+def one_trial(emu, settings, client, n: int, pause: float) -> float | None:
+    """Seconds from the message turning ``delivered`` to the waiting call returning with it."""
+    sid = client.messages.create(to=recipient(3, n), from_=SENDER, body="latency").sid
+    emu.set_status(sid, "sent")
+    result: dict = {}
+
+    def call() -> None:
+        outcome = wait_for_statuses(settings, [sid], time.monotonic() + 60)
+        result["returned"] = time.monotonic()
+        result["status"] = outcome.statuses[0].status
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(pause)
+    turned = time.monotonic()
+    emu.set_status(sid, "delivered")
+    thread.join(60)
+    while active_pollers():
+        time.sleep(0.02)
+    return result["returned"] - turned if result.get("status") == "delivered" else None
+
+
 def latency_trials(emu, settings, client, trials: int, rng: random.Random) -> list[float]:
     emu.delivery_schedule = None
-    delays = []
-    for n in range(trials):
-        sid = client.messages.create(to=recipient(3, n), from_=SENDER, body="latency").sid
-        emu.set_status(sid, "sent")
-        result: dict = {}
-
-        def call() -> None:
-            outcome = wait_for_statuses(settings, [sid], time.monotonic() + 60)
-            result["returned"] = time.monotonic()
-            result["status"] = outcome.statuses[0].status
-
-        thread = threading.Thread(target=call)
-        thread.start()
-        time.sleep(settings.poll_interval * (1 + rng.random()))    # anywhere within an interval
-        turned = time.monotonic()
-        emu.set_status(sid, "delivered")
-        thread.join(60)
-        if result.get("status") == "delivered":
-            delays.append(result["returned"] - turned)
-        while active_pollers():
-            time.sleep(0.02)
-    return delays
+    # the status turns final at a random moment of the call's second interval
+    delays = [one_trial(emu, settings, client, n, settings.poll_interval * (1 + rng.random()))
+              for n in range(trials)]
+    return [d for d in delays if d is not None]
 
 
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=100)
-    p.add_argument("--interval", type=float, default=None, help="poll_interval in seconds (2; 1 with --quick)")
+    p.add_argument("--interval", type=float, default=None,
+                   help="poll_interval in seconds (2; 1 with --quick)")
     p.add_argument("--sent-after", type=float, default=None)
     p.add_argument("--delivered-after", type=float, default=None)
     p.add_argument("--trials", type=int, default=None)
     args = p.parse_args(argv)
     interval = args.interval or (1.0 if args.quick else 2.0)
     sent_after = args.sent_after if args.sent_after is not None else (1.0 if args.quick else 3.0)
-    delivered_after = args.delivered_after if args.delivered_after is not None else (2.0 if args.quick else 6.0)
+    delivered_after = args.delivered_after if args.delivered_after is not None \
+        else (2.0 if args.quick else 6.0)
     trials = args.trials or (5 if args.quick else 10)
     rng = random.Random(args.seed)
     report = Report("delivery", args)
@@ -157,23 +163,25 @@ def main(argv=None) -> int:
         base = baseline_tracking(emu, client, send_all(client, 1, args.messages, emu), interval, timeout)
         base_intervals = max(1.0, base["elapsed"] / interval)
         base_mean, base_most = base["requests"] / base_intervals, max(base["bins"] or [0])
-        report.figure("baseline", base, "baseline (a fetch per message per interval): {} requests in {:.1f} s: "
+        report.figure("baseline", base, "baseline (a fetch per message per interval): {} requests in "
+                      "{:.1f} s: "
                       "{:.1f} per interval, at most {} in one interval".format(
                           base["requests"], base["elapsed"], base_mean, base_most))
         ratio = base["requests"] / app["requests"] if app["requests"] else float("inf")
-        report.line("ratio: the baseline made {:.1f}x the app's requests".format(ratio))
-        report.target("delivery: requests per interval, 100 messages, 3 calls", "{} max ({:.2f} mean)".format(
-            most, mean), "at most 2", most <= 2)
-        report.target("delivery: baseline requests per interval", "{} max".format(base_most), "(100)", None)
+        report.line(f"ratio: the baseline made {ratio:.1f}x the app's requests")
+        report.target("delivery: requests per interval, 100 messages, 3 calls",
+                      f"{most} max ({mean:.2f} mean)", "at most 2", most <= 2)
+        report.target("delivery: baseline requests per interval", f"{base_most} max", "(100)", None)
 
         delays = latency_trials(emu, settings, client, trials, rng)
         if delays:
-            report.figure("latency", delays, "final status reaching the waiting call, {} trials: median {:.2f} s, "
-                          "max {:.2f} s (poll_interval {:g} s)".format(len(delays), median(delays), max(delays),
-                                                                      interval))
+            report.figure("latency", delays, f"final status reaching the waiting call, {len(delays)} trials: "
+                          f"median {median(delays):.2f} s, max {max(delays):.2f} s "
+                          f"(poll_interval {interval:g} s)")
             limit = interval + 0.5
-            report.target("delivery: final status to the waiting call", "{:.2f} / {:.2f} s".format(
-                median(delays), max(delays)), "max {:g} s".format(limit), max(delays) <= limit)
+            report.target("delivery: final status to the waiting call",
+                          f"{median(delays):.2f} / {max(delays):.2f} s", f"max {limit:g} s",
+                          max(delays) <= limit)
         else:
             report.note("no latency trial ended delivered")
     return report.finish()

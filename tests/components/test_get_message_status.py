@@ -112,7 +112,8 @@ class TestUpdateDeliveryStatusWorkflow:
         assert post.row_updates == {"status": "delivered"}
 
     def test_a_status_that_cannot_be_read_leaves_the_row_and_says_why(self, circuits_app, twilio):
-        twilio.inject_fault("status", method="GET", path_contains="/Messages", status=401, code=20003, times=None)
+        twilio.inject_fault("status", method="GET", path_contains="/Messages", status=401, code=20003,
+                            times=None)
         try:
             _, post = self.run(circuits_app, {"direction": "outbound-api", "message_id": MISSING})
         finally:

@@ -229,8 +229,8 @@ def sids(value, wait=None):
 
 STATUS_OK = [
     Row("sids: one", sids(SID_1), extra={"sids": [SID_1]}, wait=""),
-    Row("sids: SM and MM, spaces and semicolons", sids(f"  {SID_1} ;{SID_2}\n"), extra={"sids": [SID_1, SID_2]},
-        wait=""),
+    Row("sids: SM and MM, spaces and semicolons", sids(f"  {SID_1} ;{SID_2}\n"),
+        extra={"sids": [SID_1, SID_2]}, wait=""),
     Row("sids: the same twice is read once", sids(f"{SID_1}, {SID_1}"), extra={"sids": [SID_1]}, wait=""),
     Row("sids: 100, as many as max_recipients", sids(",".join(f"SM{n:032x}" for n in range(100))),
         extra={"sids": [f"SM{n:032x}" for n in range(100)]}, wait=""),
@@ -242,7 +242,8 @@ STATUS_REFUSED = [
     Row("sids: blank", sids(""), error="twilio_message_sids is empty"),
     Row("sids: whitespace only", sids(" \t\n "), error="twilio_message_sids is empty"),
     Row("sids: separators only", sids(" , ;"), error="twilio_message_sids is empty"),
-    Row("sids: too short", sids("SM123"), error="twilio_message_sids holds 1 value that is not a message SID"),
+    Row("sids: too short", sids("SM123"),
+        error="twilio_message_sids holds 1 value that is not a message SID"),
     Row("sids: an account SID", sids("AC" + "a" * 32), error="is not a message SID"),
     Row("sids: lower-case prefix", sids("sm" + "a" * 32), error="is not a message SID"),
     Row("sids: not hexadecimal", sids("SM" + "z" * 32), error="is not a message SID"),
