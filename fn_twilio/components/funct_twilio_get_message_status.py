@@ -71,4 +71,7 @@ def _reason(outcome):
                 + ", ".join(missing))
     if outcome.terminated is not None:
         return f"Workflow was terminated: {outcome.terminated}"
+    if outcome.unread:
+        return (f"{len(outcome.unread)} message SIDs could not be read from Twilio in time: "
+                + ", ".join(outcome.unread))
     return None
