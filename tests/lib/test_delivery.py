@@ -335,14 +335,14 @@ def no_tracker_left():
     assert active_pollers(DeliveryTracker.kind) == 0
 
 
-def run_wait(twilio: FakeOutbound, sids: list[str], wait: float, during=None):
+def run_wait(twilio: FakeOutbound, sids: list[str], wait: float, during=None, is_terminated=lambda: None):
     clock = FakeClock()
     s = settings()
     done, out = threading.Event(), {}
 
     def call():
         out["outcome"] = wait_for_statuses(s, sids, clock.now() + wait, clock=clock,
-                                           client_factory=twilio.client)
+                                           client_factory=twilio.client, is_terminated=is_terminated)
         done.set()
 
     thread = threading.Thread(target=call)
@@ -424,3 +424,17 @@ def test_once_a_message_date_is_known_the_listing_reads_no_older_pages():
     twilio.requests.clear()
     assert next_look(t, twilio)
     assert len(twilio.lists) == 1 and len(twilio.fetches) == 1   # the first page reaches below its date
+
+
+def test_a_terminated_workflow_ends_the_wait_with_what_was_read():
+    twilio = FakeOutbound()
+    sid = twilio.send()
+    asked = []
+
+    def terminated():
+        asked.append(1)
+        return "stopped by the analyst" if len(asked) >= 2 else None
+
+    outcome = run_wait(twilio, [sid], 600.0, is_terminated=terminated)
+    assert outcome.terminated == "stopped by the analyst" and len(asked) == 2
+    assert outcome.statuses[0].status == "queued" and outcome.success
