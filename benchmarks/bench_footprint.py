@@ -5,7 +5,7 @@ emulator, STOMP broker over TLS, the app's customizations preloaded, the Twilio 
 same app.config in both modes except:
 
 * with fn_twilio:    the installed app's three components load (entry points);
-* without fn_twilio: ``[resilient] noload`` lists the three component entry-point names, so
+* without fn_twilio: ``[resilient] noload`` lists the component entry-point names, so
   resilient-circuits loads none of them (and imports nothing of fn_twilio).
 
 Start-up time: from launching the process to the timestamp of its log line "resilient-circuits has
@@ -40,7 +40,7 @@ from _common import REPO_ROOT, Report, median, parser
 STARTED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*resilient-circuits has started successfully",
                      re.MULTILINE)
 COMPONENTS = ("FunctTwilioGetResponsesFunctionComponent", "FunctTwilioReceiveMessagesFunctionComponent",
-              "FunctTwilioSendSmsFunctionComponent")
+              "FunctTwilioSendSmsFunctionComponent", "FunctTwilioGetMessageStatusFunctionComponent")
 
 
 def component_entry_points() -> list[str]:

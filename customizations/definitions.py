@@ -7,7 +7,7 @@
 
 The names here are the contract (contract.md §1, §3, §4, §6):
 message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``,
-and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
+``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
 with a display name of its own so that an upgraded SOAR has no two functions of one name; no shipped
 workflow calls it: contract.md §8); the datatable ``twilio_sms_log``; three rules and three workflows,
 and a playbook for each.
@@ -152,9 +152,17 @@ FUNCTION_INPUTS = {
         placeholder=""),
     "twilio_wait_timeout": Field(
         name="twilio_wait_timeout", label="twilio_wait_timeout", input_type="text",
-        tooltip=("How long to wait when no reply has arrived yet: a number followed by s, m, h, d or "
-                 "w (30s, 10m, 1h, 1d, 1w). Default 120s; 0s looks once without waiting."),
+        tooltip=("How long to wait: a number followed by s, m, h, d or w (30s, 10m, 1h, 1d, 1w); 0s "
+                 "looks once without waiting. Get Responses waits while no reply has arrived "
+                 "(default 120s); Get Delivery Status until every message has a final status "
+                 "(default 0s)."),
         placeholder="120s"),
+    "twilio_message_sids": Field(
+        name="twilio_message_sids", label="twilio_message_sids", input_type="text",
+        required=True,
+        tooltip=("The SIDs of the messages whose delivery status is wanted (SM... or MM..., as Send "
+                 "SMS reports them in sid), separated by commas. The same SID twice is read once."),
+        placeholder="SM1234567890abcdef1234567890abcdef"),
 }
 
 _RECEIVE_INPUTS = ("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts", "twilio_wait_timeout")
@@ -182,6 +190,13 @@ FUNCTIONS = (
                      "(twilio_receive_messages) does, with the same inputs and results. New "
                      "workflows and playbooks should call Twilio: Get Responses."),
         inputs=_RECEIVE_INPUTS),
+    Function(
+        name="twilio_get_message_status", display_name="Twilio: Get Delivery Status",
+        description=("Return the delivery status of each message SID (queued, sent, delivered, "
+                     "undelivered, failed, ...), with the carrier's error explained when there is "
+                     "one. With a wait timeout, keep looking until every message has a final status "
+                     "or the wait ends."),
+        inputs=("twilio_message_sids", "twilio_wait_timeout")),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +223,11 @@ RULE_FIELDS = {
         tooltip=("How long to wait for a reply: 30s, 10m, 1h, 1d or 1w. Empty: 120s; 0s looks "
                  "once without waiting."),
         placeholder="120s"),
+    "twilio_status_wait_timeout": Field(
+        name="twilio_status_wait_timeout", label="Wait for Final Status", input_type="text",
+        tooltip=("How long to wait for the message to reach a final status (delivered, "
+                 "undelivered, failed, ...): 30s, 10m, 1h. Empty: look once."),
+        placeholder="60s"),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +239,8 @@ SMS_LOG = Datatable(
         Column("row_created", "Row Created", "text",
                "When this row was added (UTC)", 130),
         Column("status", "Status", "text",
-               "Twilio's message status (queued, sent, delivered, received, ...) or Failed", 90),
+               "Twilio's message status (queued, sent, delivered, received, ...) or Failed; "
+               "Update Delivery Status adds the error, e.g. undelivered (30003: ...)", 90),
         Column("date_created", "Msg Created", "datetimepicker",
                "When Twilio created the message", 150),
         Column("phone_number", "Phone Number", "text",
@@ -258,6 +279,13 @@ WORKFLOWS = (
         description=("From an SMS Activity Log row: collect the replies from that row's number "
                      "since that message was created."),
         result_name="twilio_get_responses_result", post_script_name="receive_replies"),
+    Workflow(
+        programmatic_name="twilio_update_delivery_status", name="Twilio: Update Delivery Status",
+        object_type=SMS_LOG.name, function="twilio_get_message_status",
+        description=("From an SMS Activity Log row of a message sent: read that message's delivery "
+                     "status and write it in the row's Status, with the error explained when there "
+                     "is one."),
+        result_name="twilio_update_delivery_status_result"),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -273,6 +301,9 @@ RULES = (
     Rule(name="Twilio: Get Responses", object_type=SMS_LOG.name,
          workflow="twilio_get_responses",
          conditions=(Condition("{}.status".format(SMS_LOG.name), "not_equals", "Failed"),)),
+    Rule(name="Twilio: Update Delivery Status", object_type=SMS_LOG.name,
+         workflow="twilio_update_delivery_status", fields=("twilio_status_wait_timeout",),
+         conditions=(Condition("{}.direction".format(SMS_LOG.name), "equals", "outbound-api"),)),
 )
 
 
@@ -285,6 +316,7 @@ PLAYBOOK_EXAMPLES = (
     "Example: Send Twilio SMS",
     "Example: Twilio Receive Messages",
     "Twilio: Get Responses",
+    "Twilio: Update Delivery Status",
 )
 
 def function_by_name(name: str) -> Function:

@@ -16,7 +16,8 @@ Globals, shaped like SOAR's:
   ``.properties.<custom field>`` (None when unset), ``addNote(text or rich text)``,
   ``addRow(table)`` -> a row taking ``row["col"] = v`` and ``row.col = v``.
 - ``rule``: ``rule.properties.<field>`` (None for a field not given).
-- ``row``: the datatable row the workflow runs on (only when ``row`` is given).
+- ``row``: the datatable row the workflow runs on (only when ``row`` is given); cells the script
+  writes (``row["status"] = ...``) update that row in place: ``run.row_updates`` holds them.
 - ``inputs``: ``inputs.x = v`` records a function input (pre-processing).
 - ``results``: the function's results (only when ``results`` is given), with ``results["k"]``,
   ``results.k`` and ``results.get("k")`` at every depth.
@@ -242,6 +243,7 @@ class DatatableRow:
         object.__setattr__(self, "_values", {})
         for key, value in dict(values or {}).items():
             self[key] = value
+        object.__setattr__(self, "_changed", {})   # cells written after the row was loaded
 
     def _check(self, column):
         if column not in self._columns:
@@ -256,6 +258,9 @@ class DatatableRow:
                 raise ScriptError("datatable {!r} column {!r} ({}) takes {}, not {!r}".format(
                     self._table, column, self._columns[column], check[1], value))
         self._values[column] = value
+        changed = self.__dict__.get("_changed")   # None while the row is being loaded
+        if changed is not None:
+            changed[column] = value
 
     def __getitem__(self, column):
         self._check(column)
@@ -376,6 +381,7 @@ class ScriptRun:
     inputs: Dict[str, Any] = field(default_factory=dict)        # function inputs after the script
     workflow_properties: Dict[str, Any] = field(default_factory=dict)
     playbook_properties: dict[str, Any] = field(default_factory=dict)
+    row_updates: Dict[str, Any] = field(default_factory=dict)   # cells of ``row`` the script wrote
     _row_objects: List[Tuple[str, DatatableRow]] = field(default_factory=list, repr=False)
 
     @property
@@ -479,10 +485,12 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
         namespace["playbook"] = playbook
     else:
         namespace.update(rule=_Rule(rule_properties), workflow=workflow)
+    current_row = None
     if row is not None:
         if row_table not in tables:
             raise ScriptError("unknown datatable {!r} for row".format(row_table))
-        namespace["row"] = DatatableRow(row_table, tables[row_table], row)
+        current_row = DatatableRow(row_table, tables[row_table], row)
+        namespace["row"] = current_row
     if results is not None:
         namespace["results"] = _wrap(results)
 
@@ -493,6 +501,8 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     except Exception as err:
         raise ScriptError("{} failed: {}: {}".format(name, type(err).__name__, err)) from err
     run.workflow_properties = workflow.properties.to_dict()
+    if current_row is not None:
+        run.row_updates = dict(current_row._changed)
     if playbook is not None:
         run.playbook_properties = playbook.properties.to_dict()
     return run

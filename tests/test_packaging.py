@@ -55,7 +55,8 @@ def test_package_builds_the_app_host_zip(copy_of_project):
         entry_points = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt").read().decode()
     assert "fn_twilio-2.2.0/fn_twilio/util/data/export.res" in members
     assert not any("/sandbox/" in m for m in members)
-    for component in ("funct_twilio_send_sms", "funct_twilio_receive_messages", "funct_twilio_get_responses"):
+    for component in ("funct_twilio_send_sms", "funct_twilio_receive_messages", "funct_twilio_get_responses",
+                      "funct_twilio_get_message_status"):
         assert f"fn_twilio.components.{component}:FunctionComponent" in entry_points
     # the legacy function is packaged with its payload samples, like the others
     export = json.loads(archive_member(app_zip, "export.res"))

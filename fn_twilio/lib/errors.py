@@ -76,6 +76,20 @@ TWILIO_CODES: dict[int, Code] = {
     30006: Code("the number is a landline or its carrier cannot receive SMS"),
     30007: Code("the carrier filtered the message as spam"),
     30008: Code("the message could not be delivered for an unknown reason"),
+    # delivery errors: what a message's status reports once it ends undelivered or failed
+    30002: Code("the Twilio account was suspended when the message was due to go out"),
+    30009: Code("part of a long message went missing, so the carrier did not deliver it"),
+    30010: Code("the message would have cost more than the maximum price set for it"),
+    30022: Code("the carrier's rate limit for this sender (US A2P 10DLC) was exceeded"),
+    30023: Code("the carrier's daily message limit for this sender (US A2P 10DLC) was reached"),
+    30032: Code("the sender is a toll-free number that is not verified for messaging"),
+    30034: Code("the sender is a US number not registered for A2P 10DLC messaging"),
+    30036: Code("the message expired before it could be sent (its validity period passed)"),
+}
+
+# What an error code means when a message is looked up by its SID (the delivery status lookup).
+LOOKUP_CODES: dict[int, Code] = {
+    20404: Code("no message with this SID on this Twilio account"),
 }
 
 # HTTP status without a known Twilio code -> its meaning.
@@ -125,6 +139,12 @@ def explain_code(code: int | None) -> str | None:
     """The readable explanation of a Twilio error code, or None when the table has none."""
     entry = TWILIO_CODES.get(code) if code is not None else None
     return entry.explanation if entry else None
+
+
+def explain_lookup(code: int) -> str:
+    """The readable explanation of an error code met looking a message up by its SID."""
+    entry = LOOKUP_CODES.get(code) or TWILIO_CODES.get(code)
+    return entry.explanation if entry else f"Twilio error {code}"
 
 
 def _failure(kind: FailureKind, explanation: str, retry: Retry, action: Action, *,

@@ -10,10 +10,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fn_twilio.lib.dates import format_date, to_epoch_ms
-from fn_twilio.lib.errors import Failure
+from fn_twilio.lib.errors import Failure, explain_code, explain_lookup
 
 STATUS_INVALID = "invalid"
 STATUS_FAILED = "failed"
+STATUS_NOT_FOUND = "not_found"
+#: A message in one of these statuses changes no more (contract §10)
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
 
 
 def _as_int(value: Any) -> int | None:
@@ -161,3 +164,81 @@ class SendSummary:
             "twilio_status": [o.as_result() for o in self.outcomes],
         }
 
+
+
+def _stamp(dt: datetime | None) -> tuple[str | None, int | None]:
+    return (format_date(dt), to_epoch_ms(dt)) if dt is not None else (None, None)
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Where one outbound message stands (one entry of twilio_get_message_status).
+
+    ``error_message`` is the table's explanation of ``error_code`` (lib/errors.py), else Twilio's own
+    text. A SID the account does not have is ``not_found`` with error 20404; it is not ``final`` (no
+    final status was read) but nothing more will be learnt about it, so it is ``settled``.
+    """
+
+    sid: str
+    status: str
+    phone_number: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    date_created: datetime | None = None
+    date_sent: datetime | None = None
+    date_updated: datetime | None = None
+    num_segments: int | None = None
+    price: str | None = None
+    price_unit: str | None = None
+    sender: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to wait for: a final status, or a SID Twilio does not have."""
+        return self.final or self.status == STATUS_NOT_FOUND
+
+    @property
+    def listed_at(self) -> datetime | None:
+        """The date Twilio's list sorts this message by: date_sent, or date_created before it is sent."""
+        return self.date_sent or self.date_created
+
+    @classmethod
+    def from_message(cls, message: Any) -> DeliveryStatus:
+        """From a twilio MessageInstance (listed or fetched)."""
+        code = _as_int(message.error_code)
+        explained = (explain_code(code) or message.error_message or f"Twilio error {code}") \
+            if code is not None else None
+        price = message.price
+        return cls(sid=message.sid, status=message.status or "unknown", phone_number=message.to,
+                   error_code=code, error_message=explained, date_created=_aware(message.date_created),
+                   date_sent=_aware(message.date_sent), date_updated=_aware(message.date_updated),
+                   num_segments=_as_int(message.num_segments),
+                   price=None if price in (None, "") else str(price), price_unit=message.price_unit,
+                   sender=message.from_)
+
+    @classmethod
+    def not_found(cls, sid: str, code: int = 20404) -> DeliveryStatus:
+        return cls(sid=sid, status=STATUS_NOT_FOUND, error_code=code, error_message=explain_lookup(code))
+
+    def as_result(self) -> dict[str, Any]:
+        date_sent, date_sent_ts = _stamp(self.date_sent)
+        date_updated, date_updated_ts = _stamp(self.date_updated)
+        return {
+            "sid": self.sid,
+            "phone_number": self.phone_number,
+            "status": self.status,
+            "final": self.final,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "date_sent": date_sent,
+            "date_sent_ts": date_sent_ts,
+            "date_updated": date_updated,
+            "date_updated_ts": date_updated_ts,
+            "num_segments": self.num_segments,
+            "price": self.price,
+            "price_unit": self.price_unit,
+        }

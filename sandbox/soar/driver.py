@@ -97,6 +97,9 @@ class RuleRun:
     rows: List[Tuple[str, dict]] = field(default_factory=list)     # (table, row with "id") kept
     calls: List[FunctionCall] = field(default_factory=list)        # every function task, in order
     workflow_instance_id: int = None
+    row_table: Optional[str] = None     # the datatable of the row it ran on (None: on the incident)
+    row_id: Optional[int] = None        # that row's id, when the caller's row had one
+    updated_rows: List[Tuple[str, dict]] = field(default_factory=list)   # the row after each in-place update
 
     @property
     def results(self):
@@ -402,7 +405,7 @@ class SoarDriver:
         self._check_conditions(rule, incident, object_type, row_cells)
 
         datatables = self._datatable_types(index)
-        run = RuleRun(rule=rule_name, incident_id=int(incident_id))
+        run = RuleRun(rule=rule_name, incident_id=int(incident_id), **self._row_identity(object_type, row))
         deadline = time.monotonic() + timeout
         for wf_name in rule.get("workflows") or []:
             wf = index.workflows[wf_name]
@@ -470,7 +473,7 @@ class SoarDriver:
 
         run = PlaybookRun(rule=playbook["name"], incident_id=int(incident_id),
                           display_name=playbook.get("display_name"), form=dict(inputs or {}),
-                          playbook_instance_id=next(self._ids))
+                          playbook_instance_id=next(self._ids), **self._row_identity(object_type, row))
         script_kw = dict(incident=incident, datatables=self._datatable_types(index), context="playbook",
                          playbook_inputs=run.form)
         if row_cells is not None:
@@ -511,6 +514,12 @@ class SoarDriver:
         return {k: v for k, v in dict(row).items() if k != "id"}
 
     @staticmethod
+    def _row_identity(object_type, row):
+        """Where in-place updates of the row go: its table and id (the id of a row the REST emulator kept)."""
+        row_id = dict(row).get("id") if row is not None else None
+        return {"row_table": object_type if row is not None else None, "row_id": row_id}
+
+    @staticmethod
     def _datatable_types(index):
         """{table: {column: input_type}}, as the script engine checks rows."""
         return {name: {col: fld.get("input_type", "text") for col, fld in (t.get("fields") or {}).items()}
@@ -524,6 +533,9 @@ class SoarDriver:
         for table, cells in script_run.rows:
             kept = self.rest.add_row(run.incident_id, table, cells)
             run.rows.append((table, kept))
+        if script_run.row_updates and run.row_id is not None:   # the row the workflow runs on, in place
+            updated = self.rest.update_row(run.incident_id, run.row_table, run.row_id, script_run.row_updates)
+            run.updated_rows.append((run.row_table, updated))
 
     @staticmethod
     def _check_conditions(rule, incident, object_type, row_cells, kind="rule"):

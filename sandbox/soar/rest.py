@@ -16,6 +16,7 @@ GET  /orgs/{org}/incidents/{id}                               seeded incidents (
 GET/POST /orgs/{org}/incidents/{id}/comments                  notes
 GET  /orgs/{org}/incidents/{id}/table_data/{table}            datatable rows
 POST /orgs/{org}/incidents/{id}/table_data/{table}/row_data   add a row
+PUT  /orgs/{org}/incidents/{id}/table_data/{table}/row_data/{row}  update a row's cells in place
 GET  /orgs/{org}/workflow_instances/{id}                      running / terminated
 POST /orgs/{org}/configurations/imports                       checked import, PENDING
 GET/PUT /orgs/{org}/configurations/imports/{id}               ACCEPTED applies it
@@ -322,6 +323,16 @@ class SoarRestEmulator:
             inc["_tables"].setdefault(table, []).append(row)
             return dict(row)
 
+    def update_row(self, incident_id, table, row_id, cells):
+        """Change some cells of one datatable row in place; returns the row (cell values plus ``id``)."""
+        with self._lock:
+            rows = self._incident_or_404(incident_id)["_tables"].get(table, [])
+            for row in rows:
+                if row["id"] == int(row_id):
+                    row.update(cells)
+                    return dict(row)
+            raise HttpError(404, f"no row {row_id} in datatable {table} of incident {incident_id}")
+
     def rows(self, incident_id, table):
         """Rows of one datatable of an incident (dicts of cell values plus ``id``)."""
         with self._lock:
@@ -606,6 +617,12 @@ class SoarRestEmulator:
                      for k, v in ((body or {}).get("cells") or {}).items()}
             row = self.add_row(m.group(1), m.group(2), cells)
             return 200, {"id": row["id"], "cells": {k: {"value": v} for k, v in cells.items()}}, {}
+        m = re.match(r"^/incidents/(\d+)/table_data/([^/]+)/row_data/(\d+)$", rel)
+        if m and method == "PUT":
+            cells = {k: (v.get("value") if isinstance(v, dict) else v)
+                     for k, v in ((body or {}).get("cells") or {}).items()}
+            row = self.update_row(m.group(1), m.group(2), m.group(3), cells)
+            return 200, {"id": row["id"], "cells": {k: {"value": v} for k, v in row.items() if k != "id"}}, {}
 
         m = re.match(r"^/workflow_instances/(\d+)$", rel)
         if m and method == "GET":

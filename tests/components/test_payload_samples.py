@@ -109,7 +109,20 @@ class TestPayloadSamples:
         assert call.result["success"] is True
         check_or_update(function, call.result)
 
-    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages", "twilio_get_responses"])
+    def test_get_message_status(self, circuits_app, twilio):
+        twilio.set_delivery_outcome("+14155552345", "undelivered", error_code=30003)
+        sent = call_function(circuits_app, "twilio_send_sms", {
+            "twilio_sms_destination": "+353861234567, +14155552345", "twilio_sms_message": "Bridge call now"})
+        twilio.advance_statuses()
+        sids = [entry["sid"] for entry in sent.result["twilio_status"]]
+        call = call_function(circuits_app, "twilio_get_message_status", {
+            "twilio_message_sids": ", ".join(sids), "twilio_wait_timeout": "30s"})
+        assert call.result["success"] is True
+        assert [e["status"] for e in call.result["content"]] == ["delivered", "undelivered"]
+        check_or_update("twilio_get_message_status", call.result)
+
+    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
+                                          "twilio_get_message_status"])
     def test_samples_are_not_empty(self, function):
         for name in ("output_json_example.json", "output_json_schema.json"):
             assert json.loads((SAMPLES / function / name).read_text())

@@ -117,5 +117,9 @@ def test_the_identities_table_holds_only_the_2_0_1_facts(facts):
 def test_new_objects_keep_their_deterministic_uuids(export_res):
     kept = set(IDENTITIES_2_0_1.values())
     new = [f for f in export_res["fields"] if f["uuid"] not in kept and not f.get("internal")]
-    assert [f["export_key"] for f in new] == ["__function/incident_id"]
-    assert new[0]["uuid"] == build_export.stable_uuid("__function", "incident_id")
+    assert sorted(f["export_key"] for f in new) == sorted([
+        "__function/incident_id", "__function/twilio_message_sids",
+        "actioninvocation/twilio_status_wait_timeout"])
+    for f in new:
+        kind, name = f["export_key"].split("/")
+        assert f["uuid"] == build_export.stable_uuid(kind, name)

@@ -36,7 +36,7 @@ def _function_elements(workflow):
 def test_top_level_shape(export_res):
     assert export_res["export_format_version"] == 2
     assert export_res["server_version"]["major"] >= 51
-    assert len(export_res["playbooks"]) == 3     # shape: test_customizations_playbooks.py
+    assert len(export_res["playbooks"]) == 4     # shape: test_customizations_playbooks.py
     for key in ("automatic_tasks", "incident_artifact_types", "layouts", "phases",
                 "scripts", "roles", "workspaces", "apps", "action_order", "task_order"):
         assert export_res[key] == [], key
@@ -47,7 +47,9 @@ def test_top_level_shape(export_res):
 
 def test_functions_and_their_inputs(export_res):
     functions = _by(export_res["functions"], "name")
-    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses"}
+    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
+                              "twilio_get_message_status"}
+    assert functions["twilio_get_message_status"]["display_name"] == "Twilio: Get Delivery Status"
     assert functions["twilio_send_sms"]["display_name"] == "Twilio: Send SMS"
     assert functions["twilio_receive_messages"]["display_name"] == "Twilio: Get Responses"
     legacy = functions["twilio_get_responses"]               # 2.0.x's name, kept for its workflows
@@ -66,6 +68,8 @@ def test_functions_and_their_inputs(export_res):
                             ("incident_id", "number", False)],
         "twilio_receive_messages": receive_inputs,
         "twilio_get_responses": receive_inputs,
+        "twilio_get_message_status": [("twilio_message_sids", "text", True),
+                                      ("twilio_wait_timeout", "text", False)],
     }
     for name, inputs in expected.items():
         fn = functions[name]
@@ -136,6 +140,9 @@ CONTRACT_RULES = [
      "example_twilio_receive_messages", "Example: Twilio Receive Messages"),
     ("Twilio: Get Responses", "twilio_sms_log", [],
      "twilio_get_responses", "Twilio: Get Responses"),
+    ("Twilio: Update Delivery Status", "twilio_sms_log",
+     [("twilio_status_wait_timeout", "Wait for Final Status", "text", False)],
+     "twilio_update_delivery_status", "Twilio: Update Delivery Status"),
 ]
 
 
@@ -253,6 +260,14 @@ def _rows_written(tree):
     return written
 
 
+def _row_cells_updated(tree):
+    """The columns of ``row`` (the row a datatable workflow runs on) that a script writes."""
+    return {target.slice.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+            and target.value.id == "row"}
+
+
 @pytest.mark.parametrize("wf", d.WORKFLOWS, ids=lambda w: w.programmatic_name)
 def test_scripts_use_only_what_exists(export_res, wf):
     function = _by(export_res["functions"], "name")[wf.function]
@@ -280,4 +295,7 @@ def test_scripts_use_only_what_exists(export_res, wf):
                 assert node.slice.value in tables[wf.object_type]
     for table, column in _rows_written(post):
         assert table in tables and column in tables[table], (table, column)
-    assert _rows_written(post), "the post-processing script writes no row"
+    updated = _row_cells_updated(post)
+    for column in updated:      # the row the workflow runs on, updated in place
+        assert wf.object_type in tables and column in tables[wf.object_type], column
+    assert _rows_written(post) or updated, "the post-processing script writes no row"

@@ -98,6 +98,16 @@ def test_row_global_item_and_attribute_access():
         run_script("x = row['phone_number']")  # no row outside datatable workflows
 
 
+def test_row_cells_written_update_that_row_in_place():
+    row = {"status": "queued", "message_id": "SM" + "a" * 32}
+    run = run_script("row['status'] = 'delivered'\nrow.msg_body = 'seen'\n", row=row)
+    assert run.row_updates == {"status": "delivered", "msg_body": "seen"}
+    assert run.rows == []
+    assert run_script("x = row['status']", row=row).row_updates == {}     # reading changes nothing
+    with pytest.raises(ScriptError, match="takes epoch milliseconds"):
+        run_script("row['date_created'] = 'yesterday'", row=row)
+
+
 @pytest.mark.parametrize("source", [
     "print 'hello'",
     "x = `incident.id`",

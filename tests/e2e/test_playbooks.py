@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.e2e, requires_app, requires_export]
 SEND = "Example: Twilio Send SMS (Playbook)"
 RECEIVE = "Example: Twilio Receive Messages (Playbook)"
 GET_RESPONSES = "Twilio: Get Responses (Playbook)"
+UPDATE_STATUS = "Twilio: Update Delivery Status (Playbook)"   # run in test_delivery_status.py
 LOG = "twilio_sms_log"
 
 
@@ -42,7 +43,7 @@ def sent_to(sandbox, number):
 
 def test_customize_imports_a_playbook_for_every_example(sandbox):
     imported = {p["display_name"]: p for p in sandbox.rest.playbooks.values()}
-    assert sorted(imported) == sorted([GET_RESPONSES, RECEIVE, SEND])
+    assert sorted(imported) == sorted([GET_RESPONSES, RECEIVE, SEND, UPDATE_STATUS])
     assert len(d.PLAYBOOK_EXAMPLES) == len(imported)
     assert {p["activation_type"] for p in imported.values()} == {"manual"}
     assert imported[GET_RESPONSES]["object_type"] == LOG

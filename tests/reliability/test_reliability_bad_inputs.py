@@ -1,9 +1,10 @@
-"""Bad-input matrix: both functions, through resilient-circuits, against the Twilio emulator.
+"""Bad-input matrix: the functions, through resilient-circuits, against the Twilio emulator.
 
 Each row is one function call. A row either expects the clear error that names the input, or the
 right normalised value: the E.164 numbers sent (and the entries reported invalid) with the segment
 count Twilio gave; for twilio_receive_messages the number and the moment, read back from the
-timeout reason, or the wait, read back from the first status message.
+timeout reason, or the wait, read back from the first status message; for twilio_get_message_status
+the SIDs read (each reported, in order) and the wait, from the first status message.
 
 To keep the matrix fast, each class runs its rows as concurrent calls in two batches (the rows that
 must fail, then the others) and the tests check the rows one by one. Nothing may be sent by a call
@@ -21,6 +22,7 @@ from tests.reliability.reliability_helpers import ALICE, BOB, CAROL, LEDGER, cal
 
 SEND = "twilio_send_sms"
 RECEIVE = "twilio_receive_messages"
+STATUS = "twilio_get_message_status"
 DAVE = "+353871234567"      # has a reply waiting: the wait-timeout rows return at the first look
 GERMAN = "+4915112345678"
 FRENCH = "+33612345678"
@@ -218,8 +220,46 @@ RECEIVE_US_REFUSED = [
         error="twilio_phone_number is not a valid phone number"),
 ]
 
+SID_1, SID_2 = "SM" + "1" * 32, "MM" + "2" * 32     # well formed, not on the account: not_found
+
+
+def sids(value, wait=None):
+    return {"twilio_message_sids": value, **({} if wait is None else {"twilio_wait_timeout": wait})}
+
+
+STATUS_OK = [
+    Row("sids: one", sids(SID_1), extra={"sids": [SID_1]}, wait=""),
+    Row("sids: SM and MM, spaces and semicolons", sids(f"  {SID_1} ;{SID_2}\n"),
+        extra={"sids": [SID_1, SID_2]}, wait=""),
+    Row("sids: the same twice is read once", sids(f"{SID_1}, {SID_1}"), extra={"sids": [SID_1]}, wait=""),
+    Row("sids: 100, as many as max_recipients", sids(",".join(f"SM{n:032x}" for n in range(100))),
+        extra={"sids": [f"SM{n:032x}" for n in range(100)]}, wait=""),
+    Row("sids: blank wait looks once", sids(SID_1, "  "), extra={"sids": [SID_1]}, wait=""),
+    Row("sids: wait 1m30s", sids(SID_1, "1m30s"), extra={"sids": [SID_1]}, wait="1m30s"),
+]
+
+STATUS_REFUSED = [
+    Row("sids: blank", sids(""), error="twilio_message_sids is empty"),
+    Row("sids: whitespace only", sids(" \t\n "), error="twilio_message_sids is empty"),
+    Row("sids: separators only", sids(" , ;"), error="twilio_message_sids is empty"),
+    Row("sids: too short", sids("SM123"),
+        error="twilio_message_sids holds 1 value that is not a message SID"),
+    Row("sids: an account SID", sids("AC" + "a" * 32), error="is not a message SID"),
+    Row("sids: lower-case prefix", sids("sm" + "a" * 32), error="is not a message SID"),
+    Row("sids: not hexadecimal", sids("SM" + "z" * 32), error="is not a message SID"),
+    Row("sids: one bad among good", sids(f"{SID_1}, SM{'1' * 31}"), error="twilio_message_sids holds 1 value"),
+    Row("sids: a phone number", sids(ALICE), error="is not a message SID"),
+    Row("sids: 101, more than max_recipients", sids(",".join(f"SM{n:032x}" for n in range(101))),
+        error="twilio_message_sids has 101 different message SIDs, more than max_recipients (100)"),
+    Row("sids: wait in words", sids(SID_1, "soon"), error="twilio_wait_timeout 'soon'"),
+    Row("sids: wait negative", sids(SID_1, "-1m"), error="twilio_wait_timeout '-1m' is negative"),
+    Row("sids: wait unknown unit", sids(SID_1, "5y"), error="twilio_wait_timeout '5y' has an unknown unit"),
+    Row("sids: wait beyond max_wait_timeout", sids(SID_1, "25h"),
+        error="twilio_wait_timeout '25h' is longer than the maximum"),
+]
+
 ALL_ROWS = SEND_OK + SEND_REFUSED + SEND_IE_OK + SEND_IE_REFUSED + RECEIVE_OK + RECEIVE_REFUSED + \
-    RECEIVE_US_OK + RECEIVE_US_REFUSED
+    RECEIVE_US_OK + RECEIVE_US_REFUSED + STATUS_OK + STATUS_REFUSED
 assert len({r.id for r in ALL_ROWS}) == len(ALL_ROWS), "row ids must be unique"
 
 
@@ -296,6 +336,20 @@ def check_received(batch, row):
         assert result["reason"] == f"Timeout waiting for responses for phone number: {number} since {row.since}"
 
 
+def check_statuses(batch, row):
+    call_ = batch.calls[row.id]
+    assert call_.error is None, call_.error
+    result = call_.result
+    assert [e["sid"] for e in result["content"]] == row.extra["sids"]
+    assert all(e["status"] == "not_found" and e["error_code"] == 20404 for e in result["content"])
+    assert result["success"] is False
+    first = call_.statuses[0]
+    if row.wait:
+        assert first.endswith(f", waiting up to {row.wait} for final statuses"), first
+    else:
+        assert "waiting" not in first, first
+
+
 @pytest.fixture(scope="class")
 def batch(request, circuits_app, twilio_emulator):
     """The class's rows (FN, REFUSED, ACCEPTED), run once for all its tests."""
@@ -359,6 +413,25 @@ class TestReceiveInputsWithDefaultRegion:
         check_received(batch, row)
 
 
+class TestDeliveryStatusInputs:
+    APP_SETTINGS = {}
+    FN, REFUSED, ACCEPTED = STATUS, STATUS_REFUSED, STATUS_OK
+
+    @rows(STATUS_REFUSED)
+    def test_refused_and_nothing_read(self, batch, row):
+        check_refused(batch, row)
+
+    @rows(STATUS_OK)
+    def test_read(self, batch, row):
+        check_statuses(batch, row)
+
+
+def _function_of(row):
+    if "twilio_sms_destination" in row.inputs:
+        return SEND
+    return STATUS if "twilio_message_sids" in row.inputs else RECEIVE
+
+
 def test_the_matrix_is_large_enough():
     assert len(ALL_ROWS) >= 40
-    assert {SEND, RECEIVE} <= {SEND if "twilio_sms_destination" in r.inputs else RECEIVE for r in ALL_ROWS}
+    assert {SEND, RECEIVE, STATUS} <= {_function_of(r) for r in ALL_ROWS}

@@ -1,0 +1,8 @@
+# Pre-processing script of "Twilio: Update Delivery Status" (function twilio_get_message_status),
+# python3. Runs on an SMS Activity Log row of a message sent (direction outbound-api): read the
+# status of that row's message (Msg Id), waiting as long as the rule asks (empty: look once).
+
+inputs.twilio_message_sids = row["message_id"]
+wait = rule.properties.twilio_status_wait_timeout
+if wait and wait.strip():
+    inputs.twilio_wait_timeout = wait
