@@ -70,7 +70,7 @@ def test_the_local_script_binds_results_once_then_is_the_workflow_script():
 # Derived from the rules and workflows
 # ---------------------------------------------------------------------------------------------
 def test_one_playbook_per_example_named_after_the_workflow():
-    assert len(d.PLAYBOOK_EXAMPLES) == len(set(d.PLAYBOOK_EXAMPLES)) == 3
+    assert len(d.PLAYBOOK_EXAMPLES) == len(set(d.PLAYBOOK_EXAMPLES)) == 4
     rules = {r.name: r for r in d.RULES}
     workflows = {w.programmatic_name: w for w in d.WORKFLOWS}
     for playbook in pb.all_playbooks(d):

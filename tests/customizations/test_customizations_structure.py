@@ -36,7 +36,7 @@ def _function_elements(workflow):
 def test_top_level_shape(export_res):
     assert export_res["export_format_version"] == 2
     assert export_res["server_version"]["major"] >= 51
-    assert len(export_res["playbooks"]) == 3     # shape: test_customizations_playbooks.py
+    assert len(export_res["playbooks"]) == 4     # shape: test_customizations_playbooks.py
     for key in ("automatic_tasks", "incident_artifact_types", "layouts", "phases",
                 "scripts", "roles", "workspaces", "apps", "action_order", "task_order"):
         assert export_res[key] == [], key
@@ -47,8 +47,10 @@ def test_top_level_shape(export_res):
 
 def test_functions_and_their_inputs(export_res):
     functions = _by(export_res["functions"], "name")
-    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses"}
+    assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
+                              "twilio_page"}
     assert functions["twilio_send_sms"]["display_name"] == "Twilio: Send SMS"
+    assert functions["twilio_page"]["display_name"] == "Twilio: Page Until Acknowledged"
     assert functions["twilio_receive_messages"]["display_name"] == "Twilio: Get Responses"
     legacy = functions["twilio_get_responses"]               # 2.0.x's name, kept for its workflows
     assert legacy["display_name"] == "Twilio: Get Responses (2.0.x)"
@@ -59,11 +61,18 @@ def test_functions_and_their_inputs(export_res):
     receive_inputs = [("twilio_phone_number", "text", True),
                       ("twilio_date_sent", "text", False),
                       ("twilio_date_sent_ts", "datetimepicker", False),
-                      ("twilio_wait_timeout", "text", False)]
+                      ("twilio_wait_timeout", "text", False),
+                      ("incident_id", "number", False),          # 2.2.0: reply codes (contract §9.2)
+                      ("twilio_wait_for", "text", False)]
     expected = {
         "twilio_send_sms": [("twilio_sms_destination", "text", True),
                             ("twilio_sms_message", ("text", "textarea"), False),
-                            ("incident_id", "number", False)],
+                            ("incident_id", "number", False),
+                            ("twilio_request_ack", "boolean", False)],
+        "twilio_page": [("twilio_page_tiers", "text", True),
+                        ("twilio_sms_message", ("text", "textarea"), False),
+                        ("incident_id", "number", False),
+                        ("twilio_escalate_after", "text", False)],
         "twilio_receive_messages": receive_inputs,
         "twilio_get_responses": receive_inputs,
     }
@@ -127,7 +136,8 @@ CONTRACT_RULES = [
     # rule, object type, [(field, label, input type, required)], workflow, workflow name
     ("Example: Send Twilio SMS", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
-      ("twilio_sms_message", "Message", "text", False)],
+      ("twilio_sms_message", "Message", "text", False),
+      ("twilio_request_ack", "Request acknowledgement", "boolean", False)],
      "example_twilio_send_sms", "Example: Twilio Send SMS"),
     ("Example: Twilio Receive Messages", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
@@ -136,6 +146,11 @@ CONTRACT_RULES = [
      "example_twilio_receive_messages", "Example: Twilio Receive Messages"),
     ("Twilio: Get Responses", "twilio_sms_log", [],
      "twilio_get_responses", "Twilio: Get Responses"),
+    ("Example: Twilio Page On-Call", "incident",
+     [("twilio_page_tiers", "Tiers", "text", True),
+      ("twilio_escalate_after", "Escalate After", "text", False),
+      ("twilio_sms_message", "Message", "text", False)],
+     "example_twilio_page_on_call", "Example: Twilio Page On-Call"),
 ]
 
 
