@@ -132,7 +132,8 @@ def test_terminated_mid_page_stops_within_an_interval_and_pages_no_further_tier(
 
 def test_a_stop_makes_the_next_send_opted_out_and_the_page_skips_that_person(sandbox, soar):
     sandbox.twilio.inject_inbound(from_=ALICE, body="STOP")
-    sent = soar.call_function("twilio_send_sms", {"twilio_sms_destination": ALICE, "twilio_sms_message": "Hi"})
+    sent = soar.call_function("twilio_send_sms", {"twilio_sms_destination": ALICE,
+                                                  "twilio_sms_message": "Hi"})
     (entry,) = sent.results["twilio_status"]
     assert entry["status"] == "opted_out" and entry["error_code"] == 21610
     when_paged(sandbox.twilio, BOB, "ack")

@@ -1,4 +1,4 @@
-"""Bad-input matrix: both functions, through resilient-circuits, against the Twilio emulator.
+"""Bad-input matrix: the send, receive and page functions, through resilient-circuits, against the Twilio emulator.
 
 Each row is one function call. A row either expects the clear error that names the input, or the
 right normalised value: the E.164 numbers sent (and the entries reported invalid) with the segment
@@ -112,6 +112,11 @@ SEND_REFUSED = [
         error="twilio_sms_message is empty and incident_id is not set"),
     Row("blank incident_id with empty message", msg("", incident_id=" "),
         error="twilio_sms_message is empty and incident_id is not set"),
+    Row("request_ack without room left in 1600 characters", msg("x" * 1580, twilio_request_ack=True,
+                                                                 incident_id=2095),
+        error="twilio_request_ack: the text with the acknowledgement request has 1611 characters"),
+    Row("request_ack that is not a boolean", msg("Hi", twilio_request_ack="maybe"),
+        error="twilio_request_ack must be true or false"),
 ]
 
 SEND_IE_OK = [
@@ -185,8 +190,12 @@ RECEIVE_REFUSED = [
     Row("whitespace-only number", phone("   "), error="twilio_phone_number is empty"),
     Row("letters as number", phone("abc"), error="twilio_phone_number is not a valid phone number"),
     Row("national number without default_region", phone("086 123 4567"), error="no country code"),
-    Row("two numbers in one input", phone(f"{ALICE}, {BOB}"),
-        error="twilio_phone_number holds more than one number"),
+    Row("one of two numbers invalid", phone(f"{ALICE}, abc"),
+        error="twilio_phone_number is not a valid phone number"),
+    Row("wait for: neither value", {**phone(ALICE), "twilio_wait_for": "ack"},
+        error="twilio_wait_for must be 'reply' or 'acknowledgement', not 'ack'"),
+    Row("incident_id: not a number", {**phone(ALICE), "incident_id": "INC-7"},
+        error="incident_id must be a positive whole number"),
     Row("empty whatsapp:", phone("whatsapp:"), error="twilio_phone_number is not a valid phone number"),
     Row("ambiguous day/month", since("01/02/2026"), error="twilio_date_sent '01/02/2026' is ambiguous"),
     Row("zone name other than UTC", since("2026-03-01 12:00 EST"), error="twilio_date_sent"),
@@ -218,8 +227,39 @@ RECEIVE_US_REFUSED = [
         error="twilio_phone_number is not a valid phone number"),
 ]
 
+PAGE = "twilio_page"
+
+
+def tiers(text, **kw):
+    """A page row; the other inputs valid unless the row says otherwise."""
+    return {"twilio_page_tiers": text, "twilio_sms_message": "Bad page input", "twilio_escalate_after": "1m",
+            **kw}
+
+
+PAGE_REFUSED = [
+    Row("page: empty tiers", tiers(""), error="twilio_page_tiers is empty"),
+    Row("page: only separators", tiers(" ;\n; , "), error="twilio_page_tiers is empty"),
+    Row("page: a tier with no valid number", tiers(f"{ALICE}; 12345, abc"),
+        error="twilio_page_tiers: tier 2 has no valid phone number"),
+    Row("page: escalate_after malformed", tiers(ALICE, twilio_escalate_after="soon"),
+        error="twilio_escalate_after 'soon'"),
+    Row("page: escalate_after zero", tiers(ALICE, twilio_escalate_after="0s"), error="twilio_escalate_after"),
+    Row("page: escalate_after negative", tiers(ALICE, twilio_escalate_after="-1m"),
+        error="twilio_escalate_after '-1m' is negative"),
+    Row("page: escalate_after longer than max_wait_timeout", tiers(ALICE, twilio_escalate_after="25h"),
+        error="twilio_escalate_after '25h' is longer than the maximum"),
+    Row("page: no room for the acknowledgement request", tiers(ALICE, twilio_sms_message="x" * 1590),
+        error="twilio_sms_message: the text with the acknowledgement request"),
+    Row("page: message over 1600", tiers(ALICE, twilio_sms_message="x" * 1601),
+        error="twilio_sms_message has 1601 characters"),
+    Row("page: no message and no incident", tiers(ALICE, twilio_sms_message=""),
+        error="twilio_sms_message is empty and incident_id is not set"),
+    Row("page: incident_id not a number", tiers(ALICE, incident_id="abc"),
+        error="incident_id must be a positive whole number"),
+]
+
 ALL_ROWS = SEND_OK + SEND_REFUSED + SEND_IE_OK + SEND_IE_REFUSED + RECEIVE_OK + RECEIVE_REFUSED + \
-    RECEIVE_US_OK + RECEIVE_US_REFUSED
+    RECEIVE_US_OK + RECEIVE_US_REFUSED + PAGE_REFUSED
 assert len({r.id for r in ALL_ROWS}) == len(ALL_ROWS), "row ids must be unique"
 
 
@@ -359,6 +399,16 @@ class TestReceiveInputsWithDefaultRegion:
         check_received(batch, row)
 
 
+class TestPageInputs:
+    APP_SETTINGS = {}
+    FN, REFUSED, ACCEPTED = PAGE, PAGE_REFUSED, []
+
+    @rows(PAGE_REFUSED)
+    def test_refused_and_nothing_sent(self, batch, row):
+        check_refused(batch, row)
+
+
 def test_the_matrix_is_large_enough():
     assert len(ALL_ROWS) >= 40
     assert {SEND, RECEIVE} <= {SEND if "twilio_sms_destination" in r.inputs else RECEIVE for r in ALL_ROWS}
+    assert len(PAGE_REFUSED) >= 8
