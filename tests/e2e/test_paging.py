@@ -163,3 +163,22 @@ def test_two_instances_whichever_serves_the_receive_call(sandbox, soar):
     assert sent.results["reply_code"] == "2097"
     assert got.results["success"] is True
     assert [(r["reply_code"], r["intent"]) for r in got.results["content"]] == [("2097", "acknowledge")]
+
+
+@pytest.mark.parametrize("function, inputs", [
+    ("twilio_receive_messages", {"twilio_phone_number": DAN, "twilio_wait_timeout": "30s"}),
+    ("twilio_page", {"twilio_page_tiers": f"{DAN}; {CAROL}", "twilio_escalate_after": "20s",
+                     "twilio_sms_message": "Hi", "incident_id": 2095}),
+])
+def test_a_terminated_playbook_stops_a_waiting_call(sandbox, soar, function, inputs):
+    """A call from a playbook names playbook_instance only; its termination stops the wait too."""
+    instance = sandbox.rest.add_playbook_instance()
+    call = soar.start_function(function, inputs, playbook_instance_id=instance)
+    assert call.message["workflow_instance"] is None
+    time.sleep(1.0)
+    sandbox.rest.terminate_playbook_instance(instance, "playbook cancelled")
+    terminated = time.monotonic()
+    call.wait(30)
+    assert call.results["reason"] == "Workflow was terminated: playbook cancelled"
+    assert call.finished - terminated < INTERVAL + 1.0
+    assert CAROL not in sent_to(sandbox.twilio)
