@@ -77,8 +77,8 @@ class TestReplyCodes:
     def test_two_incidents_each_gets_its_own(self, circuits_app, twilio):
         send(circuits_app, ALICE, twilio_request_ack=True, incident_id=2095)
         send(circuits_app, ALICE, twilio_request_ack=True, incident_id=2096)
-        twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK 2095")
-        twilio.inject_inbound(from_=ALICE, to=SENDER, body="ack")
+        twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK 2095", date_sent=ago(0))
+        twilio.inject_inbound(from_=ALICE, to=SENDER, body="ack", date_sent=ago(-1))
         first = receive(circuits_app, ALICE, incident_id=2095).result
         second = receive(circuits_app, ALICE, incident_id=2096).result
         every = receive(circuits_app, ALICE).result
