@@ -80,9 +80,14 @@ class FunctionComponent(AppFunctionComponent):
             finally:
                 statuses.put(_DONE)
 
-        threading.Thread(target=run, name="fn_twilio-page", daemon=True).start()
-        while (status := statuses.get()) is not _DONE:
-            yield self.status_message(status)
+        thread = threading.Thread(target=run, name="fn_twilio-page", daemon=True)
+        thread.start()
+        try:
+            while (status := statuses.get()) is not _DONE:
+                yield self.status_message(status)
+        finally:   # a call closed early (shutdown): the page stops and pages no further tier
+            page.cancel()
+            thread.join(settings.timeout + settings.poll_interval)
         if "error" in outcome:
             raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
         result = outcome["page"]

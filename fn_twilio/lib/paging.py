@@ -21,6 +21,7 @@ Nothing is kept beyond the call: the code lives in the texts, pages and replies 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,7 @@ LOG = logging.getLogger(__name__)
 __all__ = ["Event", "TimelineEvent", "PageOutcome", "Page", "parse_tiers", "TierError"]
 
 _TIER_SEPARATOR = ";"
+CANCELLED = "Page stopped: the call was closed (resilient-circuits shutting down) before it ended"
 
 
 class Event:
@@ -172,6 +174,12 @@ class Page:
         self._tier_numbers: list[str] = []  # the numbers of the current tier
         self._started = 0.0
         self._seen: set[str] = set()       # replies handled (kept or left out)
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """End the page at the next step (the call was closed: resilient-circuits shutting down); no
+        further tier is paged."""
+        self._cancelled.set()
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> PageOutcome:
@@ -222,28 +230,33 @@ class Page:
         self.attribution.add(sent_text(o) for o in outcomes)
 
     def _wait(self, watch: Any, tier: int, due: float) -> str:
-        """Wait for the tier: "done" (acknowledged or terminated), "tier_out" or "window"."""
+        """Wait for the tier: "done" (acknowledged, terminated, or replies cannot be read), "tier_out"
+        or "window"."""
         while True:
             if self._tier_is_out():
                 return "tier_out"
             remaining = due - self.clock.now()
             if remaining <= 0:
                 return "window"
+            if self._cancelled.is_set():
+                return self._stop(tier, CANCELLED)
             if watch.wait(min(self.settings.poll_interval, remaining)):
                 found = watch.replies
                 watch.handled = len(found)
                 if self._read([r for r in found if r.sid not in self._seen], tier):
                     return "done"
-                if watch.error is not None:
-                    LOG.warning("Page %s: reading replies failed: %s", self.outcome.reply_code,
-                                watch.error.message)
+                if watch.error is not None:   # a lasting failure: the page cannot see acknowledgements
+                    return self._stop(tier, f"Could not read replies from Twilio: {watch.error.message}")
             reason = self.is_terminated()
             if reason is not None:
-                self._event(Event.TERMINATED, tier, None, reason)
-                self.outcome.reason = f"Workflow was terminated: {reason}"
-                self.progress(self.outcome.reason)
-                return "done"
+                return self._stop(tier, f"Workflow was terminated: {reason}", detail=reason)
             self._consult_delivery(tier)
+
+    def _stop(self, tier: int, reason: str, detail: str | None = None) -> str:
+        self._event(Event.TERMINATED, tier, None, detail or reason)
+        self.outcome.reason = reason
+        self.progress(reason)
+        return "done"
 
     def _read(self, new: Sequence[Reply], tier: int) -> bool:
         """Handle new replies; True when one acknowledges."""

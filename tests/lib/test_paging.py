@@ -214,3 +214,22 @@ def test_module_is_plain_python():
     import fn_twilio.lib.paging as paging
     source = open(paging.__file__, encoding="utf-8").read()
     assert not re.search(r"^\s*(import|from)\s+resilient", source, re.MULTILINE)
+
+
+def test_a_cancelled_page_pages_no_further_tier():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60)
+    run.script = [(10, run.page.cancel)]
+    outcome = run()
+    assert [n for _, n in run.created_at] == [ALICE]
+    assert outcome.reason.startswith("Page stopped: the call was closed")
+    assert 10 <= run.elapsed <= 12.5
+
+
+def test_replies_that_cannot_be_read_end_the_page_with_the_reason():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60)
+    wrong_credentials = TwilioRestException(401, "uri", "Authenticate", code=20003)
+    run.twilio.fail_next_pages.extend([wrong_credentials] * 3)
+    outcome = run()
+    assert outcome.reason.startswith("Could not read replies from Twilio: Twilio error 20003")
+    assert [n for _, n in run.created_at] == [ALICE]
+    assert events(outcome)[-1][0] == "terminated"
