@@ -65,7 +65,7 @@ def test_two_incidents_each_receive_call_gets_its_own(sandbox, soar):
     assert all(r["intent"] == "acknowledge" for r in first.results["content"] + second.results["content"])
 
 
-def test_three_tiers_a_decline_then_an_acknowledgement_from_tier_one(sandbox, soar):
+def test_three_tiers_escalate_on_their_windows_past_a_decline(sandbox, soar):
     twilio = sandbox.twilio
     when_paged(twilio, BOB, "no")
     when_paged(twilio, DAN, "not me")
