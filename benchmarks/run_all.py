@@ -1,6 +1,6 @@
 """Run every fn_twilio benchmark, one process each, and print a summary table (figure, target, met?).
 
-Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--only fanout reply poll footprint delivery] [--json FILE]
+Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--only fanout reply poll footprint delivery paging] [--json FILE]
 
 Each benchmark prints its own figures as it goes; the table at the end collects the figures that
 have a target. Exit status is 0 whatever the figures are (a benchmark that crashes gives 1).
@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("poll", "bench_poll_cost.py"),
     ("footprint", "bench_footprint.py"),
     ("delivery", "bench_delivery.py"),
+    ("paging", "bench_paging.py"),
 ]
 
 

@@ -9,8 +9,8 @@ The names here are the contract (contract.md §1, §3, §4, §6):
 message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``,
 ``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
 with a display name of its own so that an upgraded SOAR has no two functions of one name; no shipped
-workflow calls it: contract.md §8); the datatable ``twilio_sms_log``; three rules and three workflows,
-and a playbook for each.
+workflow calls it: contract.md §8); the paging function ``twilio_page`` (§9.4); the datatable
+``twilio_sms_log``; four rules and four workflows, and a playbook for each.
 Objects that 2.0.1 also had keep its UUIDs (customizations/identities.py).
 """
 from dataclasses import dataclass
@@ -131,14 +131,16 @@ FUNCTION_INPUTS = {
         placeholder="Incident 2095 needs your attention. Reply ACK to acknowledge."),
     "incident_id": Field(
         name="incident_id", label="incident_id", input_type="number",
-        tooltip=("The incident the default text is about, used only when twilio_sms_message is "
-                 "empty. Workflows pass incident.id."),
+        tooltip=("The incident: the default text is about it (when twilio_sms_message is empty), its id "
+                 "is the code an acknowledgement request asks for, and Get Responses leaves out replies "
+                 "that name another incident's code. Workflows pass incident.id."),
         placeholder="2095"),
     "twilio_phone_number": Field(
         name="twilio_phone_number", label="twilio_phone_number", input_type="text",
         required=True,
         tooltip=("The phone number whose replies are wanted (the number the SMS was sent to), in "
-                 "international format; digits without + are read as for twilio_sms_destination."),
+                 "international format; several numbers separated as for twilio_sms_destination "
+                 "(replies from any of them); digits without + are read as for twilio_sms_destination."),
         placeholder="+353861234567"),
     "twilio_date_sent": Field(
         name="twilio_date_sent", label="twilio_date_sent", input_type="text",
@@ -163,9 +165,33 @@ FUNCTION_INPUTS = {
         tooltip=("The SIDs of the messages whose delivery status is wanted (SM... or MM..., as Send "
                  "SMS reports them in sid), separated by commas. The same SID twice is read once."),
         placeholder="SM1234567890abcdef1234567890abcdef"),
+    "twilio_request_ack": Field(
+        name="twilio_request_ack", label="twilio_request_ack", input_type="boolean",
+        tooltip=("True: the text ends with \" Reply ACK <code> to acknowledge.\" (the first of the "
+                 "app's ack_keywords); the code is incident_id when given, else a random 4-digit code, "
+                 "and the result's reply_code. The request counts toward the 1600 characters."),
+        placeholder=""),
+    "twilio_wait_for": Field(
+        name="twilio_wait_for", label="twilio_wait_for", input_type="text",
+        tooltip=("reply (default): the first reply ends the wait. acknowledgement: the wait ends at the "
+                 "first acknowledgement, or once every number has declined or opted out; other "
+                 "replies are returned with it."),
+        placeholder="reply"),
+    "twilio_page_tiers": Field(
+        name="twilio_page_tiers", label="twilio_page_tiers", input_type="text", required=True,
+        tooltip=("The people to page, tier by tier: tiers separated by ; or new lines, the numbers of "
+                 "a tier by commas (+353861234567, +14155552345; +19788354530)."),
+        placeholder="+353861234567, +14155552345; +19788354530"),
+    "twilio_escalate_after": Field(
+        name="twilio_escalate_after", label="twilio_escalate_after", input_type="text",
+        tooltip=("How long each tier has to acknowledge before the next tier is paged: 30s, 10m, 1h, "
+                 "1d or 1w. Default 5m; at most max_wait_timeout."),
+        placeholder="5m"),
 }
 
-_RECEIVE_INPUTS = ("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts", "twilio_wait_timeout")
+# the 2.0.1 inputs first (the legacy function shows the same), then 2.2.0's
+_RECEIVE_INPUTS = ("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts", "twilio_wait_timeout",
+                   "incident_id", "twilio_wait_for")
 
 #: 2.0.x's name of Get Responses: served by its own component for workflows written for 2.0.x
 LEGACY_FUNCTION = "twilio_get_responses"
@@ -176,13 +202,22 @@ FUNCTIONS = (
         description=("Send an SMS through Twilio to one or more phone numbers. Each recipient is "
                      "sent separately and reported separately (message SID, status, segments or "
                      "the error), so an invalid or failing number never stops the others."),
-        inputs=("twilio_sms_destination", "twilio_sms_message", "incident_id")),
+        inputs=("twilio_sms_destination", "twilio_sms_message", "incident_id", "twilio_request_ack")),
     Function(
         name="twilio_receive_messages", display_name="Twilio: Get Responses",
-        description=("Return the SMS replies received from a phone number since a given moment, "
-                     "oldest first. When there is none yet, keep looking until one arrives, the "
-                     "wait timeout passes or the workflow is terminated."),
+        description=("Return the SMS replies received from one or more phone numbers since a given "
+                     "moment, oldest first, each with what it means (intent) and the code it answers "
+                     "(reply_code). When there is none yet (or, waiting for an acknowledgement, none "
+                     "acknowledges), keep looking until one arrives, the wait timeout passes or the "
+                     "workflow is terminated."),
         inputs=_RECEIVE_INPUTS),
+    Function(
+        name="twilio_page", display_name="Twilio: Page Until Acknowledged",
+        description=("Page people tier by tier until one acknowledges: each text asks for an "
+                     "acknowledgement with the incident's code; the next tier is paged when a tier's "
+                     "window passes, or at once when everyone in it declined or cannot be reached. "
+                     "Returns who acknowledged, every page and reply, and a timeline."),
+        inputs=("twilio_page_tiers", "twilio_sms_message", "incident_id", "twilio_escalate_after")),
     Function(
         name=LEGACY_FUNCTION, display_name="Twilio: Get Responses (2.0.x)",
         description=("Kept for workflows written for fn_twilio 2.0.x, which call this function by "
@@ -214,6 +249,21 @@ RULE_FIELDS = {
         tooltip=("Leave empty to send a default text naming this incident and its severity. "
                  + _SEGMENTS),
         placeholder="Incident needs your attention. Reply ACK to acknowledge."),
+    "twilio_request_ack": Field(
+        name="twilio_request_ack", label="Request acknowledgement", input_type="boolean",
+        tooltip=("Yes: the text asks for an acknowledgement with this incident's id as the code "
+                 "(\"Reply ACK 2095 to acknowledge.\")."),
+        placeholder=""),
+    "twilio_page_tiers": Field(
+        name="twilio_page_tiers", label="Tiers", input_type="text", required=True,
+        tooltip=("Who to page, tier by tier: tiers separated by ; or new lines, the numbers of a tier "
+                 "by commas, e.g. +353861234567, +14155552345; +19788354530"),
+        placeholder="+353861234567, +14155552345; +19788354530"),
+    "twilio_escalate_after": Field(
+        name="twilio_escalate_after", label="Escalate After", input_type="text",
+        tooltip=("How long each tier has to acknowledge before the next is paged: 30s, 10m, 1h. "
+                 "Empty: 5m."),
+        placeholder="5m"),
     "twilio_after_date_ts": Field(
         name="twilio_after_date_ts", label="Date Sent", input_type="datetimepicker",
         tooltip="Return replies sent at or after this date and time. Empty: all replies.",
@@ -286,6 +336,12 @@ WORKFLOWS = (
                      "status and write it in the row's Status, with the error explained when there "
                      "is one."),
         result_name="twilio_update_delivery_status_result"),
+    Workflow(
+        programmatic_name="example_twilio_page_on_call", name="Example: Twilio Page On-Call",
+        object_type="incident", function="twilio_page",
+        description=("Page the tiers given in the rule until someone acknowledges; add a row per page "
+                     "and per reply to the SMS Activity Log and a note with the outcome."),
+        result_name="twilio_page_result"),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +350,7 @@ WORKFLOWS = (
 RULES = (
     Rule(name="Example: Send Twilio SMS", object_type="incident",
          workflow="example_twilio_send_sms",
-         fields=("twilio_sms_destination", "twilio_sms_message")),
+         fields=("twilio_sms_destination", "twilio_sms_message", "twilio_request_ack")),
     Rule(name="Example: Twilio Receive Messages", object_type="incident",
          workflow="example_twilio_receive_messages",
          fields=("twilio_sms_destination", "twilio_after_date_ts", "twilio_wait_timeout")),
@@ -304,6 +360,9 @@ RULES = (
     Rule(name="Twilio: Update Delivery Status", object_type=SMS_LOG.name,
          workflow="twilio_update_delivery_status", fields=("twilio_status_wait_timeout",),
          conditions=(Condition("{}.direction".format(SMS_LOG.name), "equals", "outbound-api"),)),
+    Rule(name="Example: Twilio Page On-Call", object_type="incident",
+         workflow="example_twilio_page_on_call",
+         fields=("twilio_page_tiers", "twilio_escalate_after", "twilio_sms_message")),
 )
 
 
@@ -317,6 +376,7 @@ PLAYBOOK_EXAMPLES = (
     "Example: Twilio Receive Messages",
     "Twilio: Get Responses",
     "Twilio: Update Delivery Status",
+    "Example: Twilio Page On-Call",
 )
 
 def function_by_name(name: str) -> Function:

@@ -3,8 +3,9 @@
 #   success, reason, inputs {twilio_sms_destination, twilio_sms_message},
 #   twilio_status: one entry per recipient with phone_number, success, status, sid,
 #   messaging_service_sid, date_created, date_created_ts (epoch ms), direction, message_body,
-#   num_segments, error_code, error_message.
-# For each recipient: a note (sent / unable to send) and a row in the SMS Activity Log.
+#   num_segments, error_code, error_message; reply_code (the code an acknowledgement request asked for).
+# For each recipient: a note (sent / unable to send) and a row in the SMS Activity Log; a recipient
+# who replied STOP (status opted_out, Twilio error 21610) gets the row status "Opted out".
 from datetime import datetime, timezone
 
 
@@ -13,6 +14,13 @@ def escape_html(value):
     text = "" if value is None else str(value)
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
                 .replace('"', "&quot;").replace("'", "&#39;"))
+
+
+def row_status(entry):
+    """The Status column: Twilio's status when sent, "Opted out" after a STOP, else "Failed"."""
+    if entry.get("success"):
+        return entry.get("status")
+    return "Opted out" if entry.get("status") == "opted_out" else "Failed"
 
 
 def error_text(entry):
@@ -52,7 +60,7 @@ for entry in entries:
 
     log_row = incident.addRow("twilio_sms_log")
     log_row["row_created"] = row_created
-    log_row["status"] = entry.get("status") if entry.get("success") else "Failed"
+    log_row["status"] = row_status(entry)
     log_row["date_created"] = entry.get("date_created_ts")
     log_row["phone_number"] = phone_number
     log_row["direction"] = entry.get("direction") or "outbound-api"

@@ -10,3 +10,7 @@ if message and message.strip():
     inputs.twilio_sms_message = message
 
 inputs.incident_id = incident.id
+
+# "Request acknowledgement": the text ends with "Reply ACK <incident id> to acknowledge."
+if rule.properties.twilio_request_ack:
+    inputs.twilio_request_ack = True

@@ -3,16 +3,23 @@
 The two SOAR functions are served by two components (a component whose function is not defined on
 the SOAR server is not subscribed at all, so the legacy name must not take the current one down with
 it). Each component's @app_function delegates to :meth:`ReceiveMessagesComponent.receive` here.
+
+Every reply returned carries ``intent`` and ``reply_code`` (contract §9.1, §9.2: read by
+``lib.attribution``). ``incident_id`` leaves out the replies whose code is another one;
+``twilio_wait_for`` ``acknowledgement`` waits for an acknowledgement (or until every number waited on
+declined or opted out). The legacy function has neither input, so it keeps its 2.0.1 behaviour.
 """
 import logging
 import time
 
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
-from resilient_lib import get_workflow_status
 
+from fn_twilio.components._termination import termination_check
+from fn_twilio.lib.attribution import Attribution
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
+from fn_twilio.lib.intents import Intent
 from fn_twilio.lib.phone import PhoneNumberError, mask, normalise, split_entries
 from fn_twilio.lib.replies import Ending, collect
 from fn_twilio.lib.settings import SettingsError
@@ -20,6 +27,10 @@ from fn_twilio.util.app_settings import settings_from_opts
 
 PACKAGE_NAME = "fn_twilio"
 DEFAULT_WAIT = "120s"
+WAIT_FOR_REPLY = "reply"
+WAIT_FOR_ACK = "acknowledgement"
+WAIT_FOR = (WAIT_FOR_REPLY, WAIT_FOR_ACK)
+REFUSALS = (Intent.DECLINE.value, Intent.OPT_OUT.value)
 LOG = logging.getLogger(__name__)
 
 
@@ -40,6 +51,48 @@ def _value(fn_inputs, name):
     return None if value is None or (isinstance(value, str) and not value.strip()) else value
 
 
+def incident_code(fn_inputs, name="incident_id"):
+    """The optional incident id input as a reply code (its digits), or None; FunctionError_ when malformed."""
+    raw = _value(fn_inputs, name)
+    if raw is None:
+        return None
+    try:
+        number = int(str(raw).strip())
+        if number <= 0 or isinstance(raw, bool):
+            raise ValueError
+    except ValueError:
+        raise FunctionError_(f"{name} must be a positive whole number, not {raw!r}") from None
+    return str(number)
+
+
+class ReplyReader:
+    """The replies of one call as the results show them: read once each (intent, reply code), and
+    only those that belong to the call's incident (none named another code)."""
+
+    def __init__(self, attribution, code):
+        self.attribution = attribution
+        self.code = code
+        self._read = {}
+
+    def kept(self, replies):
+        out = []
+        for reply in replies:
+            if reply.sid not in self._read:
+                self._read[reply.sid] = self.attribution.read(reply)
+            read = self._read[reply.sid]
+            if self.code is None or read.reply_code is None or read.reply_code == self.code:
+                out.append(read)
+        return out
+
+
+def refused_by(replies, numbers):
+    """The numbers when every one of them has declined or opted out (its latest such reply), else []."""
+    latest = {}
+    for reply in replies:
+        latest[reply.from_] = reply.intent
+    return list(numbers) if all(latest.get(n) in REFUSALS for n in numbers) else []
+
+
 class ReceiveMessagesComponent(AppFunctionComponent):
     """Returns the replies a number sent to this app's sender, waiting for one when there is none yet."""
 
@@ -51,16 +104,37 @@ class ReceiveMessagesComponent(AppFunctionComponent):
             settings = settings_from_opts(self.opts)
         except SettingsError as err:
             raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
-        number, since, wait = self._read_inputs(fn_inputs, settings)
+        numbers, since, wait = self._read_inputs(fn_inputs, settings)
+        code = incident_code(fn_inputs)
+        wait_for = self._wait_for(fn_inputs)
         moment = format_date(since) if since else "the beginning"
-        yield self.status_message(f"Looking for replies from {mask(number)} since {moment}"
-                                  + (f", waiting up to {format_duration(wait)}" if wait else ""))
+        waited_for = " for an acknowledgement" if wait_for == WAIT_FOR_ACK else ""
+        yield self.status_message(f"Looking for replies from {', '.join(mask(n) for n in numbers)} since "
+                                  f"{moment}" + (f", waiting up to {format_duration(wait)}{waited_for}"
+                                                 if wait else ""))
 
-        outcome = collect(settings, [number], since, time.monotonic() + wait, is_terminated=self._terminated)
-        content = [reply.as_result() for reply in outcome.replies]
-        if outcome.ending == Ending.REPLIED:
-            count = len(outcome.replies)
-            yield self.status_message(f"{count} repl{'y' if count == 1 else 'ies'} received")
+        reader = ReplyReader(Attribution(settings), code)
+
+        def enough(replies):
+            kept = reader.kept(replies)
+            if wait_for == WAIT_FOR_REPLY:
+                return bool(kept)
+            return any(r.intent == Intent.ACKNOWLEDGE.value for r in kept) or bool(refused_by(kept, numbers))
+
+        outcome = collect(settings, numbers, since, time.monotonic() + wait,
+                          is_terminated=termination_check(self), enough=enough)
+        kept = reader.kept(outcome.replies)
+        content = [reply.as_result() for reply in kept]
+        number = ", ".join(numbers)
+        acked = [r for r in kept if r.intent == Intent.ACKNOWLEDGE.value]
+        refused = refused_by(kept, numbers) if wait_for == WAIT_FOR_ACK else []
+        if outcome.ending == Ending.REPLIED and wait_for == WAIT_FOR_ACK and not acked and refused:
+            yield RepliesResult(content, success=False, reason=f"Declined by {', '.join(refused)}")
+        elif outcome.ending == Ending.REPLIED:
+            count = len(kept)
+            yield self.status_message(f"{count} repl{'y' if count == 1 else 'ies'} received"
+                                      + (f", acknowledged by {mask(acked[0].from_)}" if acked and waited_for
+                                         else ""))
             yield RepliesResult(content, success=True)
         elif outcome.ending == Ending.FAILED and outcome.failure is not None:
             yield RepliesResult(content, success=False,
@@ -74,17 +148,29 @@ class ReceiveMessagesComponent(AppFunctionComponent):
                                        f"since {moment}")
 
     @staticmethod
+    def _wait_for(fn_inputs):
+        raw = _value(fn_inputs, "twilio_wait_for")
+        value = WAIT_FOR_REPLY if raw is None else str(raw).strip().lower()
+        if value not in WAIT_FOR:
+            raise FunctionError_(f"twilio_wait_for must be {WAIT_FOR_REPLY!r} or {WAIT_FOR_ACK!r}, "
+                                 f"not {raw!r}")
+        return value
+
+    @staticmethod
     def _read_inputs(fn_inputs, settings):
         raw_number = _value(fn_inputs, "twilio_phone_number")
         if raw_number is None:
             raise FunctionError_("twilio_phone_number is empty: give the number whose replies are wanted")
-        if len(split_entries(str(raw_number))) > 1:
-            raise FunctionError_("twilio_phone_number holds more than one number; give the one number "
-                                 "whose replies are wanted")
-        try:
-            number = normalise(str(raw_number), settings.default_region)
-        except PhoneNumberError as err:
-            raise FunctionError_(f"twilio_phone_number is not a valid phone number: {err}") from None
+        numbers = []
+        for entry in split_entries(str(raw_number)):
+            try:
+                number = normalise(entry, settings.default_region)
+            except PhoneNumberError as err:
+                raise FunctionError_(f"twilio_phone_number is not a valid phone number: {err}") from None
+            if number not in numbers:
+                numbers.append(number)
+        if not numbers:
+            raise FunctionError_("twilio_phone_number holds no phone number (only separators or spaces)")
         try:
             since = None
             for name in ("twilio_date_sent", "twilio_date_sent_ts"):
@@ -100,19 +186,4 @@ class ReceiveMessagesComponent(AppFunctionComponent):
                                   maximum=settings.max_wait_timeout)
         except DurationError as err:
             raise FunctionError_(str(err)) from None
-        return number, since, wait
-
-    def _terminated(self):
-        """The termination reason when SOAR says the workflow was terminated, else None."""
-        instance = (self.get_fn_msg() or {}).get("workflow_instance") or {}
-        instance_id = instance.get("workflow_instance_id")
-        if not instance_id:
-            return None
-        try:
-            status = get_workflow_status(self.rest_client(), int(instance_id))
-        except Exception as err:  # SOAR unreachable for a moment: keep waiting, look again next time
-            LOG.debug("Could not read the status of workflow instance %s: %s", instance_id, err)
-            return None
-        if getattr(status, "is_terminated", False):
-            return getattr(status, "reason", None) or "no reason given"
-        return None
+        return numbers, since, wait

@@ -3,10 +3,12 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._delivery import delivery_handler, take_delivery
+from fn_twilio.components._receive import incident_code
+from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
-from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress
+from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
 
@@ -21,6 +23,19 @@ def text_input(fn_inputs, name: str) -> str:
     """An input as trimmed text ('' when absent or blank)."""
     value = getattr(fn_inputs, name, None)
     return "" if value is None else str(value).strip()
+
+
+def flag_input(fn_inputs, name: str) -> bool:
+    """A boolean input (SOAR sends true/false; absent or null is false); FunctionError_ otherwise."""
+    value = getattr(fn_inputs, name, None)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("", "false", "no", "0"):
+        return False
+    if text in ("true", "yes", "1"):
+        return True
+    raise FunctionError_(f"{name} must be true or false, not {value!r}")
 
 
 class FunctionComponent(AppFunctionComponent):
@@ -58,10 +73,18 @@ class FunctionComponent(AppFunctionComponent):
         message = getattr(fn_inputs, "twilio_sms_message", None)
         message = "" if message is None else str(message)
         if not message.strip():
-            message = self._default_text(fn_inputs)
+            message = default_text(self, fn_inputs)
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
+        reply_code = None
+        if flag_input(fn_inputs, "twilio_request_ack"):
+            reply_code = incident_code(fn_inputs) or page_code(None)
+            try:
+                message = with_ack_request(message, reply_code, settings.keywords)
+            except ValueError as err:
+                raise FunctionError_(f"twilio_request_ack: {err}; shorten twilio_sms_message; nothing was "
+                                     "sent") from None
 
         skipped = len(recipients) - len(valid)
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
@@ -79,38 +102,35 @@ class FunctionComponent(AppFunctionComponent):
                     yield self.status_message(text)
                     last = text
             yield self.status_message(_progress(job.snapshot()))
-            summary = SendSummary(destination, message, tuple(job.outcomes()))
+            summary = SendSummary(destination, message, tuple(job.outcomes()), reply_code=reply_code)
         yield FunctionResult(summary.as_result(), success=summary.success, reason=summary.reason,
                              custom_results=True)
 
-    def _default_text(self, fn_inputs) -> str:
-        """The 2.0.1 default text, about the incident named by incident_id (read from SOAR)."""
-        raw = getattr(fn_inputs, "incident_id", None)
-        if raw is None or str(raw).strip() == "":
-            raise FunctionError_("twilio_sms_message is empty and incident_id is not set: give a message, "
-                                 "or the incident whose name the default message uses")
-        try:
-            incident_id = int(str(raw).strip())
-            if incident_id <= 0:
-                raise ValueError
-        except ValueError:
-            raise FunctionError_(f"incident_id must be a positive whole number, not {raw!r}") from None
-        try:
-            # SOAR's client retries failed requests for about 30 s: not for answers that will not change
-            response = self.rest_client().get(f"/incidents/{incident_id}?handle_format=names",
-                                              get_response_object=True, skip_retry=NO_RETRY_STATUSES)
-        except Exception as err:  # BasicHTTPException, connection errors...
-            raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
-                                 f"({type(err).__name__}: {_first_line(err)}); nothing was sent") from None
-        if response.status_code != 200:
-            raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
-                                 f"(HTTP {response.status_code}); nothing was sent")
-        incident = response.json()
-        severity = incident.get("severity_code")
-        if isinstance(severity, dict):
-            severity = severity.get("name")
-        return DEFAULT_TEXT.format(name=incident.get("name"), id=incident.get("id", incident_id),
-                                   severity=severity or "unknown")
+
+def default_text(component, fn_inputs) -> str:
+    """The 2.0.1 default text, about the incident named by incident_id (read from SOAR by
+    ``component``'s REST client); also the page's default text."""
+    code = incident_code(fn_inputs)
+    if code is None:
+        raise FunctionError_("twilio_sms_message is empty and incident_id is not set: give a message, "
+                             "or the incident whose name the default message uses")
+    incident_id = int(code)
+    try:
+        # SOAR's client retries failed requests for about 30 s: not for answers that will not change
+        response = component.rest_client().get(f"/incidents/{incident_id}?handle_format=names",
+                                               get_response_object=True, skip_retry=NO_RETRY_STATUSES)
+    except Exception as err:  # BasicHTTPException, connection errors...
+        raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
+                             f"({type(err).__name__}: {_first_line(err)}); nothing was sent") from None
+    if response.status_code != 200:
+        raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
+                             f"(HTTP {response.status_code}); nothing was sent")
+    incident = response.json()
+    severity = incident.get("severity_code")
+    if isinstance(severity, dict):
+        severity = severity.get("name")
+    return DEFAULT_TEXT.format(name=incident.get("name"), id=incident.get("id", incident_id),
+                               severity=severity or "unknown")
 
 
 def _progress(progress: SendProgress) -> str:

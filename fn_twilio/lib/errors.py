@@ -46,6 +46,11 @@ class Code:
     status: str | None = None
 
 
+# A recipient who replied STOP (contract §9.3): its own status, not "failed".
+STATUS_OPTED_OUT = "opted_out"
+OPTED_OUT_MESSAGE = ("the recipient has replied STOP to this sender; they must text START to it before they "
+                     "can be sent SMS again")
+
 # Twilio error code -> its meaning; one line per code, from Twilio's error dictionary.
 TWILIO_CODES: dict[int, Code] = {
     20003: Code("Twilio rejected the credentials: check twilio_account_sid and twilio_auth_token "
@@ -62,7 +67,7 @@ TWILIO_CODES: dict[int, Code] = {
     21604: Code("a recipient number is required"),
     21606: Code("the sender is not an SMS-capable number of this Twilio account"),
     21608: Code("a trial account may only send to verified numbers"),
-    21610: Code("the recipient has opted out (replied STOP) and must text START to this sender first"),
+    21610: Code(OPTED_OUT_MESSAGE, status=STATUS_OPTED_OUT),
     21611: Code("the sender's queue is full; try again later"),
     21612: Code("Twilio cannot route a message to this number"),
     21614: Code("the number is not a mobile number and cannot receive SMS"),

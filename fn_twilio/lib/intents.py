@@ -15,9 +15,9 @@ Reading a reply (``read_reply``):
   decline keyword and the code a whole number (``"ack 20x5"`` names none). Text after those two
   words is allowed (``"ACK 2095, on my way"``). Codes are digit strings without leading zeros.
 
-Which page a reply answers (``reply_code``): the code it names when a page to that number asked
-for that code; otherwise the code of the latest page sent to that number at or before the reply
-(None when that page asked for no acknowledgement). A page asks for an acknowledgement when its
+Which page a reply answers (``reply_code``, contract §9.2): the code it names, always; for a reply
+that names none, the code of the latest page sent to that number at or before the reply (None when
+that page asked for no acknowledgement, or nothing was sent). A page asks for an acknowledgement when its
 text ends with the request that ``ack_request`` writes (`` Reply ACK 2095 to acknowledge.``).
 
 Keywords come from the settings ``ack_keywords`` and ``decline_keywords``; ``keywords`` checks
@@ -227,11 +227,10 @@ def latest_page(number: str, at: datetime, sent: Iterable[SentText]) -> SentText
 def reply_code(reading: Reading, number: str, at: datetime, sent: Sequence[SentText]) -> str | None:
     """The code a reply from ``number`` received ``at`` answers.
 
-    The code it names, when a text sent to that number at or before the reply asked for it;
-    otherwise the code the latest text sent to that number asked for (None when it asked for none,
-    or when nothing was sent). So ``"ok 5 min"`` after a page for 2095 answers 2095."""
-    mine = [text for text in sent if text.to == number and text.date <= at]
-    if reading.code is not None and any(requested_code(text.body) == reading.code for text in mine):
+    The code it names, whatever was sent; for a reply that names none, the code the latest text sent
+    to that number at or before the reply asked for (None when it asked for none, or when nothing was
+    sent). So ``"ok, on my way"`` after a page for 2095 answers 2095; ``"ACK 2096"`` answers 2096."""
+    if reading.code is not None:
         return reading.code
-    latest = latest_page(number, at, mine)
+    latest = latest_page(number, at, sent)
     return requested_code(latest.body) if latest is not None else None

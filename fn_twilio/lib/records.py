@@ -104,6 +104,8 @@ class Reply:
     direction: str = "inbound"
     messaging_service_sid: str | None = None
     error_message: str | None = None
+    intent: str | None = None        # what it means (intents.Intent's value), set by attribution.read
+    reply_code: str | None = None    # the code it answers (contract §9.2), set by attribution.read
 
     @classmethod
     def from_message(cls, message: Any, seen_at: datetime) -> Reply:
@@ -131,6 +133,8 @@ class Reply:
             "message_body": self.body,
             "status": self.status,
             "error_message": self.error_message,
+            "intent": self.intent,
+            "reply_code": self.reply_code,
         }
 
 
@@ -141,6 +145,7 @@ class SendSummary:
     destination: str
     message: str
     outcomes: tuple[SendOutcome, ...]
+    reply_code: str | None = None    # the code the text's acknowledgement request asks for
 
     @property
     def failed(self) -> int:
@@ -162,6 +167,7 @@ class SendSummary:
             "reason": self.reason,
             "inputs": {"twilio_sms_destination": self.destination, "twilio_sms_message": self.message},
             "twilio_status": [o.as_result() for o in self.outcomes],
+            "reply_code": self.reply_code,
         }
 
 

@@ -64,6 +64,7 @@ class ReplyWatch(Watch):
         self.floor = _second(since)
         self._found: dict[str, Reply] = {}
         self.backfill: dict[str, Any] = {}   # number -> the page to go on from (its own first look)
+        self.handled = 0   # replies the waiting call has already dealt with: only more are news
 
     @property
     def number(self) -> str:
@@ -76,7 +77,7 @@ class ReplyWatch(Watch):
             return sorted(self._found.values(), key=lambda r: (r.date_sent, r.date_created, r.sid))
 
     def has_news(self) -> bool:
-        return bool(self._found)
+        return len(self._found) > self.handled
 
     def offer(self, replies: Iterable[Reply]) -> None:
         with self.changed:
@@ -285,29 +286,40 @@ class CollectOutcome:
 
 def collect(settings: Any, numbers: Sequence[str], since: datetime | None, deadline: float, *,
             is_terminated: Callable[[], str | None] = lambda: None, clock: Clock = SYSTEM_CLOCK,
-            client_factory: ClientFactory = build_client) -> CollectOutcome:
-    """Wait until a reply from one of ``numbers`` (sent at or after ``since``) arrives, a look fails for
-    good, ``is_terminated()`` returns a reason, or ``clock.now()`` reaches ``deadline``.
+            client_factory: ClientFactory = build_client,
+            enough: Callable[[tuple[Reply, ...]], bool] = bool) -> CollectOutcome:
+    """Wait until the replies from ``numbers`` (sent at or after ``since``) are ``enough`` (default: at
+    least one), a look fails for good, ``is_terminated()`` returns a reason, or ``clock.now()`` reaches
+    ``deadline``.
 
-    A deadline already past makes one look (its own, not the cache's) and returns what it found. The
-    first look is always waited for (up to the HTTP timeout and one interval), so a short wait still
-    reads Twilio once. ``is_terminated`` is asked once per poll interval while waiting.
+    ``enough`` is asked each time more replies arrive (the components pass one that reads them, e.g.
+    "an acknowledgement has come"); the ending is REPLIED when it said yes, else the replies found so
+    far come with the other ending. A deadline already past makes one look (its own, not the cache's)
+    and returns what it found. The first look is always waited for (up to the HTTP timeout and one
+    interval), so a short wait still reads Twilio once. ``is_terminated`` is asked once per poll
+    interval while waiting.
     """
     terminated: str | None = None
+    satisfied = False
     with watch_replies(settings, numbers, since, fresh_look=deadline <= clock.now(),
                        client_factory=client_factory, clock=clock) as watch:
         while True:
             remaining = deadline - clock.now()
             if remaining <= 0:
                 watch.wait_for_look(settings.timeout + settings.poll_interval)
+                satisfied = bool(enough(tuple(watch.replies)))
                 break
             if watch.wait(min(settings.poll_interval, remaining)):
-                break
+                found = tuple(watch.replies)
+                if watch.error is not None or enough(found):
+                    satisfied = watch.error is None
+                    break
+                watch.handled = len(found)
             terminated = is_terminated()
             if terminated is not None:
                 break
         replies, failure = tuple(watch.replies), watch.error
-    if replies:
+    if replies and (satisfied or enough(replies)):
         return CollectOutcome(Ending.REPLIED, replies)
     if failure is not None:
         return CollectOutcome(Ending.FAILED, replies, failure=failure)

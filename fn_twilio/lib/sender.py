@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
+from fn_twilio.lib.intents import Keywords, ack_request
 from fn_twilio.lib.phone import Recipient, mask, mask_numbers
 from fn_twilio.lib.records import SendOutcome
 from fn_twilio.lib.twilio_client import ThreadLocalClients
@@ -55,6 +56,17 @@ class RetryPolicy:
         """Exponential back-off with full jitter for the wait after ``attempt`` failed requests."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling) if self.jitter else ceiling
+
+
+def with_ack_request(body: str, code: str, keywords: Keywords) -> str:
+    """``body`` ending with the acknowledgement request for ``code`` (contract §9.2); ValueError when
+    the whole text would pass :data:`MAX_BODY_LENGTH` (the request counts toward it and the segments)."""
+    text = body.rstrip() + ack_request(code, keywords)
+    if len(text) > MAX_BODY_LENGTH:
+        raise ValueError(f"the text with the acknowledgement request has {len(text)} characters, more than "
+                         f"Twilio's limit of {MAX_BODY_LENGTH} (the request takes "
+                         f"{len(ack_request(code, keywords))})")
+    return text
 
 
 def message_params(settings: Any, to: str, body: str) -> dict[str, str]:

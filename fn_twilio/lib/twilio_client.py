@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from requests.adapters import HTTPAdapter
@@ -91,10 +91,12 @@ def build_client(settings: Any, *, pool_size: int = 10) -> Client:
 
 
 class ThreadLocalClients:
-    """One twilio Client per thread for the same settings, closed together."""
+    """One twilio Client per thread for the same settings, closed together (``factory``, when given,
+    builds them instead of :func:`build_client`: tests' fake clients)."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, factory: Callable[[Any], Any] | None = None) -> None:
         self._settings = settings
+        self._factory = factory
         self._local = threading.local()
         self._all: list[Client] = []
         self._lock = threading.Lock()
@@ -102,7 +104,8 @@ class ThreadLocalClients:
     def get(self) -> Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = build_client(self._settings, pool_size=2)
+            factory = self._factory
+            client = factory(self._settings) if factory else build_client(self._settings, pool_size=2)
             self._local.client = client
             with self._lock:
                 self._all.append(client)

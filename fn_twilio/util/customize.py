@@ -6,12 +6,13 @@ util/data/export.res is built from the repository's customizations/ directory
 Contents:
     - Message destination: fn_twilio
     - Functions: twilio_receive_messages ("Twilio: Get Responses"), twilio_send_sms ("Twilio: Send SMS"),
+      twilio_page ("Twilio: Page Until Acknowledged"),
       twilio_get_responses ("Twilio: Get Responses (2.0.x)", kept for workflows written for 2.0.x),
       twilio_get_message_status ("Twilio: Get Delivery Status")
     - Workflows: example_twilio_receive_messages, example_twilio_send_sms, twilio_get_responses,
-      twilio_update_delivery_status
+      example_twilio_page_on_call, twilio_update_delivery_status
     - Rules: Example: Send Twilio SMS, Example: Twilio Receive Messages, Twilio: Get Responses,
-      Twilio: Update Delivery Status
+      Example: Twilio Page On-Call, Twilio: Update Delivery Status
     - Datatable: twilio_sms_log ("SMS Activity Log")
 """
 import base64
@@ -28,12 +29,13 @@ def codegen_reload_data():
     return {
         "package": PACKAGE_NAME,
         "message_destinations": ["fn_twilio"],
-        "functions": ["twilio_get_message_status", "twilio_get_responses", "twilio_receive_messages",
-                      "twilio_send_sms"],
-        "workflows": ["example_twilio_receive_messages", "example_twilio_send_sms",
-                      "twilio_get_responses", "twilio_update_delivery_status"],
-        "actions": ["Example: Send Twilio SMS", "Example: Twilio Receive Messages",
-                    "Twilio: Get Responses", "Twilio: Update Delivery Status"],
+        "functions": ["twilio_get_message_status", "twilio_get_responses", "twilio_page",
+                      "twilio_receive_messages", "twilio_send_sms"],
+        "workflows": ["example_twilio_page_on_call", "example_twilio_receive_messages",
+                      "example_twilio_send_sms", "twilio_get_responses", "twilio_update_delivery_status"],
+        "actions": ["Example: Send Twilio SMS", "Example: Twilio Page On-Call",
+                    "Example: Twilio Receive Messages", "Twilio: Get Responses",
+                    "Twilio: Update Delivery Status"],
         "incident_fields": [],
         "incident_artifact_types": [],
         "incident_types": [],

@@ -1,11 +1,13 @@
 """``python -m sandbox.soar``: serve a local SOAR (and Twilio emulator) until interrupted;
-``python -m sandbox.soar demo``: send an SMS from a rule, answer it, and collect the reply."""
+``python -m sandbox.soar demo``: send an SMS from a rule, answer it, collect the reply, and page
+on-call people until one acknowledges."""
 import argparse
 import html
 import re
 import signal
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 
 from .sandbox import Sandbox
@@ -115,6 +117,7 @@ def _report(run):
 
 DEMO_INVALID = "12345"
 DEMO_OTHER = "+14155552345"
+DEMO_ESCALATE = "3s"
 LOG_COLUMNS = (("row_created", "Row Created"), ("status", "Status"), ("date_created", "Msg Created"),
                ("phone_number", "Phone Number"), ("direction", "Direction"), ("msg_body", "Msg Body"),
                ("message_id", "Msg Id"))
@@ -143,9 +146,33 @@ def _demo(sandbox, number):
     print("   result: success={}, {} repl{}".format(
         got.results.get("success"), len(got.results.get("content") or []),
         "y" if len(got.results.get("content") or []) == 1 else "ies"), flush=True)
-    _step(5, "what SOAR now shows on incident 2095")
+    _step(5, "rule 'Example: Twilio Page On-Call': tier 1 {}, tier 2 {}, escalate after {}; {} answers "
+             "'ACK 2095' once paged".format(number, DEMO_OTHER, DEMO_ESCALATE, DEMO_OTHER))
+    _answer_when_paged(sandbox.twilio, DEMO_OTHER, "ACK 2095")
+    paged = soar.fire_rule("Example: Twilio Page On-Call", incident_id=2095, properties={
+        "twilio_page_tiers": "{}; {}".format(number, DEMO_OTHER), "twilio_escalate_after": DEMO_ESCALATE})
+    if paged.error:
+        return _failed(paged.error)
+    for status in paged.call.statuses:
+        print("   action status: {}".format(status), flush=True)
+    print("   result: success={}, acknowledged by {} in tier {}".format(
+        paged.results.get("success"), (paged.results.get("content") or {}).get("acknowledged_by"),
+        (paged.results.get("content") or {}).get("tier")), flush=True)
+    _step(6, "what SOAR now shows on incident 2095")
     _print_log(sandbox)
     return 0
+
+
+def _answer_when_paged(twilio, number, text, timeout=30.0):
+    """Reply ``text`` from ``number`` once a new text (the page) reached it, as the person would."""
+    already = len(twilio.outbound_messages(to=number))
+
+    def answer():
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(twilio.outbound_messages(to=number)) <= already:
+            time.sleep(0.1)
+        twilio.inject_inbound(from_=number, body=text)
+    threading.Thread(target=answer, daemon=True).start()
 
 
 def _print_log(sandbox):

@@ -473,7 +473,8 @@ class SoarDriver:
 
         run = PlaybookRun(rule=playbook["name"], incident_id=int(incident_id),
                           display_name=playbook.get("display_name"), form=dict(inputs or {}),
-                          playbook_instance_id=next(self._ids), **self._row_identity(object_type, row))
+                          playbook_instance_id=self.rest.add_playbook_instance() if self.rest is not None
+                          else next(self._ids), **self._row_identity(object_type, row))
         script_kw = dict(incident=incident, datatables=self._datatable_types(index), context="playbook",
                          playbook_inputs=run.form)
         if row_cells is not None:

@@ -18,6 +18,7 @@ GET  /orgs/{org}/incidents/{id}/table_data/{table}            datatable rows
 POST /orgs/{org}/incidents/{id}/table_data/{table}/row_data   add a row
 PUT  /orgs/{org}/incidents/{id}/table_data/{table}/row_data/{row}  update a row's cells in place
 GET  /orgs/{org}/workflow_instances/{id}                      running / terminated
+GET  /orgs/{org}/playbooks/instances/{id}                     a playbook run: running / terminated
 POST /orgs/{org}/configurations/imports                       checked import, PENDING
 GET/PUT /orgs/{org}/configurations/imports/{id}               ACCEPTED applies it
 GET/POST /orgs/{org}/message_destinations, GET/PUT .../{id}    message destinations
@@ -184,6 +185,7 @@ class SoarRestEmulator:
         self.exports = []                  # accepted exports, in order
         self.incidents = {}                # id -> incident dict (with "_notes", "_tables")
         self.workflow_instances = {}       # id -> instance dict
+        self.playbook_instances = {}       # id -> playbook instance dict
         self._sessions = {}                # csrf token -> JSESSIONID
         self.fail_routes = {}              # (METHOD, regex) -> (status, message): injected failures
 
@@ -351,6 +353,22 @@ class SoarRestEmulator:
             inst = self.workflow_instances.get(int(instance_id))
             if inst is None:
                 inst = self.workflow_instances[self.add_workflow_instance(instance_id)]
+            inst.update(status="terminated", end_date=now_ms(), terminate_reason=reason)
+
+    def add_playbook_instance(self, instance_id=None, status="running"):
+        """A running playbook instance (what a call from a playbook names in ``playbook_instance``)."""
+        with self._lock:
+            instance_id = int(instance_id) if instance_id is not None else next(self._ids)
+            self.playbook_instances[instance_id] = {
+                "id": instance_id, "playbook_instance_id": instance_id, "status": status,
+                "start_date": now_ms(), "end_date": None, "terminate_reason": None}
+            return instance_id
+
+    def terminate_playbook_instance(self, instance_id, reason="Terminated by the test"):
+        with self._lock:
+            inst = self.playbook_instances.get(int(instance_id))
+            if inst is None:
+                inst = self.playbook_instances[self.add_playbook_instance(instance_id)]
             inst.update(status="terminated", end_date=now_ms(), terminate_reason=reason)
 
     def complete_workflow_instance(self, instance_id):
@@ -629,6 +647,12 @@ class SoarRestEmulator:
             inst = self.workflow_instances.get(int(m.group(1)))
             if inst is None:
                 raise HttpError(404, "Workflow instance {} not found".format(m.group(1)))
+            return 200, dict(inst), {}
+        m = re.match(r"^/playbooks/instances/(\d+)$", rel)
+        if m and method == "GET":
+            inst = self.playbook_instances.get(int(m.group(1)))
+            if inst is None:
+                raise HttpError(404, "Playbook instance {} not found".format(m.group(1)))
             return 200, dict(inst), {}
 
         if rel == "/configurations/imports" and method == "POST":

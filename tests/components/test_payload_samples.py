@@ -126,3 +126,21 @@ class TestPayloadSamples:
     def test_samples_are_not_empty(self, function):
         for name in ("output_json_example.json", "output_json_schema.json"):
             assert json.loads((SAMPLES / function / name).read_text())
+
+
+class TestPagePayloadSample:
+    APP_SETTINGS = {}
+
+    def test_page(self, circuits_app, twilio):
+        from tests.components.test_page import answer_when_paged
+        answer_when_paged(twilio, "+353861234567", "no")
+        answer_when_paged(twilio, "+14155552345", "ACK 2095, on my way")
+        call = call_function(circuits_app, "twilio_page", {
+            "twilio_page_tiers": "+353861234567; +14155552345", "twilio_sms_message": "Incident 2095 needs you.",
+            "incident_id": 2095, "twilio_escalate_after": "5m"}, timeout=60)
+        assert call.result["success"] is True
+        check_or_update("twilio_page", call.result)
+
+    def test_page_sample_is_not_empty(self):
+        for name in ("output_json_example.json", "output_json_schema.json"):
+            assert json.loads((SAMPLES / "twilio_page" / name).read_text())

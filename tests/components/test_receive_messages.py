@@ -218,7 +218,11 @@ class TestPollerSharing:
             assert results[number]["success"] is False and results[number]["content"] == []
         # each call (no moment) has one first look of its own, filtered by its number (contract §12);
         # after that one request per interval serves all six calls, whatever number each waits on
-        looks = lists(twilio)
+        every = lists(twilio)
+        looks = [r for r in every if r.query.get("To") == [SENDER]]
+        # the one reply's code is read from the texts sent to its number: one listing, once
+        sent_to = [r for r in every if r.query.get("To") != [SENDER]]
+        assert [(r.query["To"][0], r.query["From"][0]) for r in sent_to] == [(numbers[3], SENDER)]
         own = [r for r in looks if "From" in r.query]
         shared = [r for r in looks if "From" not in r.query]
         assert sorted(r.query["From"][0] for r in own) == sorted(numbers)

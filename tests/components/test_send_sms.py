@@ -4,6 +4,7 @@ Each class runs its own resilient-circuits app with the app.config section its A
 """
 import pytest
 
+from fn_twilio.lib.errors import OPTED_OUT_MESSAGE
 from sandbox.twilio_emulator import API_KEY_SECRET, API_KEY_SID, MESSAGING_SERVICE_SID, SENDER
 from tests.conftest import call_function
 
@@ -100,10 +101,10 @@ class TestRecipients:
         by_number = {e["phone_number"]: e for e in call.result["twilio_status"]}
         assert by_number["+15005550001"]["error_code"] == 21211
         assert by_number["+15005550004"]["error_code"] == 21610
-        assert "opted out" in by_number["+15005550004"]["error_message"]
+        assert OPTED_OUT_MESSAGE in by_number["+15005550004"]["error_message"]   # contract §9.3
         assert by_number["+353861234567"]["success"] is True
         assert call.result["reason"] == "2 of 3 recipients failed"
-        assert [e["status"] for e in call.result["twilio_status"]] == ["failed", "queued", "failed"]
+        assert [e["status"] for e in call.result["twilio_status"]] == ["failed", "queued", "opted_out"]
 
     def test_unicode_body_counts_segments(self, circuits_app, twilio):
         body = "Incident 🚨 " * 10          # UCS-2: 70 per single SMS, 67 per part

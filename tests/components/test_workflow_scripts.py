@@ -44,7 +44,7 @@ class TestExampleWorkflows:
         assert sent["date_created"] == entries[0]["date_created_ts"]
         assert sent["direction"] == "outbound-api" and sent["msg_body"] == "Bridge <now>"
         assert invalid["status"] == "Failed" and "12345" in invalid["msg_body"]
-        assert opted_out["status"] == "Failed" and opted_out["msg_body"].startswith("Error 21610:")
+        assert opted_out["status"] == "Opted out" and opted_out["msg_body"].startswith("Error 21610:")
         assert len(post.notes) == 3
         assert "Twilio SMS sent" in post.notes[0]["text"] and "Bridge &lt;now&gt;" in post.notes[0]["text"]
         assert "Unable to send" in post.notes[1]["text"]

@@ -32,6 +32,12 @@ def test_send_pre_passes_destination_message_and_incident():
     assert run.notes == [] and run.rows == []
 
 
+def test_send_pre_requests_an_acknowledgement_when_asked():
+    run = run_script(script_path("example_twilio_send_sms", "pre"), incident=INCIDENT,
+                     rule_properties={"twilio_sms_destination": "+353861234567", "twilio_request_ack": True})
+    assert run.inputs["twilio_request_ack"] is True and run.inputs["incident_id"] == 2095
+
+
 @pytest.mark.parametrize("message", [None, "", "   "])
 def test_send_pre_leaves_message_empty_for_the_default_text(message):
     run = run_script(script_path("example_twilio_send_sms", "pre"), incident=INCIDENT,

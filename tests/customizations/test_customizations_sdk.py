@@ -35,22 +35,23 @@ def test_codegen_reads_the_export(tmp_path):
     sdk = _sdk()
     _run([sdk, "codegen", "-e", EXPORT_RES, "-p", "fn_twilio", "-m", "fn_twilio",
           "-w", "example_twilio_send_sms", "example_twilio_receive_messages",
-          "twilio_get_responses", "twilio_update_delivery_status",
+          "twilio_get_responses", "twilio_update_delivery_status", "example_twilio_page_on_call",
           "-r", "Example: Send Twilio SMS", "Example: Twilio Receive Messages",
-          "Twilio: Get Responses", "Twilio: Update Delivery Status",
+          "Twilio: Get Responses", "Twilio: Update Delivery Status", "Example: Twilio Page On-Call",
           "-d", "twilio_sms_log", "-o", str(tmp_path)], cwd=str(tmp_path))
     package = tmp_path / "fn_twilio" / "fn_twilio"
     components = sorted(p.name for p in (package / "components").glob("funct_*.py"))
-    assert components == ["funct_twilio_get_message_status.py", "funct_twilio_get_responses.py",
+    assert components == ["funct_twilio_get_message_status.py", "funct_twilio_get_responses.py", "funct_twilio_page.py",
                           "funct_twilio_receive_messages.py", "funct_twilio_send_sms.py"]
 
     # the export codegen re-emits holds every object we asked for
     regenerated = json.loads((package / "util" / "data" / "export.res").read_text())
     assert sorted(f["name"] for f in regenerated["functions"]) == \
-        ["twilio_get_message_status", "twilio_get_responses", "twilio_receive_messages", "twilio_send_sms"]
+        ["twilio_get_message_status", "twilio_get_responses", "twilio_page", "twilio_receive_messages",
+         "twilio_send_sms"]
     assert sorted(w["programmatic_name"] for w in regenerated["workflows"]) == \
-        ["example_twilio_receive_messages", "example_twilio_send_sms", "twilio_get_responses",
-         "twilio_update_delivery_status"]
+        ["example_twilio_page_on_call", "example_twilio_receive_messages", "example_twilio_send_sms",
+         "twilio_get_responses", "twilio_update_delivery_status"]
     assert [t["type_name"] for t in regenerated["types"]] == ["twilio_sms_log"]
     assert len(regenerated["actions"]) == 4
 

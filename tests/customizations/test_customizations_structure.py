@@ -48,9 +48,10 @@ def test_top_level_shape(export_res):
 def test_functions_and_their_inputs(export_res):
     functions = _by(export_res["functions"], "name")
     assert set(functions) == {"twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
-                              "twilio_get_message_status"}
+                              "twilio_get_message_status", "twilio_page"}
     assert functions["twilio_get_message_status"]["display_name"] == "Twilio: Get Delivery Status"
     assert functions["twilio_send_sms"]["display_name"] == "Twilio: Send SMS"
+    assert functions["twilio_page"]["display_name"] == "Twilio: Page Until Acknowledged"
     assert functions["twilio_receive_messages"]["display_name"] == "Twilio: Get Responses"
     legacy = functions["twilio_get_responses"]               # 2.0.x's name, kept for its workflows
     assert legacy["display_name"] == "Twilio: Get Responses (2.0.x)"
@@ -61,11 +62,18 @@ def test_functions_and_their_inputs(export_res):
     receive_inputs = [("twilio_phone_number", "text", True),
                       ("twilio_date_sent", "text", False),
                       ("twilio_date_sent_ts", "datetimepicker", False),
-                      ("twilio_wait_timeout", "text", False)]
+                      ("twilio_wait_timeout", "text", False),
+                      ("incident_id", "number", False),          # 2.2.0: reply codes (contract §9.2)
+                      ("twilio_wait_for", "text", False)]
     expected = {
         "twilio_send_sms": [("twilio_sms_destination", "text", True),
                             ("twilio_sms_message", ("text", "textarea"), False),
-                            ("incident_id", "number", False)],
+                            ("incident_id", "number", False),
+                            ("twilio_request_ack", "boolean", False)],
+        "twilio_page": [("twilio_page_tiers", "text", True),
+                        ("twilio_sms_message", ("text", "textarea"), False),
+                        ("incident_id", "number", False),
+                        ("twilio_escalate_after", "text", False)],
         "twilio_receive_messages": receive_inputs,
         "twilio_get_responses": receive_inputs,
         "twilio_get_message_status": [("twilio_message_sids", "text", True),
@@ -131,7 +139,8 @@ CONTRACT_RULES = [
     # rule, object type, [(field, label, input type, required)], workflow, workflow name
     ("Example: Send Twilio SMS", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
-      ("twilio_sms_message", "Message", "text", False)],
+      ("twilio_sms_message", "Message", "text", False),
+      ("twilio_request_ack", "Request acknowledgement", "boolean", False)],
      "example_twilio_send_sms", "Example: Twilio Send SMS"),
     ("Example: Twilio Receive Messages", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
@@ -143,6 +152,11 @@ CONTRACT_RULES = [
     ("Twilio: Update Delivery Status", "twilio_sms_log",
      [("twilio_status_wait_timeout", "Wait for Final Status", "text", False)],
      "twilio_update_delivery_status", "Twilio: Update Delivery Status"),
+    ("Example: Twilio Page On-Call", "incident",
+     [("twilio_page_tiers", "Tiers", "text", True),
+      ("twilio_escalate_after", "Escalate After", "text", False),
+      ("twilio_sms_message", "Message", "text", False)],
+     "example_twilio_page_on_call", "Example: Twilio Page On-Call"),
 ]
 
 

@@ -44,7 +44,7 @@ def test_startup_calls_the_rest_api_in_order_then_subscribes(sandbox, builtin_br
     assert sorted(paths[7:]) == sorted(
         ["/rest/orgs/201/functions/" + name
          for name in ("twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
-                      "twilio_get_message_status")]
+                      "twilio_get_message_status", "twilio_page")]
         + ["/rest/orgs/201/types/__function/fields"])
     assert all(r.status == 200 and r.method == "GET" for r in startup)
     assert all(r.query.get("handle_format") == "names" for r in startup if "/functions/" in r.path)

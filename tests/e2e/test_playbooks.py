@@ -5,6 +5,9 @@
 One sandbox serves the module: it starts empty, ``customize`` imports the app's customizations, then
 the app runs.
 """
+import threading
+import time
+
 import pytest
 
 from customizations import definitions as d
@@ -18,6 +21,7 @@ SEND = "Example: Twilio Send SMS (Playbook)"
 RECEIVE = "Example: Twilio Receive Messages (Playbook)"
 GET_RESPONSES = "Twilio: Get Responses (Playbook)"
 UPDATE_STATUS = "Twilio: Update Delivery Status (Playbook)"   # run in test_delivery_status.py
+PAGE = "Example: Twilio Page On-Call (Playbook)"
 LOG = "twilio_sms_log"
 
 
@@ -26,7 +30,7 @@ def sandbox():
     with Sandbox(app_settings={"poll_interval": "1s"}) as sandbox:
         code, output = sandbox.app.customize()
         assert code == 0, output
-        for incident_id in (3100, 3200, 3300, 3400):
+        for incident_id in (3100, 3200, 3300, 3400, 3500):
             sandbox.rest.add_incident(incident_id, f"Playbook incident {incident_id}", "High")
         sandbox.run_app(timeout=90)
         yield sandbox
@@ -43,7 +47,7 @@ def sent_to(sandbox, number):
 
 def test_customize_imports_a_playbook_for_every_example(sandbox):
     imported = {p["display_name"]: p for p in sandbox.rest.playbooks.values()}
-    assert sorted(imported) == sorted([GET_RESPONSES, RECEIVE, SEND, UPDATE_STATUS])
+    assert sorted(imported) == sorted([GET_RESPONSES, PAGE, RECEIVE, SEND, UPDATE_STATUS])
     assert len(d.PLAYBOOK_EXAMPLES) == len(imported)
     assert {p["activation_type"] for p in imported.values()} == {"manual"}
     assert imported[GET_RESPONSES]["object_type"] == LOG
@@ -98,12 +102,32 @@ def test_receive_playbook_collects_a_reply_and_notes_when_none(sandbox, soar):
     assert "no reply" in str(note) and "+353861234301" in str(note)
 
 
+def test_page_playbook_escalates_and_writes_its_rows_and_note(sandbox, soar):
+    def answer():
+        deadline = time.monotonic() + 30
+        while not sent_to(sandbox, "+14155553501") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sandbox.twilio.inject_inbound(from_="+14155553501", body="ACK 3500")
+
+    threading.Thread(target=answer, daemon=True).start()
+    run = soar.run_playbook(PAGE, incident_id=3500, inputs={
+        "twilio_page_tiers": "+353861233501; +14155553501", "twilio_escalate_after": "2s"})
+    assert run.error is None, run.error
+    rows = sandbox.rest.rows(3500, LOG)
+    assert [(r["phone_number"], r["status"]) for r in rows] == [
+        ("+353861233501", "queued"), ("+14155553501", "queued"), ("+14155553501", "Acknowledged")]
+    assert rows[0]["msg_body"].endswith(" Reply ACK 3500 to acknowledge.")
+    [note] = sandbox.rest.notes(3500)
+    assert "Twilio page acknowledged" in str(note) and "tier 2" in str(note)
+
+
 @pytest.mark.parametrize("playbook,form,named", [
     (SEND, {"twilio_sms_message": "no one to send to"}, "twilio_sms_destination"),
     (SEND, {"twilio_sms_destination": "  ", "twilio_sms_message": "blank"}, "twilio_sms_destination"),
     (RECEIVE, {"twilio_wait_timeout": "0s"}, "twilio_phone_number"),
     (RECEIVE, {"twilio_sms_destination": "+353861234401", "twilio_wait_timeout": "soon"},
      "twilio_wait_timeout"),
+    (PAGE, {"twilio_page_tiers": "+353861234401", "twilio_escalate_after": "0s"}, "twilio_escalate_after"),
 ])
 def test_bad_form_values_give_the_function_message_and_send_nothing(sandbox, soar, playbook, form, named):
     before = len(sandbox.twilio.messages)

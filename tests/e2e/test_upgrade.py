@@ -101,7 +101,7 @@ def test_other_uuids_for_2_0_1_names_are_matched_by_name_but_orphan_a_2_0_x_work
         wf["content"]["xml"] = re.sub(r'(<resilient:function uuid="[0-9a-f-]+)[0-9a-f]{4}"', r'\1beef"',
                                       wf["content"]["xml"])
     state, problems = soar_2_0_1._merge(app_export)
-    assert sorted(state["functions"]) == ["twilio_get_message_status", "twilio_get_responses",
+    assert sorted(state["functions"]) == ["twilio_get_message_status", "twilio_get_responses", "twilio_page",
                                           "twilio_receive_messages", "twilio_send_sms"]
     assert problems == [f"workflow '{USER_WORKFLOW}' task 'task' would call function uuid {LEGACY_UUID}, "
                         "which is not a function of this server"]
@@ -154,9 +154,9 @@ def test_every_object_is_present_once_with_its_2_0_1_identity(upgraded, app_expo
         assert rest.functions[name]["uuid"] == fn["uuid"], name
     for name, wf in before.workflows.items():
         assert rest.workflows[name]["uuid"] == wf["uuid"], name
-    assert sorted(rest.functions) == ["twilio_get_message_status", "twilio_get_responses",
+    assert sorted(rest.functions) == ["twilio_get_message_status", "twilio_get_responses", "twilio_page",
                                       "twilio_receive_messages", "twilio_send_sms"]
-    new_in_2_2 = ["twilio_update_delivery_status"]      # added beside the 2.0.1 workflows
+    new_in_2_2 = ["example_twilio_page_on_call", "twilio_update_delivery_status"]   # beside the 2.0.1 ones
     assert sorted(rest.workflows) == sorted([USER_WORKFLOW] + new_in_2_2 + [r["programmatic name"]
                                                                             for r in facts.table("Workflows")])
     assert len(rest.datatables) == 1

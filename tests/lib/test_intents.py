@@ -215,12 +215,14 @@ ATTRIBUTION = [
     ("ack", ALICE, 5, "2096"),              # same second as the page: it counts
     ("on my way", ALICE, 10, "2096"),       # any reply gets the latest page's code
     ("STOP", ALICE, 10, "2096"),
-    ("ok 5 min", ALICE, 10, "2096"),        # a code no page asked of Alice is no code
-    ("ACK 2095", BOB, 10, "2096"),          # Bob was never asked for 2095
+    ("ok 5 min", ALICE, 10, "5"),           # "ok 5" names code 5: the code it names, always
+    ("ok, on my way", ALICE, 10, "2096"),
+    ("ACK 2095", BOB, 10, "2095"),          # the code named, even one never asked of Bob
     ("ack", BOB, 10, "2096"),
     ("ack", BOB, 5, None),                  # nothing sent to Bob before the reply
     ("ack", "+14155552345", 10, None),      # never paged
-    ("ACK 2095", ALICE, -1, None),          # before any page
+    ("ACK 2095", ALICE, -1, "2095"),        # a named code needs no page
+    ("ack", ALICE, -1, None),               # before any page
 ]
 
 

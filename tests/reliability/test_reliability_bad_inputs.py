@@ -114,6 +114,11 @@ SEND_REFUSED = [
         error="twilio_sms_message is empty and incident_id is not set"),
     Row("blank incident_id with empty message", msg("", incident_id=" "),
         error="twilio_sms_message is empty and incident_id is not set"),
+    Row("request_ack without room left in 1600 characters", msg("x" * 1580, twilio_request_ack=True,
+                                                                 incident_id=2095),
+        error="twilio_request_ack: the text with the acknowledgement request has 1611 characters"),
+    Row("request_ack that is not a boolean", msg("Hi", twilio_request_ack="maybe"),
+        error="twilio_request_ack must be true or false"),
 ]
 
 SEND_IE_OK = [
@@ -187,8 +192,12 @@ RECEIVE_REFUSED = [
     Row("whitespace-only number", phone("   "), error="twilio_phone_number is empty"),
     Row("letters as number", phone("abc"), error="twilio_phone_number is not a valid phone number"),
     Row("national number without default_region", phone("086 123 4567"), error="no country code"),
-    Row("two numbers in one input", phone(f"{ALICE}, {BOB}"),
-        error="twilio_phone_number holds more than one number"),
+    Row("one of two numbers invalid", phone(f"{ALICE}, abc"),
+        error="twilio_phone_number is not a valid phone number"),
+    Row("wait for: neither value", {**phone(ALICE), "twilio_wait_for": "ack"},
+        error="twilio_wait_for must be 'reply' or 'acknowledgement', not 'ack'"),
+    Row("incident_id: not a number", {**phone(ALICE), "incident_id": "INC-7"},
+        error="incident_id must be a positive whole number"),
     Row("empty whatsapp:", phone("whatsapp:"), error="twilio_phone_number is not a valid phone number"),
     Row("ambiguous day/month", since("01/02/2026"), error="twilio_date_sent '01/02/2026' is ambiguous"),
     Row("zone name other than UTC", since("2026-03-01 12:00 EST"), error="twilio_date_sent"),
@@ -258,8 +267,39 @@ STATUS_REFUSED = [
         error="twilio_wait_timeout '25h' is longer than the maximum"),
 ]
 
+PAGE = "twilio_page"
+
+
+def tiers(text, **kw):
+    """A page row; the other inputs valid unless the row says otherwise."""
+    return {"twilio_page_tiers": text, "twilio_sms_message": "Bad page input", "twilio_escalate_after": "1m",
+            **kw}
+
+
+PAGE_REFUSED = [
+    Row("page: empty tiers", tiers(""), error="twilio_page_tiers is empty"),
+    Row("page: only separators", tiers(" ;\n; , "), error="twilio_page_tiers is empty"),
+    Row("page: a tier with no valid number", tiers(f"{ALICE}; 12345, abc"),
+        error="twilio_page_tiers: tier 2 has no valid phone number"),
+    Row("page: escalate_after malformed", tiers(ALICE, twilio_escalate_after="soon"),
+        error="twilio_escalate_after 'soon'"),
+    Row("page: escalate_after zero", tiers(ALICE, twilio_escalate_after="0s"), error="twilio_escalate_after"),
+    Row("page: escalate_after negative", tiers(ALICE, twilio_escalate_after="-1m"),
+        error="twilio_escalate_after '-1m' is negative"),
+    Row("page: escalate_after longer than max_wait_timeout", tiers(ALICE, twilio_escalate_after="25h"),
+        error="twilio_escalate_after '25h' is longer than the maximum"),
+    Row("page: no room for the acknowledgement request", tiers(ALICE, twilio_sms_message="x" * 1590),
+        error="twilio_sms_message: the text with the acknowledgement request"),
+    Row("page: message over 1600", tiers(ALICE, twilio_sms_message="x" * 1601),
+        error="twilio_sms_message has 1601 characters"),
+    Row("page: no message and no incident", tiers(ALICE, twilio_sms_message=""),
+        error="twilio_sms_message is empty and incident_id is not set"),
+    Row("page: incident_id not a number", tiers(ALICE, incident_id="abc"),
+        error="incident_id must be a positive whole number"),
+]
+
 ALL_ROWS = SEND_OK + SEND_REFUSED + SEND_IE_OK + SEND_IE_REFUSED + RECEIVE_OK + RECEIVE_REFUSED + \
-    RECEIVE_US_OK + RECEIVE_US_REFUSED + STATUS_OK + STATUS_REFUSED
+    RECEIVE_US_OK + RECEIVE_US_REFUSED + STATUS_OK + STATUS_REFUSED + PAGE_REFUSED
 assert len({r.id for r in ALL_ROWS}) == len(ALL_ROWS), "row ids must be unique"
 
 
@@ -426,12 +466,24 @@ class TestDeliveryStatusInputs:
         check_statuses(batch, row)
 
 
+class TestPageInputs:
+    APP_SETTINGS = {}
+    FN, REFUSED, ACCEPTED = PAGE, PAGE_REFUSED, []
+
+    @rows(PAGE_REFUSED)
+    def test_refused_and_nothing_sent(self, batch, row):
+        check_refused(batch, row)
+
+
 def _function_of(row):
     if "twilio_sms_destination" in row.inputs:
         return SEND
+    if "twilio_page_tiers" in row.inputs:
+        return PAGE
     return STATUS if "twilio_message_sids" in row.inputs else RECEIVE
 
 
 def test_the_matrix_is_large_enough():
     assert len(ALL_ROWS) >= 40
-    assert {SEND, RECEIVE, STATUS} <= {_function_of(r) for r in ALL_ROWS}
+    assert {SEND, RECEIVE, STATUS, PAGE} <= {_function_of(r) for r in ALL_ROWS}
+    assert len(PAGE_REFUSED) >= 8

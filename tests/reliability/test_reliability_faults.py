@@ -166,7 +166,8 @@ class TestSendFaults:
             assert entry["success"] is True and entry["sid"] == send_faults.victim_accepted[case.id][0]["sid"]
             assert result["success"] is True and result["reason"] is None
         else:
-            assert entry["success"] is False and entry["status"] == "failed" and entry["sid"] is None
+            status = "opted_out" if case.code == 21610 else "failed"    # contract §9.3
+            assert entry["success"] is False and entry["status"] == status and entry["sid"] is None
             assert result["success"] is False and result["reason"] == "1 of 2 recipients failed"
             assert entry["may_have_sent"] is (case.outcome == "maybe_sent")
             if case.code is not None:

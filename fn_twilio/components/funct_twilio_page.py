@@ -1,0 +1,94 @@
+"""SOAR function twilio_page ("Twilio: Page Until Acknowledged"): page tier by tier until someone
+acknowledges (contract §9.4). The escalation itself is fn_twilio.lib.paging; this adapter reads the
+inputs, passes the engine's status messages on as they happen, and shapes the result."""
+import queue
+import threading
+
+from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
+from resilient_circuits.action_message import FunctionError_
+
+from fn_twilio.components._receive import incident_code
+from fn_twilio.components._termination import termination_check
+from fn_twilio.components.funct_twilio_send_sms import default_text
+from fn_twilio.lib.durations import DurationError, parse_duration
+from fn_twilio.lib.intents import page_code
+from fn_twilio.lib.paging import Page, TierError, parse_tiers
+from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
+from fn_twilio.lib.settings import SettingsError
+from fn_twilio.util.app_settings import settings_from_opts
+
+PACKAGE_NAME = "fn_twilio"
+FN_NAME = "twilio_page"
+DEFAULT_ESCALATE_AFTER = "5m"
+_DONE = object()
+
+
+def _text(fn_inputs, name):
+    value = getattr(fn_inputs, name, None)
+    return "" if value is None else str(value)
+
+
+class FunctionComponent(AppFunctionComponent):
+    """Serves twilio_page."""
+
+    def __init__(self, opts):
+        super().__init__(opts, PACKAGE_NAME)
+
+    @app_function(FN_NAME)
+    def _app_function(self, fn_inputs):
+        try:
+            settings = settings_from_opts(self.opts)
+        except SettingsError as err:
+            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+        try:
+            tiers = parse_tiers(_text(fn_inputs, "twilio_page_tiers"), settings.default_region)
+        except TierError as err:
+            raise FunctionError_(str(err)) from None
+        people = sum(1 for tier in tiers for r in tier if r.valid)
+        if people > settings.max_recipients:
+            raise FunctionError_(f"twilio_page_tiers has {people} different people, more than max_recipients "
+                                 f"({settings.max_recipients}); nothing was sent")
+        try:
+            escalate_after = parse_duration(_text(fn_inputs, "twilio_escalate_after").strip()
+                                            or DEFAULT_ESCALATE_AFTER, name="twilio_escalate_after",
+                                            allow_zero=False, maximum=settings.max_wait_timeout)
+        except DurationError as err:
+            raise FunctionError_(str(err)) from None
+        code = incident_code(fn_inputs) or page_code(None)
+        message = _text(fn_inputs, "twilio_sms_message")
+        if not message.strip():
+            message = default_text(self, fn_inputs)
+        if len(message) > MAX_BODY_LENGTH:
+            raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
+                                 f"limit of {MAX_BODY_LENGTH}; nothing was sent")
+        try:
+            body = with_ack_request(message, code, settings.keywords)
+        except ValueError as err:
+            raise FunctionError_(f"twilio_sms_message: {err}; shorten it; nothing was sent") from None
+
+        statuses = queue.Queue()
+        page = Page(settings, tiers, body, code, escalate_after=escalate_after,
+                    max_wait=settings.max_wait_timeout, is_terminated=termination_check(self),
+                    progress=statuses.put)
+        outcome = {}
+
+        def run():
+            try:
+                outcome["page"] = page.run()
+            except Exception as err:  # reported as the call's error below, never lost in the thread
+                outcome["error"] = err
+            finally:
+                statuses.put(_DONE)
+
+        thread = threading.Thread(target=run, name="fn_twilio-page", daemon=True)
+        thread.start()
+        try:
+            while (status := statuses.get()) is not _DONE:
+                yield self.status_message(status)
+        finally:   # a call closed early (shutdown): the page stops and pages no further tier
+            page.cancel()
+            thread.join(settings.timeout + settings.poll_interval)
+        if "error" in outcome:
+            raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
+        result = outcome["page"]
+        yield FunctionResult(result.as_result(), success=result.success, reason=result.reason)

@@ -1,0 +1,311 @@
+"""Paging until someone acknowledges (contract §9.4): the escalation engine.
+
+:class:`Page` pages tier 1 (one :class:`~fn_twilio.lib.sender.SendJob`, the text ending with the
+acknowledgement request), then watches the replies of everyone paged so far with one
+:class:`~fn_twilio.lib.replies.ReplyWatch` (the shared reply poller: one list request per interval
+however many people are paged). Each new reply is read by :class:`~fn_twilio.lib.attribution.Attribution`
+(intent, reply code); a reply naming another code belongs to another page and is left out.
+
+* An acknowledgement from anyone paged so far ends the page (success).
+* A decline or an opt-out takes that person out; so does a send that failed (opted out, invalid,
+  refused) and, when a ``delivery`` source is given, a text it reports undelivered. When everyone
+  paged in the current tier is out, the next tier is paged at once.
+* Otherwise the next tier is paged when the tier's window (``escalate_after``) passes: the wait is
+  cut to that moment, so the tier goes out within one poll interval of its due time.
+* After the last tier's window: "Nobody acknowledged"; ``is_terminated()`` (asked once per poll
+  interval) giving a reason: "Workflow was terminated"; the whole page lasts at most ``max_wait``.
+
+Everything goes through ``clock`` and ``client_factory`` (tests drive it with fakes in milliseconds).
+Nothing is kept beyond the call: the code lives in the texts, pages and replies in Twilio's log.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fn_twilio.lib.attribution import Attribution, sent_text
+from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
+from fn_twilio.lib.dates import format_date, to_epoch_ms
+from fn_twilio.lib.durations import format_duration
+from fn_twilio.lib.intents import Intent
+from fn_twilio.lib.phone import Recipient, mask, parse_recipients
+from fn_twilio.lib.polling import ClientFactory
+from fn_twilio.lib.records import Reply, SendOutcome
+from fn_twilio.lib.replies import watch_replies
+from fn_twilio.lib.sender import SendJob
+from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
+
+LOG = logging.getLogger(__name__)
+
+__all__ = ["Event", "TimelineEvent", "PageOutcome", "Page", "parse_tiers", "TierError"]
+
+_TIER_SEPARATOR = ";"
+CANCELLED = "Page stopped: the call was closed (resilient-circuits shutting down) before it ended"
+
+
+class Event:
+    """The timeline's event names (contract §9.4)."""
+
+    PAGED = "paged"
+    SEND_FAILED = "send_failed"
+    REPLY = "reply"
+    DECLINED = "declined"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    TIMEOUT = "timeout"
+    TERMINATED = "terminated"
+
+
+class TierError(ValueError):
+    """``twilio_page_tiers`` cannot be paged; the message names the input."""
+
+
+def parse_tiers(text: str, default_region: str | None = None) -> list[list[Recipient]]:
+    """Tiers separated by ``;`` or new lines, numbers in a tier by commas. A number already in an
+    earlier tier is paged there only. TierError for no tier, or a tier without a valid number."""
+    parts = (part.strip() for part in text.replace("\n", _TIER_SEPARATOR).split(_TIER_SEPARATOR))
+    raw_tiers = [t for t in parts if t.strip(", \t")]
+    if not raw_tiers:
+        raise TierError("twilio_page_tiers is empty: give the people to page, tiers separated by ; or new "
+                        "lines, numbers in a tier by commas")
+    tiers: list[list[Recipient]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_tiers, start=1):
+        recipients = parse_recipients(raw, default_region)
+        if not any(r.valid for r in recipients):
+            reasons = "; ".join(r.reason or "invalid" for r in recipients)
+            raise TierError(f"twilio_page_tiers: tier {index} has no valid phone number ({reasons}); nothing "
+                            "was sent")
+        tier = [r for r in recipients if not (r.valid and r.e164 in seen)]
+        seen.update(r.e164 for r in recipients if r.valid and r.e164)
+        tiers.append(tier)
+    return tiers
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    at: datetime
+    event: str
+    tier: int | None
+    phone_number: str | None
+    detail: str | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        return {"at": format_date(self.at), "at_ts": to_epoch_ms(self.at), "event": self.event,
+                "tier": self.tier, "phone_number": self.phone_number, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class PagedEntry:
+    """One send of the page: the §3 entry, with its tier and when it was paged."""
+
+    outcome: SendOutcome
+    tier: int
+    paged_at: datetime
+
+    def as_result(self) -> dict[str, Any]:
+        return {**self.outcome.as_result(), "tier": self.tier, "paged_at_ts": to_epoch_ms(self.paged_at)}
+
+
+@dataclass
+class PageOutcome:
+    """What a page did (the function's ResultPayload content, via :meth:`as_result`)."""
+
+    reply_code: str
+    success: bool = False
+    reason: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    tier: int | None = None
+    pages: list[PagedEntry] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
+
+    def as_result(self) -> dict[str, Any]:
+        at = self.acknowledged_at
+        return {
+            "acknowledged": self.success,
+            "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at": format_date(at) if at else None,
+            "acknowledged_at_ts": to_epoch_ms(at) if at else None,
+            "tier": self.tier,
+            "reply_code": self.reply_code,
+            "pages": [p.as_result() for p in self.pages],
+            "replies": [r.as_result() for r in self.replies],
+            "timeline": [e.as_result() for e in self.timeline],
+        }
+
+
+_OUT = (Intent.DECLINE.value, Intent.OPT_OUT.value)
+
+
+class Page:
+    """One page (see the module docstring). ``run()`` returns the :class:`PageOutcome`.
+
+    ``progress(text)`` receives each status message; ``delivery(entries)`` (optional) returns the
+    numbers among the paged entries whose text a delivery tracker reports undelivered or failed,
+    asked once per poll interval.
+    """
+
+    def __init__(self, settings: Any, tiers: Sequence[Sequence[Recipient]], body: str, code: str, *,
+                 escalate_after: float, max_wait: float,
+                 is_terminated: Callable[[], str | None] = lambda: None,
+                 progress: Callable[[str], None] = lambda text: None,
+                 delivery: Callable[[Sequence[PagedEntry]], Iterable[str]] | None = None,
+                 clock: Clock = SYSTEM_CLOCK, client_factory: ClientFactory = build_client) -> None:
+        self.settings = settings
+        self.tiers = [list(t) for t in tiers]
+        self.body = body
+        self.escalate_after = escalate_after
+        self.max_wait = max_wait
+        self.is_terminated = is_terminated
+        self.progress = progress
+        self.delivery = delivery
+        self.clock = clock
+        self.client_factory = client_factory
+        self.outcome = PageOutcome(reply_code=code)
+        self.attribution = Attribution(settings, client_factory=client_factory)
+        self._out: set[str] = set()        # paged numbers that can no longer acknowledge
+        self._paged: list[str] = []        # numbers paged so far, in order
+        self._tier_numbers: list[str] = []  # the numbers of the current tier
+        self._started = 0.0
+        self._seen: set[str] = set()       # replies handled (kept or left out)
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """End the page at the next step (the call was closed: resilient-circuits shutting down); no
+        further tier is paged."""
+        self._cancelled.set()
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> PageOutcome:
+        self._started = self.clock.now()
+        end = self._started + self.max_wait
+        numbers = [r.e164 for tier in self.tiers for r in tier if r.valid and r.e164]
+        since = self.clock.wall()
+        with watch_replies(self.settings, numbers, since, client_factory=self.client_factory,
+                           clock=self.clock) as watch:
+            for index in range(len(self.tiers)):
+                tier = index + 1
+                self._page_tier(tier)
+                due = min(self.clock.now() + self.escalate_after, end)
+                self.progress(f"Tier {tier}: paged {len(self._tier_numbers)} "
+                              f"{'person' if len(self._tier_numbers) == 1 else 'people'}, waiting up to "
+                              f"{format_duration(max(0.0, due - self.clock.now()))} for an acknowledgement")
+                ending = self._wait(watch, tier, due)
+                if ending == "done":
+                    return self.outcome
+                last = index == len(self.tiers) - 1
+                if last or self.clock.now() >= end:
+                    break
+                why = "everyone paged in this tier declined or cannot be reached" if ending == "tier_out" \
+                    else f"no acknowledgement within {format_duration(self.escalate_after)}"
+                self._event(Event.ESCALATED, tier + 1, None, why)
+                self.progress(f"Escalating to tier {tier + 1}: {why}")
+            return self._nobody()
+
+    def _page_tier(self, tier: int) -> None:
+        recipients = self.tiers[tier - 1]
+        clients = ThreadLocalClients(self.settings, factory=self.client_factory)
+        with SendJob(self.settings, recipients, self.body, clock=self.clock, client_source=clients) as job:
+            job.wait(None)
+            outcomes = job.outcomes()
+        clients.close()
+        paged_at = self.clock.wall()
+        self._tier_numbers = []
+        for outcome in outcomes:
+            self.outcome.pages.append(PagedEntry(outcome, tier, paged_at))
+            number = outcome.phone_number
+            self._tier_numbers.append(number)
+            if outcome.success:
+                self._paged.append(number)
+                self._event(Event.PAGED, tier, number, outcome.sid)
+            else:
+                self._out.add(number)
+                self._event(Event.SEND_FAILED, tier, number, outcome.error_message)
+        self.attribution.add(sent_text(o) for o in outcomes)
+
+    def _wait(self, watch: Any, tier: int, due: float) -> str:
+        """Wait for the tier: "done" (acknowledged, terminated, or replies cannot be read), "tier_out"
+        or "window"."""
+        while True:
+            if self._tier_is_out():
+                return "tier_out"
+            remaining = due - self.clock.now()
+            if remaining <= 0:
+                return "window"
+            if self._cancelled.is_set():
+                return self._stop(tier, CANCELLED)
+            if watch.wait(min(self.settings.poll_interval, remaining)):
+                found = watch.replies
+                watch.handled = len(found)
+                if self._read([r for r in found if r.sid not in self._seen], tier):
+                    return "done"
+                if watch.error is not None:   # a lasting failure: the page cannot see acknowledgements
+                    return self._stop(tier, f"Could not read replies from Twilio: {watch.error.message}")
+            reason = self.is_terminated()
+            if reason is not None:
+                return self._stop(tier, f"Workflow was terminated: {reason}", detail=reason)
+            self._consult_delivery(tier)
+
+    def _stop(self, tier: int, reason: str, detail: str | None = None) -> str:
+        self._event(Event.TERMINATED, tier, None, detail or reason)
+        self.outcome.reason = reason
+        self.progress(reason)
+        return "done"
+
+    def _read(self, new: Sequence[Reply], tier: int) -> bool:
+        """Handle new replies; True when one acknowledges."""
+        for raw in new:
+            self._seen.add(raw.sid)
+            reply = self.attribution.read(raw)
+            if reply.from_ not in self._paged or (reply.reply_code is not None
+                                                  and reply.reply_code != self.outcome.reply_code):
+                continue   # another page's reply, or from someone not paged yet
+            self.outcome.replies.append(reply)
+            self._event(Event.REPLY, tier, reply.from_, reply.body, at=reply.date_sent)
+            if reply.intent == Intent.ACKNOWLEDGE.value:
+                return self._acknowledged(reply)
+            if reply.intent in _OUT:
+                self._out.add(reply.from_)
+                self._event(Event.DECLINED, tier, reply.from_, reply.intent, at=reply.date_sent)
+        return False
+
+    def _acknowledged(self, reply: Reply) -> bool:
+        tier = next(p.tier for p in self.outcome.pages if p.outcome.phone_number == reply.from_)
+        out = self.outcome
+        out.success, out.acknowledged_by, out.acknowledged_at = True, reply.from_, reply.date_sent
+        out.tier = tier
+        self._event(Event.ACKNOWLEDGED, tier, reply.from_, reply.body, at=reply.date_sent)
+        self.progress(f"Acknowledged by {mask(reply.from_)} after "
+                      f"{format_duration(round(self.clock.now() - self._started))}")
+        return True
+
+    def _consult_delivery(self, tier: int) -> None:
+        """The seam for a delivery tracker: numbers whose text was not delivered are out."""
+        if self.delivery is None:
+            return
+        for number in self.delivery(self.outcome.pages):
+            if number in self._paged and number not in self._out:
+                self._out.add(number)
+                self._event(Event.SEND_FAILED, tier, number, "the text was not delivered")
+
+    def _tier_is_out(self) -> bool:
+        return all(n in self._out for n in self._tier_numbers)
+
+    def _nobody(self) -> PageOutcome:
+        people = len(self.outcome.pages)
+        tiers = len({p.tier for p in self.outcome.pages})
+        self._event(Event.TIMEOUT, tiers, None, None)
+        self.outcome.reason = f"Nobody acknowledged: paged {people} people in {tiers} tiers"
+        self.progress(self.outcome.reason)
+        return self.outcome
+
+    def _event(self, event: str, tier: int | None, number: str | None, detail: str | None, *,
+               at: datetime | None = None) -> None:
+        self.outcome.timeline.append(TimelineEvent(at or self.clock.wall(), event, tier, number, detail))
+

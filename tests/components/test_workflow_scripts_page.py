@@ -1,0 +1,55 @@
+"""The example workflow "Example: Twilio Page On-Call" as SOAR runs it: the real pre-processing script,
+twilio_page inside resilient-circuits against the Twilio emulator, the real post-processing script;
+the rows and the note it writes."""
+from sandbox.scripting import run_script, script_path
+from sandbox.twilio_emulator import SENDER
+from tests.components.test_page import answer_when_paged
+from tests.conftest import call_function
+
+INCIDENT = {"id": 2095, "name": "Phishing campaign", "severity_code": "High"}
+ALICE, BOB, CAROL = "+353861234567", "+14155552345", "+14155552346"
+WORKFLOW = "example_twilio_page_on_call"
+
+
+def fire(circuits_app, rule_properties):
+    pre = run_script(script_path(WORKFLOW, "pre"), incident=INCIDENT, rule_properties=rule_properties)
+    call = call_function(circuits_app, "twilio_page", pre.inputs, timeout=60)
+    assert call.error is None, call.error
+    post = run_script(script_path(WORKFLOW, "post"), incident=INCIDENT, results=call.result)
+    return pre, call, post
+
+
+class TestPageWorkflow:
+    APP_SETTINGS = {}
+
+    def test_rows_per_page_and_reply_and_a_note(self, circuits_app, twilio):
+        answer_when_paged(twilio, ALICE, "STOP")
+        answer_when_paged(twilio, BOB, "no")
+        answer_when_paged(twilio, CAROL, "ack")
+        tiers = f"{ALICE}, {BOB}; {CAROL}"
+        pre, call, post = fire(circuits_app, {"twilio_page_tiers": tiers, "twilio_escalate_after": "5m",
+                                              "twilio_sms_message": "Bridge now"})
+        assert pre.inputs == {"twilio_page_tiers": tiers, "twilio_escalate_after": "5m",
+                              "twilio_sms_message": "Bridge now", "incident_id": 2095}
+        rows = [values for _, values in post.rows]
+        pages, replies = rows[:3], rows[3:]
+        assert [(r["phone_number"], r["status"]) for r in pages] == \
+            [(ALICE, "queued"), (BOB, "queued"), (CAROL, "queued")]
+        assert {r["direction"] for r in pages} == {"outbound-api"}
+        assert all(r["msg_body"] == "Bridge now Reply ACK 2095 to acknowledge." for r in pages)
+        assert sorted((r["phone_number"], r["status"]) for r in replies) == \
+            sorted([(ALICE, "Opted out"), (BOB, "Declined"), (CAROL, "Acknowledged")])
+        assert all(r["message_id"].startswith("SM") and r["date_created"] for r in rows)
+        (note,) = post.notes
+        assert "Twilio page acknowledged" in note["text"]
+        assert CAROL in note["text"] and "tier 2" in note["text"]
+
+    def test_nobody_acknowledged_note_and_an_opted_out_page_row(self, circuits_app, twilio):
+        twilio.opt_out(SENDER, ALICE)
+        _, call, post = fire(circuits_app, {"twilio_page_tiers": ALICE, "twilio_escalate_after": "1s",
+                                            "twilio_sms_message": None})   # the default text
+        (row,) = [values for _, values in post.rows]
+        assert row["status"] == "Opted out" and row["msg_body"].startswith("Error 21610:")
+        (note,) = post.notes
+        assert "Twilio page not acknowledged" in note["text"] and "Nobody acknowledged" in note["text"]
+

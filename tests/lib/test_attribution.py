@@ -1,0 +1,97 @@
+"""Reading replies (fn_twilio.lib.attribution) with a fake Twilio: intents, the code a bare reply
+answers read from the sender's outbound texts, once per call and number, with a Messaging Service
+too, and a failed listing that leaves the code null without failing."""
+from datetime import timedelta
+
+from twilio.base.exceptions import TwilioRestException
+
+from fn_twilio.lib.attribution import Attribution
+from fn_twilio.lib.intents import ack_request
+from fn_twilio.lib.records import Reply
+from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
+
+ALICE, BOB = "+353861234567", "+14155552345"
+MG = "MG" + "1" * 32
+
+
+def page(to, code, minutes, *, from_=SENDER, service=None):
+    sent = message(from_, f"Incident {code}." + ack_request(str(code)), sent=T0 + timedelta(minutes=minutes),
+                   to=to, direction="outbound-api")
+    sent.messaging_service_sid = service
+    return sent
+
+
+def reply(number, body, minutes):
+    return Reply.from_message(message(number, body, sent=T0 + timedelta(minutes=minutes)), T0)
+
+
+def test_a_bare_reply_answers_the_latest_page_before_it_read_once_per_number():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), page(ALICE, 2096, 5), page(BOB, 2097, 1))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    later, earlier, named = reply(ALICE, "ack", 10), reply(ALICE, "ok", 3), reply(ALICE, "ACK 2095", 11)
+    assert (attribution.read(later).reply_code, attribution.read(later).intent) == ("2096", "acknowledge")
+    assert attribution.read(earlier).reply_code == "2095"
+    assert attribution.read(named).reply_code == "2095"
+    assert attribution.read(reply(BOB, "no", 2)).reply_code == "2097"
+    lists = twilio.lists
+    assert [(r["to"], r["from_"]) for r in lists] == [(ALICE, SENDER), (BOB, SENDER)]   # once per number
+    assert all("date_sent_after" not in r for r in lists)       # a queued page has no date_sent
+
+
+def test_a_reply_naming_its_code_needs_no_listing():
+    twilio = FakeTwilio()
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    read = attribution.read(reply(ALICE, "2095 ack", 1))
+    assert (read.intent, read.reply_code) == ("acknowledge", "2095")
+    assert twilio.lists == []
+
+
+def test_texts_the_call_sent_itself_count_before_twilio_lists_them():
+    from fn_twilio.lib.intents import SentText
+    twilio = FakeTwilio()
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    attribution.add([SentText(ALICE, "Hi." + ack_request("4321"), T0)])
+    assert attribution.read(reply(ALICE, "on my way", 1)).reply_code == "4321"
+
+
+def test_with_a_messaging_service_only_its_texts_count():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0, from_="+15005550007", service=MG),
+               page(ALICE, 9999, 5, from_="+15005550008", service="MG" + "2" * 32))
+    section = settings(twilio_src_address="", twilio_messaging_service_sid=MG)
+    attribution = Attribution(section, client_factory=twilio.client)
+    assert attribution.read(reply(ALICE, "ack", 10)).reply_code == "2095"
+    (listed,) = twilio.lists
+    assert listed["to"] == ALICE and "from_" not in listed
+
+
+def test_a_listing_that_fails_leaves_the_code_null():
+    twilio = FakeTwilio()
+    twilio.fail_next_pages.append(TwilioRestException(500, "uri", "boom"))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    read = attribution.read(reply(ALICE, "ack", 1))
+    assert (read.intent, read.reply_code) == ("acknowledge", None)
+
+
+def test_the_listing_reads_at_most_the_page_cap():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0))
+    twilio.add(*(message(SENDER, f"note {n}", sent=T0 + timedelta(minutes=10, seconds=n), to=ALICE,
+                         direction="outbound-api") for n in range(200)))
+    capped = Attribution(settings(), client_factory=twilio.client, page_cap=2)
+    assert capped.read(reply(ALICE, "ack", 5)).reply_code is None   # the page is beyond the cap
+    assert len(twilio.lists) == 2
+    assert capped.read(reply(ALICE, "ack", 6)).reply_code is None   # the cap holds for the whole call
+    assert len(twilio.lists) == 2
+    uncapped = Attribution(settings(), client_factory=twilio.client)
+    assert uncapped.read(reply(ALICE, "ack", 5)).reply_code == "2095"
+
+
+def test_the_latest_text_before_the_reply_counts_even_without_a_request():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), message(SENDER, "FYI: bridge moved", sent=T0 + timedelta(minutes=2),
+                                             to=ALICE, direction="outbound-api"))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    assert attribution.read(reply(ALICE, "ok", 3)).reply_code is None
+    assert len(twilio.lists) == 1
