@@ -6,7 +6,7 @@ from resilient_circuits import AppFunctionComponent, app_function
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import RepliesResult as ListResult
-from fn_twilio.components._receive import ReceiveMessagesComponent
+from fn_twilio.components._termination import termination_check
 from fn_twilio.lib.delivery import SidError, parse_sids, wait_for_statuses
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
 from fn_twilio.lib.settings import SettingsError
@@ -22,9 +22,6 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
-
-    # the same termination check as the receive functions (one implementation)
-    _terminated = ReceiveMessagesComponent._terminated
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
@@ -46,7 +43,7 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message(f"Reading the delivery status of {count}"
                                   + (f", waiting up to {format_duration(wait)} for final statuses" if wait
                                      else ""))
-        outcome = wait_for_statuses(settings, sids, time.monotonic() + wait, is_terminated=self._terminated)
+        outcome = wait_for_statuses(settings, sids, time.monotonic() + wait, is_terminated=termination_check(self))
         yield self.status_message(_summary(outcome))
         content = [status.as_result() for status in outcome.statuses]
         yield ListResult(content, success=outcome.success, reason=_reason(outcome))

@@ -12,7 +12,7 @@ from fn_twilio.components._termination import termination_check
 from fn_twilio.components.funct_twilio_send_sms import default_text
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
-from fn_twilio.lib.paging import Page, TierError, parse_tiers
+from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
 from fn_twilio.lib.settings import SettingsError
 from fn_twilio.util.app_settings import settings_from_opts
@@ -67,9 +67,10 @@ class FunctionComponent(AppFunctionComponent):
             raise FunctionError_(f"twilio_sms_message: {err}; shorten it; nothing was sent") from None
 
         statuses = queue.Queue()
+        delivery = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
                     max_wait=settings.max_wait_timeout, is_terminated=termination_check(self),
-                    progress=statuses.put)
+                    progress=statuses.put, delivery=delivery)
         outcome = {}
 
         def run():
@@ -88,6 +89,7 @@ class FunctionComponent(AppFunctionComponent):
         finally:   # a call closed early (shutdown): the page stops and pages no further tier
             page.cancel()
             thread.join(settings.timeout + settings.poll_interval)
+            delivery.close()
         if "error" in outcome:
             raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
         result = outcome["page"]

@@ -30,6 +30,7 @@ from typing import Any
 from fn_twilio.lib.attribution import Attribution, sent_text
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.dates import format_date, to_epoch_ms
+from fn_twilio.lib.delivery import DeliveryWatch, watch_deliveries
 from fn_twilio.lib.durations import format_duration
 from fn_twilio.lib.intents import Intent
 from fn_twilio.lib.phone import Recipient, mask, parse_recipients
@@ -41,7 +42,7 @@ from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Event", "TimelineEvent", "PageOutcome", "Page", "parse_tiers", "TierError"]
+__all__ = ["Event", "TimelineEvent", "PageOutcome", "Page", "DeliveryCheck", "parse_tiers", "TierError"]
 
 _TIER_SEPARATOR = ";"
 CANCELLED = "Page stopped: the call was closed (resilient-circuits shutting down) before it ended"
@@ -146,16 +147,16 @@ _OUT = (Intent.DECLINE.value, Intent.OPT_OUT.value)
 class Page:
     """One page (see the module docstring). ``run()`` returns the :class:`PageOutcome`.
 
-    ``progress(text)`` receives each status message; ``delivery(entries)`` (optional) returns the
-    numbers among the paged entries whose text a delivery tracker reports undelivered or failed,
-    asked once per poll interval.
+    ``progress(text)`` receives each status message; ``delivery(entries)`` (optional, e.g. a
+    :class:`DeliveryCheck`) returns ``(number, why)`` for the paged entries whose text a delivery
+    tracker reports undelivered or failed, asked once per poll interval.
     """
 
     def __init__(self, settings: Any, tiers: Sequence[Sequence[Recipient]], body: str, code: str, *,
                  escalate_after: float, max_wait: float,
                  is_terminated: Callable[[], str | None] = lambda: None,
                  progress: Callable[[str], None] = lambda text: None,
-                 delivery: Callable[[Sequence[PagedEntry]], Iterable[str]] | None = None,
+                 delivery: Callable[[Sequence[PagedEntry]], Iterable[tuple[str, str]]] | None = None,
                  clock: Clock = SYSTEM_CLOCK, client_factory: ClientFactory = build_client) -> None:
         self.settings = settings
         self.tiers = [list(t) for t in tiers]
@@ -289,10 +290,10 @@ class Page:
         """The seam for a delivery tracker: numbers whose text was not delivered are out."""
         if self.delivery is None:
             return
-        for number in self.delivery(self.outcome.pages):
+        for number, why in self.delivery(self.outcome.pages):
             if number in self._paged and number not in self._out:
                 self._out.add(number)
-                self._event(Event.SEND_FAILED, tier, number, "the text was not delivered")
+                self._event(Event.SEND_FAILED, tier, number, why)
 
     def _tier_is_out(self) -> bool:
         return all(n in self._out for n in self._tier_numbers)
@@ -309,3 +310,50 @@ class Page:
                at: datetime | None = None) -> None:
         self.outcome.timeline.append(TimelineEvent(at or self.clock.wall(), event, tier, number, detail))
 
+
+class DeliveryCheck:
+    """The page's delivery source: follows the texts paged so far with the shared delivery tracker
+    (:func:`fn_twilio.lib.delivery.watch_deliveries`, one list request per interval for every caller of
+    the sender) and names the people whose text ended ``undelivered`` or ``failed``, with the error.
+
+    Calling it only reads what the tracker already holds; close it when the page ends.
+    """
+
+    UNREACHED = ("undelivered", "failed")
+
+    def __init__(self, settings: Any, *, clock: Clock = SYSTEM_CLOCK,
+                 client_factory: ClientFactory = build_client) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.client_factory = client_factory
+        self._watch: DeliveryWatch | None = None
+
+    def __call__(self, entries: Sequence[PagedEntry]) -> list[tuple[str, str]]:
+        sent = {e.outcome.sid: e.outcome.phone_number for e in entries if e.outcome.success and e.outcome.sid}
+        if not sent:
+            return []
+        if self._watch is None:
+            self._watch = watch_deliveries(self.settings, list(sent), client_factory=self.client_factory,
+                                           clock=self.clock)
+        else:
+            self._watch.track(sent)
+        return [(sent[sid], self.why(status.status, status.error_code, status.error_message))
+                for sid, status in self._watch.statuses().items()
+                if sid in sent and status.status in self.UNREACHED]
+
+    @staticmethod
+    def why(status: str, code: int | None, explanation: str | None) -> str:
+        """The timeline's detail, e.g. ``the text was not delivered: undelivered (30003: ...)``."""
+        error = f" ({code}: {explanation or 'no explanation given'})" if code is not None else ""
+        return f"the text was not delivered: {status}{error}"
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def __enter__(self) -> DeliveryCheck:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

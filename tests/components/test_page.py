@@ -59,6 +59,18 @@ class TestPage:
         assert call.statuses[0] == "Tier 1: paged 1 person, waiting up to 10m for an acknowledgement"
         assert call.statuses[-1].startswith("Acknowledged by +14155****45 after ")
 
+    def test_an_undelivered_text_takes_its_person_out_and_the_next_tier_is_paged(self, circuits_app, twilio):
+        twilio.deliver_after(sent_after=0.0, delivered_after=0.1)
+        twilio.set_delivery_outcome(ALICE, "undelivered", error_code=30003)
+        answer_when_paged(twilio, BOB, "ack")
+        call = page(circuits_app, f"{ALICE}; {BOB}", twilio_escalate_after="10m", twilio_sms_message="Hi")
+        content = call.result["content"]
+        assert content["acknowledged_by"] == BOB and content["tier"] == 2
+        failed = [e for e in content["timeline"] if e["event"] == "send_failed"]
+        assert [(e["phone_number"], e["tier"]) for e in failed] == [(ALICE, 1)]
+        assert failed[0]["detail"].startswith("the text was not delivered: undelivered (30003: ")
+        assert [e["event"] for e in content["timeline"]][:4] == ["paged", "send_failed", "escalated", "paged"]
+
     def test_nobody_acknowledges(self, circuits_app, twilio):
         call = page(circuits_app, f"{ALICE}, {BOB}", twilio_escalate_after="1s", twilio_sms_message="Hi")
         assert call.result["success"] is False

@@ -70,7 +70,9 @@ def test_the_local_script_binds_results_once_then_is_the_workflow_script():
 # Derived from the rules and workflows
 # ---------------------------------------------------------------------------------------------
 def test_one_playbook_per_example_named_after_the_workflow():
-    assert len(d.PLAYBOOK_EXAMPLES) == len(set(d.PLAYBOOK_EXAMPLES)) == 4
+    # every example rule ships as a playbook too (contract §11), each once
+    assert len(d.PLAYBOOK_EXAMPLES) == len(set(d.PLAYBOOK_EXAMPLES)) == 5
+    assert set(d.PLAYBOOK_EXAMPLES) == {r.name for r in d.RULES}
     rules = {r.name: r for r in d.RULES}
     workflows = {w.programmatic_name: w for w in d.WORKFLOWS}
     for playbook in pb.all_playbooks(d):

@@ -53,7 +53,7 @@ def test_codegen_reads_the_export(tmp_path):
         ["example_twilio_page_on_call", "example_twilio_receive_messages", "example_twilio_send_sms",
          "twilio_get_responses", "twilio_update_delivery_status"]
     assert [t["type_name"] for t in regenerated["types"]] == ["twilio_sms_log"]
-    assert len(regenerated["actions"]) == 4
+    assert len(regenerated["actions"]) == 5
 
 
 def test_docgen_documents_the_export(tmp_path):
@@ -123,7 +123,7 @@ def test_resilient_circuits_customize_imports_it():
         exported = json.loads(handle.read())
     assert payload["functions"] == exported["functions"]
     assert payload["workflows"] == exported["workflows"]
-    assert payload["playbooks"] == exported["playbooks"] and len(payload["playbooks"]) == 4
+    assert payload["playbooks"] == exported["playbooks"] and len(payload["playbooks"]) == 5
     assert [c[0] for c in client.put_calls] == ["/configurations/imports/5"]
     assert client.put_calls[0][1]["status"] == "ACCEPTED"
     assert client.destination["api_keys"] == [7]

@@ -36,7 +36,7 @@ def _function_elements(workflow):
 def test_top_level_shape(export_res):
     assert export_res["export_format_version"] == 2
     assert export_res["server_version"]["major"] >= 51
-    assert len(export_res["playbooks"]) == 4     # shape: test_customizations_playbooks.py
+    assert len(export_res["playbooks"]) == 5     # shape: test_customizations_playbooks.py
     for key in ("automatic_tasks", "incident_artifact_types", "layouts", "phases",
                 "scripts", "roles", "workspaces", "apps", "action_order", "task_order"):
         assert export_res[key] == [], key

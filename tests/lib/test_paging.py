@@ -172,12 +172,15 @@ def test_the_whole_page_lasts_at_most_max_wait():
 
 def test_the_delivery_seam_takes_out_undelivered_people():
     def undelivered(entries):
-        return [e.outcome.phone_number for e in entries if e.outcome.phone_number == ALICE]
+        return [(e.outcome.phone_number, "the text was not delivered: undelivered (30003: unreachable)")
+                for e in entries if e.outcome.phone_number == ALICE]
 
     run = Run(f"{ALICE}; {BOB}", escalate_after=60, delivery=undelivered)
     outcome = run()
     assert run.created_at[1][0] < 5
     assert ("send_failed", 1, ALICE) in events(outcome)
+    failed = [e for e in outcome.timeline if e.event == "send_failed"]
+    assert [e.detail for e in failed] == ["the text was not delivered: undelivered (30003: unreachable)"]
 
 
 def test_timeline_entries_have_the_contract_keys():
