@@ -15,6 +15,7 @@ import time
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
 
+from fn_twilio.components._settings import function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.lib.attribution import Attribution
 from fn_twilio.lib.dates import DateError, format_date, parse_since
@@ -22,8 +23,6 @@ from fn_twilio.lib.durations import DurationError, format_duration, parse_durati
 from fn_twilio.lib.intents import Intent
 from fn_twilio.lib.phone import PhoneNumberError, mask, normalise, split_entries
 from fn_twilio.lib.replies import Ending, collect
-from fn_twilio.lib.settings import SettingsError
-from fn_twilio.util.app_settings import settings_from_opts
 
 PACKAGE_NAME = "fn_twilio"
 DEFAULT_WAIT = "120s"
@@ -100,10 +99,7 @@ class ReceiveMessagesComponent(AppFunctionComponent):
         super().__init__(opts, PACKAGE_NAME)
 
     def receive(self, fn_inputs):
-        try:
-            settings = settings_from_opts(self.opts)
-        except SettingsError as err:
-            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+        settings = function_settings(self.opts)
         numbers, since, wait = self._read_inputs(fn_inputs, settings)
         code = incident_code(fn_inputs)
         wait_for = self._wait_for(fn_inputs)

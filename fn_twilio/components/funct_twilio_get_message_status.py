@@ -6,11 +6,10 @@ from resilient_circuits import AppFunctionComponent, app_function
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import RepliesResult as ListResult
+from fn_twilio.components._settings import function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.lib.delivery import SidError, parse_sids, wait_for_statuses
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
-from fn_twilio.lib.settings import SettingsError
-from fn_twilio.util.app_settings import settings_from_opts
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_get_message_status"
@@ -25,10 +24,7 @@ class FunctionComponent(AppFunctionComponent):
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
-        try:
-            settings = settings_from_opts(self.opts)
-        except SettingsError as err:
-            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+        settings = function_settings(self.opts)
         try:
             sids = parse_sids(getattr(fn_inputs, "twilio_message_sids", None), name="twilio_message_sids",
                               max_count=settings.max_recipients)
@@ -43,7 +39,8 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message(f"Reading the delivery status of {count}"
                                   + (f", waiting up to {format_duration(wait)} for final statuses" if wait
                                      else ""))
-        outcome = wait_for_statuses(settings, sids, time.monotonic() + wait, is_terminated=termination_check(self))
+        outcome = wait_for_statuses(settings, sids, time.monotonic() + wait,
+                                    is_terminated=termination_check(self))
         yield self.status_message(_summary(outcome))
         content = [status.as_result() for status in outcome.statuses]
         yield ListResult(content, success=outcome.success, reason=_reason(outcome))

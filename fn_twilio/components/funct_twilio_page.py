@@ -8,14 +8,13 @@ from resilient_circuits import AppFunctionComponent, FunctionResult, app_functio
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
+from fn_twilio.components._settings import function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.components.funct_twilio_send_sms import default_text
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
-from fn_twilio.lib.settings import SettingsError
-from fn_twilio.util.app_settings import settings_from_opts
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_page"
@@ -36,10 +35,7 @@ class FunctionComponent(AppFunctionComponent):
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
-        try:
-            settings = settings_from_opts(self.opts)
-        except SettingsError as err:
-            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+        settings = function_settings(self.opts)
         try:
             tiers = parse_tiers(_text(fn_inputs, "twilio_page_tiers"), settings.default_region)
         except TierError as err:

@@ -2,15 +2,14 @@
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
 
-from fn_twilio.components._delivery import delivery_handler, take_delivery
 from fn_twilio.components._receive import incident_code
+from fn_twilio.components._redelivery import delivery_handler, take_delivery
+from fn_twilio.components._settings import function_settings
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
-from fn_twilio.lib.settings import SettingsError
-from fn_twilio.util.app_settings import settings_from_opts
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_send_sms"
@@ -49,10 +48,7 @@ class FunctionComponent(AppFunctionComponent):
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
         delivery = take_delivery(self.get_fn_msg())
-        try:
-            settings = settings_from_opts(self.opts)
-        except SettingsError as err:
-            raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+        settings = function_settings(self.opts)
 
         destination = text_input(fn_inputs, "twilio_sms_destination")
         if not destination:

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Failure
-from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register
+from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register, wait_on
 from fn_twilio.lib.records import DeliveryStatus
 from fn_twilio.lib.twilio_client import build_client
 
@@ -278,18 +278,8 @@ def wait_for_statuses(settings: Any, sids: Sequence[str], deadline: float, *,
     and one interval), so a short wait still reads Twilio once. ``is_terminated`` is asked once per
     poll interval while waiting.
     """
-    terminated: str | None = None
     with watch_deliveries(settings, sids, client_factory=client_factory, clock=clock) as watch:
-        while True:
-            remaining = deadline - clock.now()
-            if remaining <= 0:
-                watch.wait_for_look(settings.timeout + settings.poll_interval)
-                break
-            if watch.wait(min(settings.poll_interval, remaining)):
-                break
-            terminated = is_terminated()
-            if terminated is not None:
-                break
+        terminated = wait_on(watch, settings, deadline, is_terminated=is_terminated, clock=clock)
         statuses, failure = watch.statuses(), watch.error
     return TrackOutcome(tuple(statuses[s] for s in sids if s in statuses),
                         tuple(s for s in sids if s not in statuses), failure, terminated)

@@ -307,6 +307,29 @@ _POLLERS: dict[tuple[Any, ...], SharedPoller[Any]] = {}
 P = TypeVar("P", bound=SharedPoller[Any])
 
 
+def wait_on(watch: Watch, settings: Any, deadline: float, *,
+            is_terminated: Callable[[], str | None] = lambda: None, clock: Clock = SYSTEM_CLOCK,
+            done: Callable[[], bool] = lambda: True) -> str | None:
+    """The wait loop of every waiting call: wait on ``watch`` until it has news that is ``done()``, a
+    look fails for good (``watch.error``), ``is_terminated()`` gives a reason, or ``clock.now()`` reaches
+    ``deadline``; return that reason, or None.
+
+    ``done`` is asked each time the watch has news (default: any news ends the wait). The first look
+    is always waited for (up to the HTTP timeout and one interval), so a deadline already past still
+    reads Twilio once. ``is_terminated`` is asked once per poll interval while waiting.
+    """
+    while True:
+        remaining = deadline - clock.now()
+        if remaining <= 0:
+            watch.wait_for_look(settings.timeout + settings.poll_interval)
+            return None
+        if watch.wait(min(settings.poll_interval, remaining)) and (watch.error is not None or done()):
+            return None
+        reason = is_terminated()
+        if reason is not None:
+            return reason
+
+
 def poller_key(settings: Any, kind: str) -> tuple[Any, ...]:
     """Calls share a poller only when they would make the same requests with the same credentials
     (a changed token after a configuration reload gets a poller of its own; only a digest is kept)."""

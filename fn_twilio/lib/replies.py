@@ -31,7 +31,8 @@ from collections.abc import Iterable, Sequence
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Failure
 from fn_twilio.lib.phone import mask
-from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, active_pollers, register
+from fn_twilio.lib.polling import (ClientFactory, PageBudget, SharedPoller, Watch, active_pollers, register,
+                                   wait_on)
 from fn_twilio.lib.records import Reply
 from fn_twilio.lib.twilio_client import build_client
 
@@ -299,27 +300,20 @@ def collect(settings: Any, numbers: Sequence[str], since: datetime | None, deadl
     interval), so a short wait still reads Twilio once. ``is_terminated`` is asked once per poll
     interval while waiting.
     """
-    terminated: str | None = None
-    satisfied = False
     with watch_replies(settings, numbers, since, fresh_look=deadline <= clock.now(),
                        client_factory=client_factory, clock=clock) as watch:
-        while True:
-            remaining = deadline - clock.now()
-            if remaining <= 0:
-                watch.wait_for_look(settings.timeout + settings.poll_interval)
-                satisfied = bool(enough(tuple(watch.replies)))
-                break
-            if watch.wait(min(settings.poll_interval, remaining)):
-                found = tuple(watch.replies)
-                if watch.error is not None or enough(found):
-                    satisfied = watch.error is None
-                    break
-                watch.handled = len(found)
-            terminated = is_terminated()
-            if terminated is not None:
-                break
+
+        def satisfied() -> bool:
+            found = tuple(watch.replies)
+            if enough(found):
+                return True
+            watch.handled = len(found)   # not enough yet: wait for replies beyond these
+            return False
+
+        terminated = wait_on(watch, settings, deadline, is_terminated=is_terminated, clock=clock,
+                             done=satisfied)
         replies, failure = tuple(watch.replies), watch.error
-    if replies and (satisfied or enough(replies)):
+    if replies and enough(replies):
         return CollectOutcome(Ending.REPLIED, replies)
     if failure is not None:
         return CollectOutcome(Ending.FAILED, replies, failure=failure)

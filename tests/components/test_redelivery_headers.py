@@ -3,7 +3,7 @@ channel, taken back by the function through the message body that get_fn_msg() r
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from fn_twilio.components._delivery import delivery_handler, take_delivery
+from fn_twilio.components._redelivery import delivery_handler, take_delivery
 from fn_twilio.lib.reconcile import Delivery
 
 note = delivery_handler("twilio_send_sms")
