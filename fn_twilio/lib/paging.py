@@ -190,6 +190,12 @@ class Page:
         since = self.clock.wall()
         with watch_replies(self.settings, numbers, since, client_factory=self.client_factory,
                            clock=self.clock) as watch:
+            # replies already there when the page starts answer something else (Twilio's dates have
+            # whole seconds, so a reply of the same second as the page would otherwise count for it)
+            watch.wait_for_look(self.settings.timeout + self.settings.poll_interval)
+            earlier = watch.replies
+            self._seen.update(reply.sid for reply in earlier)
+            watch.handled = len(earlier)
             for index in range(len(self.tiers)):
                 tier = index + 1
                 self._page_tier(tier)

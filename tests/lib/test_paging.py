@@ -111,6 +111,16 @@ def test_an_acknowledgement_ends_the_page():
     assert result["reply_code"] == CODE
 
 
+def test_a_reply_already_there_when_the_page_starts_does_not_acknowledge_it():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=30)
+    run.reply(ALICE, "ACK, on it")()          # same second as the page: Twilio's dates have whole seconds
+    run.script = [(40, run.reply(BOB, "ack"))]
+    outcome = run()
+    assert outcome.acknowledged_by == BOB and outcome.tier == 2
+    assert [n for _, n in run.created_at] == [ALICE, BOB]
+    assert [r.from_ for r in outcome.replies] == [BOB]
+
+
 def test_a_decline_pages_the_next_tier_at_once():
     run = Run(f"{ALICE}; {BOB}, {CAROL}; {DAN}", escalate_after=60)
     run.script = [(65, run.reply(BOB, "no")), (70, run.reply(CAROL, "DECLINE")),
