@@ -101,8 +101,7 @@ class ActiveMQBroker:
         keystore = os.path.join(conf, "broker.p12")
         if not os.path.exists(keystore):
             _make_keystore(self.cert, keystore)
-        users = "\n".join('          <authenticationUser username={} password={} groups="users"/>'.format(
-            quoteattr(login), quoteattr(passcode)) for login, passcode in self.users.items())
+        users = "\n".join(f'          <authenticationUser username={quoteattr(login)} password={quoteattr(passcode)} groups="users"/>' for login, passcode in self.users.items())
         with open(os.path.join(conf, "activemq.xml"), "w", encoding="utf-8") as handle:
             handle.write(_XML.format(data=quoteattr(data), users=users, keystore=quoteattr("file:" + keystore),
                                      password=KEYSTORE_PASSWORD, port=self.port))
@@ -128,15 +127,14 @@ class ActiveMQBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("ActiveMQ exited with {}:\n{}".format(self.process.returncode, self.log_text()[-4000:]))
+                raise RuntimeError(f"ActiveMQ exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self
             except OSError:
                 time.sleep(0.25)
         self.stop()
-        raise TimeoutError("ActiveMQ did not listen on {} within {}s:\n{}".format(self.port, timeout,
-                                                                                   self.log_text()[-4000:]))
+        raise TimeoutError(f"ActiveMQ did not listen on {self.port} within {timeout}s:\n{self.log_text()[-4000:]}")
 
     def stop(self, timeout=15.0):
         proc = self.process

@@ -5,7 +5,6 @@ and paging, fetches by SID, the numbers lookup) is validated with openapi-core a
 is every success response the emulator gave. Skipped, with the expected location, when the spec is
 not beside the repository.
 """
-import pytest
 
 from fn_twilio.util.selftest import selftest_function
 from sandbox import twilio_spec

@@ -3,7 +3,6 @@
 The app's poll_interval is 0.2 s here (tests/conftest.py), so "one interval" is short.
 """
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest

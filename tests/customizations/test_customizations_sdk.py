@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Smoke tests: the IBM tools read the export (resilient-sdk codegen/docgen, resilient-circuits
 customize). Skipped only when resilient-sdk is not installed."""
 import json

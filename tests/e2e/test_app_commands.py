@@ -54,10 +54,10 @@ def test_customize_imports_the_customizations(sandbox, customized):
     dest_id = rest.message_destinations["fn_twilio"]["id"]
     assert [(m, p) for m, p, _ in calls] == [
         ("POST", "/configurations/imports"),
-        ("PUT", "/configurations/imports/{}".format(list(rest.imports)[0])),
+        ("PUT", f"/configurations/imports/{list(rest.imports)[0]}"),
         ("GET", "/message_destinations"),
-        ("GET", "/message_destinations/{}".format(dest_id)),
-        ("PUT", "/message_destinations/{}".format(dest_id)),
+        ("GET", f"/message_destinations/{dest_id}"),
+        ("PUT", f"/message_destinations/{dest_id}"),
     ]
     assert all(status == 200 for _, _, status in calls)
 

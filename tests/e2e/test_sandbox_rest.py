@@ -65,10 +65,10 @@ def test_incidents_with_and_without_handle_names(rest, http):
 
 def test_workflow_instance_status_and_termination(rest, http):
     instance = rest.add_workflow_instance()
-    body = http("GET", "/rest/orgs/201/workflow_instances/{}".format(instance)).json()
+    body = http("GET", f"/rest/orgs/201/workflow_instances/{instance}").json()
     assert body["status"] == "running" and body["end_date"] is None and body["terminate_reason"] is None
     rest.terminate_workflow_instance(instance, "stopped by the analyst")
-    body = http("GET", "/rest/orgs/201/workflow_instances/{}".format(instance)).json()
+    body = http("GET", f"/rest/orgs/201/workflow_instances/{instance}").json()
     assert body["status"] == "terminated"
     assert body["terminate_reason"] == "stopped by the analyst"
     assert body["end_date"] >= body["start_date"]

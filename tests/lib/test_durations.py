@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Tests for fn_twilio.lib.durations."""
 import pytest
 
@@ -117,8 +116,8 @@ def test_maximum(value, maximum, ok):
         with pytest.raises(DurationError) as info:
             parse_duration(value, name="poll_interval", maximum=maximum)
         message = str(info.value)
-        assert message.startswith("poll_interval {!r}".format(value))
-        assert "maximum of {}".format(format_duration(maximum)) in message
+        assert message.startswith(f"poll_interval {value!r}")
+        assert f"maximum of {format_duration(maximum)}" in message
 
 
 def test_maximum_message_is_readable():
