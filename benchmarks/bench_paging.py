@@ -78,7 +78,8 @@ def escalation_lane(emu, base_url, lane: int, runs: int, escalate: float, interv
             first, second = person(lane, run, 1), person(lane, run, 2)
             timed = TimedPage(settings, f"{first}; {second}", escalate, escalate * 4)
             box = {}
-            thread = threading.Thread(target=lambda: box.setdefault("outcome", timed.page.run()), daemon=True)
+            thread = threading.Thread(target=lambda box=box, timed=timed: box.setdefault("outcome", timed.page.run()),
+                                      daemon=True)
             thread.start()
             paged_1 = timed.wait_for("Tier 1: paged", 60)
             paged_2 = timed.wait_for("Tier 2: paged", escalate + 60)

@@ -60,7 +60,7 @@ def run_lane(emu, base_url, lane: int, trials: int, window: float, interval: flo
                       "twilio_wait_timeout": f"{int(window + 30)}s"}
             box = {}
 
-            def call():
+            def call(box=box, inputs=inputs):
                 try:
                     box["done"], box["result"] = ReceiveCall(opts).run(inputs)
                 except BaseException as exc:  # reported by the lane

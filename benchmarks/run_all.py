@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     widths = [max([len("figure")] + [len(r["figure"]) for r in rows]),
               max([len("value")] + [len(r["value"]) for r in rows]),
               max([len("target")] + [len(r["target"]) for r in rows])]
-    line = "| {:<%d} | {:>%d} | {:<%d} | {:<4} |" % tuple(widths)
+    line = "| {{:<{}}} | {{:>{}}} | {{:<{}}} | {{:<4}} |".format(*widths)
     print(line.format("figure", "value", "target", "met?"))
     print("|-{}-|-{}:|-{}-|------|".format("-" * widths[0], "-" * widths[1], "-" * widths[2]))
     for r in rows:

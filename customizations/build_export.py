@@ -354,7 +354,7 @@ def check(path=EXPORT_RES, out=sys.stdout):
                                      "committed export.res", "built from customizations/",
                                      lineterm="", n=1))
     out.write("{} is stale ({} changed lines). Rebuild it with: {}\n".format(
-        path, sum(1 for l in diff if l[:1] in "+-" and l[:3] not in ("+++", "---")),
+        path, sum(1 for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---")),
         REBUILD_COMMAND))
     for line in diff[:60]:
         out.write(line[:200] + "\n")

@@ -204,7 +204,7 @@ def _cell(column, value):
 
 def _table(rows):
     widths = [max([len(title)] + [len(r[key]) for r in rows]) for key, title in LOG_COLUMNS]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*(title for _, title in LOG_COLUMNS)), line.format(*("-" * w for w in widths))]
     out += [line.format(*(r[key] for key, _ in LOG_COLUMNS)) for r in rows]
     return "\n".join(out)

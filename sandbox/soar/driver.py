@@ -148,6 +148,23 @@ class _Listener(stomp.ConnectionListener):
         self.driver._on_disconnected(self.generation)
 
 
+def _contains(actual, value):
+    return value is not None and actual is not None and str(value) in str(actual)
+
+
+# How a rule condition compares the field's value (actual) with the condition's value, by method.
+_CONDITION_CHECKS = {
+    "equals": lambda actual, value: actual == value,
+    "not_equals": lambda actual, value: actual != value,
+    "contains": _contains,
+    "not_contains": lambda actual, value: not _contains(actual, value),
+    "has_a_value": lambda actual, value: actual not in (None, ""),
+    "not_has_a_value": lambda actual, value: actual in (None, ""),
+    "in": lambda actual, value: actual in (value or []),
+    "not_in": lambda actual, value: actual not in (value or []),
+}
+
+
 class SoarDriver:
     """SOAR's side of the message bus, plus rule execution against the REST emulator.
 
@@ -547,18 +564,9 @@ class SoarDriver:
             else:
                 continue
             method, value = cond.get("method"), cond.get("value")
-            checks = {
-                "equals": lambda: actual == value,
-                "not_equals": lambda: actual != value,
-                "contains": lambda: value is not None and actual is not None and str(value) in str(actual),
-                "not_contains": lambda: not (value is not None and actual is not None and str(value) in str(actual)),
-                "has_a_value": lambda: actual not in (None, ""),
-                "not_has_a_value": lambda: actual in (None, ""),
-                "in": lambda: actual in (value or []),
-                "not_in": lambda: actual not in (value or []),
-            }
-            if method in checks:
-                results.append((field_name, method, value, checks[method]()))
+            check = _CONDITION_CHECKS.get(method)
+            if check is not None:
+                results.append((field_name, method, value, check(actual, value)))
         logic = rule.get("logic_type", "all")
         outcomes = [r[3] for r in results]
         if outcomes and not (all(outcomes) if logic == "all" else any(outcomes)):

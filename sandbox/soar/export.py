@@ -79,8 +79,8 @@ def parse_workflow_tasks(workflow, functions_by_uuid=None):
         return []
     root = ET.fromstring(xml_text.encode("utf-8"))
     tasks = []
-    for task in root.iter("{%s}serviceTask" % BPMN_NS):
-        fn_el = task.find("{%s}extensionElements/{%s}function" % (BPMN_NS, RESILIENT_NS))
+    for task in root.iter(f"{{{BPMN_NS}}}serviceTask"):
+        fn_el = task.find(f"{{{BPMN_NS}}}extensionElements/{{{RESILIENT_NS}}}function")
         if fn_el is None:
             continue
         uuid = fn_el.get("uuid")
@@ -370,8 +370,9 @@ def rows_written(script):
     written = {}
     for var, table in _ADD_ROW.findall(script or ""):
         cols = written.setdefault(table, [])
-        patterns = (r"\b%s\s*\[\s*['\"](\w+)['\"]\s*\]\s*=(?!=)" % re.escape(var),
-                    r"\b%s\.(\w+)\s*=(?!=)" % re.escape(var))
+        var_re = re.escape(var)
+        patterns = (rf"\b{var_re}\s*\[\s*['\"](\w+)['\"]\s*\]\s*=(?!=)",
+                    rf"\b{var_re}\.(\w+)\s*=(?!=)")
         for pattern in patterns:
             for col in re.findall(pattern, script):
                 if col not in cols:

@@ -246,11 +246,11 @@ class CommandRun:
             return self._result
         try:
             out, _ = self.process.communicate(self._input, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.kill()
             out, _ = self.process.communicate()
             raise TimeoutError("resilient-circuits {} did not finish within {}s:\n{}".format(
-                " ".join(self.args), timeout, out.decode("utf-8", "replace")[-6000:]))
+                " ".join(self.args), timeout, out.decode("utf-8", "replace")[-6000:])) from exc
         self._result = (self.process.returncode, out.decode("utf-8", "replace"))
         return self._result
 

@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     body = json.loads(raw.decode("utf-8"))
                 except ValueError:
-                    raise HttpError(400, "request body is not JSON")
+                    raise HttpError(400, "request body is not JSON") from None
             status, payload, extra_headers = emulator._handle(self.command, path, query, body, self.headers)
         except HttpError as exc:
             status, payload = exc.status, {"success": False, "title": "Error", "message": exc.message,

@@ -1,4 +1,6 @@
 """Tests for fn_twilio.lib.settings: every key valid and invalid; secrets never shown."""
+import dataclasses
+
 import pytest
 
 from fn_twilio.lib.intents import Keywords
@@ -282,7 +284,7 @@ def test_api_key_without_auth_token():
 
 def test_settings_is_frozen():
     settings = load()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.timeout = 1
 
 

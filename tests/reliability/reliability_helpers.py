@@ -282,7 +282,7 @@ class ForwardProxy:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def seen(self) -> list:
