@@ -34,7 +34,8 @@ from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER, RemoteEmula
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a shorter run with fewer samples")
-    p.add_argument("--results", metavar="FILE", help="also write the figures as JSON to FILE (for run_all.py)")
+    p.add_argument("--results", metavar="FILE",
+                   help="also write the figures as JSON to FILE (for run_all.py)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one each run)")
     return p
 
@@ -157,7 +158,8 @@ class Report:
             self.line("-- targets")
             for t in self.targets:
                 met = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
-                self.line("   {:<44} {:>14}   target {:<16} {}".format(t["figure"], t["value"], t["target"], met))
+                self.line("   {:<44} {:>14}   target {:<16} {}".format(t["figure"], t["value"], t["target"],
+                                                                       met))
         self.line(f"({self.name} finished in {elapsed:.1f} s)")
         if getattr(self.args, "results", None):
             with open(self.args.results, "w", encoding="utf-8") as handle:

@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=None, help="recipients (default 100)")
     p.add_argument("--latency", type=float, default=0.1, help="emulator latency per request, s (default 0.1)")
-    p.add_argument("--repeats", type=int, default=None, help="runs per concurrency (default 3; 1 with --quick)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="runs per concurrency (default 3; 1 with --quick)")
     p.add_argument("--concurrency", type=int, nargs="+", default=None,
                    help="max_concurrency values (default 5 10; 5 with --quick)")
     p.add_argument("--inproc", action="store_true", help="run the emulator in this process")
@@ -153,8 +154,8 @@ def main(argv=None) -> int:
         seq_records = creates_between(emu, t0, time.monotonic())
         seq_dur = durations(seq_records)
         seq_overhead = seq_wall / n - latency
-        report.line(f"baseline (2.0.x, sequential, one client): {seq_wall:.2f} s, {seq_ok}/{n} accepted, {seq_overhead * 1000:.2f} ms/request "
-                    "beyond latency")
+        report.line(f"baseline (2.0.x, sequential, one client): {seq_wall:.2f} s, {seq_ok}/{n} accepted, "
+                    f"{seq_overhead * 1000:.2f} ms/request beyond latency")
         report.figure("sequential_wall_s", round(seq_wall, 3))
         report.figure("sequential_overhead_ms", round(seq_overhead * 1000, 2))
 
@@ -170,18 +171,20 @@ def main(argv=None) -> int:
                 overheads.append(wall * c / n - latency)
                 outside.append((wall * c - sum(dur)) / n)
                 turnaround.extend(response_to_next_request(records))
-                report.line(f"  SendJob max_concurrency={c:<2}: {wall:.3f} s, {ok}/{n} accepted, {len(records)} creates seen, "
-                            f"emulator time/request {1000 * median(dur):.1f} ms")
+                report.line(f"  SendJob max_concurrency={c:<2}: {wall:.3f} s, {ok}/{n} accepted, "
+                            f"{len(records)} creates seen, emulator time/request {1000 * median(dur):.1f} ms")
             wall = median(walls)
             ratio = seq_wall / wall
             ideal = min(c, n)
             overhead_ms = 1000 * median(overheads)
             outside_ms = 1000 * median(outside)
-            report.line(f"max_concurrency {c}: median {wall:.3f} s over {repeats} run(s); sequential/parallel = {ratio:.2f}x "
-                        f"(ideal {ideal}x, {100 * ratio / ideal:.0f}% of ideal)")
-            report.line(f"  app overhead per request beyond latency: {overhead_ms:.2f} ms (wall x c / n - latency); "
-                        f"outside the emulator: {outside_ms:.2f} ms (from its request records)")
-            report.line(f"  median worker turnaround (a response to that slot's next request): {1000 * median(turnaround):.2f} ms")
+            report.line(f"max_concurrency {c}: median {wall:.3f} s over {repeats} run(s); "
+                        f"sequential/parallel = {ratio:.2f}x (ideal {ideal}x, {100 * ratio / ideal:.0f}% of "
+                        "ideal)")
+            report.line(f"  app overhead per request beyond latency: {overhead_ms:.2f} ms (wall x c / n - "
+                        f"latency); outside the emulator: {outside_ms:.2f} ms (from its request records)")
+            report.line("  median worker turnaround (a response to that slot's next request): "
+                        f"{1000 * median(turnaround):.2f} ms")
             report.figure(f"c{c}_wall_s", round(wall, 3))
             report.figure(f"c{c}_turnaround_ms", round(1000 * median(turnaround), 2))
             report.figure(f"c{c}_ratio", round(ratio, 2))
@@ -194,15 +197,17 @@ def main(argv=None) -> int:
                               overhead_ms < 5)
         report.figure("sequential_emulator_ms", round(1000 * median(seq_dur), 2))
         b = breakdown(emu, settings_for(base_url, max_concurrency=5), targets, latency)
-        report.line("breakdown at max_concurrency 5 (one extra run, {:.3f} s, the SDK's HTTP call timed), median per "
-                    "request beyond the latency:".format(b["wall"]))
-        report.line("  {:.2f} ms in the emulator's handler (its JSON, store; Twilio's side)".format(b["emulator_ms"]))
-        report.line("  {:.2f} ms in the twilio SDK's HTTP call outside the emulator's handler (requests/urllib3, "
-                    "HTTP parsing on both sides, waiting for the GIL)".format(b["http_ms"]))
-        report.line("  {:.2f} ms between one request's return and the worker's next request (SendJob, send_one, "
-                    "SDK resource objects)".format(b["app_ms"]))
-        report.line("  {:.1f} ms from SendJob.start() to the first request (pool, one client per thread)".format(
-            b["first_request_ms"]))
+        report.line("breakdown at max_concurrency 5 (one extra run, {:.3f} s, the SDK's HTTP call timed), "
+                    "median per request beyond the latency:".format(b["wall"]))
+        report.line("  {:.2f} ms in the emulator's handler (its JSON, store; Twilio's side)".format(
+            b["emulator_ms"]))
+        report.line("  {:.2f} ms in the twilio SDK's HTTP call outside the emulator's handler "
+                    "(requests/urllib3, HTTP parsing on both sides, waiting for the GIL)".format(
+                        b["http_ms"]))
+        report.line("  {:.2f} ms between one request's return and the worker's next request (SendJob, "
+                    "send_one, SDK resource objects)".format(b["app_ms"]))
+        report.line("  {:.1f} ms from SendJob.start() to the first request "
+                    "(pool, one client per thread)".format(b["first_request_ms"]))
         for key in ("emulator_ms", "http_ms", "app_ms", "first_request_ms"):
             report.figure("breakdown_" + key, round(b[key], 2))
     return report.finish()

@@ -55,7 +55,8 @@ class TimedPage:
     def __init__(self, settings, tiers_text: str, escalate_after: float, max_wait: float):
         self.stamps: list[tuple[float, str]] = []
         self.page = Page(settings, parse_tiers(tiers_text), BODY, CODE, escalate_after=escalate_after,
-                         max_wait=max_wait, progress=lambda text: self.stamps.append((time.monotonic(), text)))
+                         max_wait=max_wait,
+                         progress=lambda text: self.stamps.append((time.monotonic(), text)))
 
     def at(self, prefix: str) -> float | None:
         return next((t for t, text in self.stamps if text.startswith(prefix)), None)
@@ -78,8 +79,10 @@ def escalation_lane(emu, base_url, lane: int, runs: int, escalate: float, interv
             first, second = person(lane, run, 1), person(lane, run, 2)
             timed = TimedPage(settings, f"{first}; {second}", escalate, escalate * 4)
             box = {}
-            thread = threading.Thread(target=lambda box=box, timed=timed: box.setdefault("outcome", timed.page.run()),
-                                      daemon=True)
+            def run_page(box=box, timed=timed):
+                box.setdefault("outcome", timed.page.run())
+
+            thread = threading.Thread(target=run_page, daemon=True)
             thread.start()
             paged_1 = timed.wait_for("Tier 1: paged", 60)
             paged_2 = timed.wait_for("Tier 2: paged", escalate + 60)
@@ -146,16 +149,17 @@ def main(argv=None) -> int:
     wait = args.cost_wait or (20.0 if args.quick else 60.0)
     rng = random.Random(args.seed)
     report = Report("bench_paging", args)
-    report.line(f"{runs} runs in {lanes} lanes, poll_interval {interval:g} s, escalate_after {escalate:g} s; cost: 3 tiers x 3 people "
-                f"waiting {wait:g} s")
+    report.line(f"{runs} runs in {lanes} lanes, poll_interval {interval:g} s, escalate_after {escalate:g} s; "
+                f"cost: 3 tiers x 3 people waiting {wait:g} s")
 
     per_lane = [runs // lanes + (1 if i < runs % lanes else 0) for i in range(lanes)]
     senders = [lane_sender(i) for i in range(lanes)] + [lane_sender(90), lane_sender(91)]
     with twilio_emulator(numbers=senders) as (emu, base_url):
         out, errors, threads = [], [], []
         for lane, count in enumerate(per_lane):
-            thread = threading.Thread(target=escalation_lane, args=(emu, base_url, lane, count, escalate, interval,
-                                                                     random.Random(rng.random()), out, errors),
+            thread = threading.Thread(target=escalation_lane,
+                                      args=(emu, base_url, lane, count, escalate, interval,
+                                            random.Random(rng.random()), out, errors),
                                       daemon=True)
             thread.start()
             threads.append(thread)
@@ -173,10 +177,12 @@ def main(argv=None) -> int:
     report.line("acknowledgement to page end: " + ", ".join(f"{v:.2f}" for v in ack) + " s")
     report.line(f"{ok}/{len(out)} runs ended acknowledged by the tier-2 person")
     base = baseline_late(escalate, random.Random(rng.random()), 100000)
-    report.line(f"baseline (2.0.x looks 30 s apart, simulated, 100,000 draws): escalation late median {median(base):.2f} s, "
-                f"max {max(base):.2f} s; acknowledgement seen 15 s late on median, 30 s at worst")
-    report.line(f"cost over {wait:g} s: the 3x3 page made {page_lists} list requests ({tiers_paged} tiers paged), one waiting receive "
-                f"call {receive_lists}; 2.0.x: 9 calls listing the whole history every 30 s")
+    report.line("baseline (2.0.x looks 30 s apart, simulated, 100,000 draws): escalation late median "
+                f"{median(base):.2f} s, max {max(base):.2f} s; acknowledgement seen 15 s late on median, 30 "
+                "s at worst")
+    report.line(f"cost over {wait:g} s: the 3x3 page made {page_lists} list requests ({tiers_paged} tiers "
+                f"paged), one waiting receive call {receive_lists}; 2.0.x: 9 calls listing the whole history "
+                "every 30 s")
     for key, value in (("runs", len(out)), ("late_median_s", round(median(late), 3)),
                        ("late_max_s", round(max(late), 3)), ("ack_median_s", round(median(ack), 3)),
                        ("ack_max_s", round(max(ack), 3)), ("page_lists", page_lists),

@@ -90,14 +90,15 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
                          start=start + timedelta(seconds=i), step=timedelta(seconds=others))
     mine = "+353871112222"
     emu.seed_history(3, from_=mine, to=SENDER, direction="inbound", start=start, step=timedelta(days=1))
-    report.line(f"part 2: {per * others:,} inbound messages from {others:,} other numbers seeded in {time.monotonic() - t:.1f} s; the call's number "
-                "sent 3")
+    report.line(f"part 2: {per * others:,} inbound messages from {others:,} other numbers seeded in "
+                f"{time.monotonic() - t:.1f} s; the call's number sent 3")
 
     opts = receive_opts(base_url, poll_interval=f"{interval}s")
     emu.clear_requests()
     _, outcome = ReceiveCall(opts).run({"twilio_phone_number": mine, "twilio_wait_timeout": "0s"})
     first = [r for r in emu.requests if is_list(r)]
-    report.line(f"  app: a call with no since, wait 0: {len(first)} request(s), {len(outcome.replies)} repl(ies) found (its number's 3)")
+    report.line(f"  app: a call with no since, wait 0: {len(first)} request(s), {len(outcome.replies)} "
+                "repl(ies) found (its number's 3)")
 
     emu.clear_requests()
     settings = ReceiveCall(opts).settings
@@ -109,8 +110,9 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
         while time.monotonic() < t_end:
             time.sleep(0.05)
         largest, made = watch._poller.largest_look, watch._poller.requests
-    report.line(f"  app: a waiting call during a burst of {PAGE_SIZE * MAX_PAGES_PER_LOOK * 2:,} messages: {made} requests over {3 * interval:g} s, the largest "
-                f"look {largest} request(s) (cap {MAX_PAGES_PER_LOOK})")
+    report.line(f"  app: a waiting call during a burst of {PAGE_SIZE * MAX_PAGES_PER_LOOK * 2:,} messages: "
+                f"{made} requests over {3 * interval:g} s, the largest look {largest} request(s) (cap "
+                f"{MAX_PAGES_PER_LOOK})")
 
     # the 2.0.x listing (messages.list(), pages of 50) made for real for its first pages; the whole
     # listing is one request per 50 messages of the sender's history
@@ -124,12 +126,14 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
     client.http_client.close()
     total = per * others + 3
     baseline = math.ceil(total / 50)
-    report.line(f"  baseline (2.0.x, whole history per call): {baseline:,} requests for {total:,} messages ({read} read for real in "
-                f"{wall:.1f} s, about {wall * baseline / read:.0f} s for all); ratio {baseline / max(1, len(first)):,.0f}x")
+    report.line(f"  baseline (2.0.x, whole history per call): {baseline:,} requests for {total:,} messages "
+                f"({read} read for real in {wall:.1f} s, about {wall * baseline / read:.0f} s for all); "
+                f"ratio {baseline / max(1, len(first)):,.0f}x")
     report.figure("no_since_requests", len(first))
     report.figure("no_since_baseline_requests", baseline)
     report.figure("largest_look", largest)
-    return [(f"bounded looks: requests of a call with no since ({per * others:,} messages, {others:,} numbers)", str(len(first)), "<= 3", len(first) <= 3),
+    return [(f"bounded looks: requests of a call with no since ({per * others:,} messages, {others:,} "
+             "numbers)", str(len(first)), "<= 3", len(first) <= 3),
             ("bounded looks: requests in the largest look", str(largest), f"<= {MAX_PAGES_PER_LOOK}",
              largest <= MAX_PAGES_PER_LOOK)]
 
@@ -137,8 +141,10 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=50, help="calls waiting at once (default 50)")
-    p.add_argument("--duration", type=float, default=None, help="seconds the calls wait (default 20; 10 with --quick)")
-    p.add_argument("--history", type=int, default=10000, help="older messages on the account (default 10,000)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds the calls wait (default 20; 10 with --quick)")
+    p.add_argument("--history", type=int, default=10000,
+                   help="older messages on the account (default 10,000)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="poll_interval in seconds (default 2)")
     p.add_argument("--baseline-calls", type=int, default=None,
                    help="full-history listings actually made for the baseline (default 2; 1 with --quick)")
@@ -159,8 +165,8 @@ def main(argv=None) -> int:
         send_time = now - timedelta(seconds=10)          # the 50 SMS went out 10 s ago
         t = time.monotonic()
         made = seed(emu, calls, args.history, newest=send_time - timedelta(minutes=1))
-        report.line(f"{made} older messages seeded in {time.monotonic() - t:.1f} s ({calls} responders, outbound and inbound, all older than "
-                    "the calls' moments)")
+        report.line(f"{made} older messages seeded in {time.monotonic() - t:.1f} s ({calls} responders, "
+                    "outbound and inbound, all older than the calls' moments)")
         report.line(f"{calls} calls waiting {duration:g} s at once, poll_interval {interval:g} s")
 
         opts = receive_opts(base_url, poll_interval=f"{interval}s")
@@ -198,16 +204,18 @@ def main(argv=None) -> int:
         deep = [r for r in lists if second_page(r)]
         timeouts = sum(1 for _, r in results.values() if r.ending == Ending.TIMED_OUT)
         target = int(duration / interval) + 2
-        report.line(f"app: {len(results)} calls ended after {t1 - t0:.1f} s ({timeouts} with the timeout reason), {active_pollers()} poller(s) left running")
-        report.line("  Twilio list requests: {} in all (target <= {:g} / {:g} + 2 = {}), {} fetched a second page; "
-                    "median request {:.1f} ms".format(len(lists), duration, interval, target, len(deep),
-                                                       1000 * median([record_get(r, "finished") - record_get(r, "started")
+        report.line(f"app: {len(results)} calls ended after {t1 - t0:.1f} s ({timeouts} with the timeout "
+                    f"reason), {active_pollers()} poller(s) left running")
+        report.line("  Twilio list requests: {} in all (target <= {:g} / {:g} + 2 = {}), {} fetched a second "
+                    "page; median request {:.1f} ms".format(len(lists), duration, interval, target, len(deep),
+                                                       1000 * median([record_get(r, "finished")
+                                                                      - record_get(r, "started")
                                                                       for r in lists])))
         report.line("  request start times (s after the calls started): " + ", ".join(
             "{:.2f}".format(record_get(r, "started") - t0) for r in lists))
         queries = sorted({record_get(r, "query_string") for r in lists})
-        report.line("  distinct queries: " + "; ".join(q.replace("%3E", ">").replace("%2B", "+").replace("%3A", ":")
-                                                       for q in queries[:3]) + (" ..." if len(queries) > 3 else ""))
+        shown = "; ".join(q.replace("%3E", ">").replace("%2B", "+").replace("%3A", ":") for q in queries[:3])
+        report.line("  distinct queries: " + shown + (" ..." if len(queries) > 3 else ""))
         report.figure("app_requests", len(lists))
         report.figure("app_second_pages", len(deep))
         report.figure("calls", len(results))
@@ -229,14 +237,17 @@ def main(argv=None) -> int:
         looks_fast = math.ceil(duration / interval)
         base_total = calls * looks_original * pages
         fast_total = calls * looks_fast * pages
-        report.line(f"baseline (2.0.x, full-history listing per call per look): one listing = {pages:g} requests "
-                    f"({listed} messages, {median(walls):.2f} s), measured on {baseline_calls} call(s)")
-        report.line(f"  30 s sleeps: {looks_original} look(s) per call in {duration:g} s -> {calls} calls x {looks_original} x {pages:g} = {base_total:,.0f} requests "
-                    "(scaled from the measured listing)")
-        report.line(f"  same listing at the app's cadence ({looks_fast} looks per call): {fast_total:,.0f} requests")
+        report.line(f"baseline (2.0.x, full-history listing per call per look): one listing = {pages:g} "
+                    f"requests ({listed} messages, {median(walls):.2f} s), measured on {baseline_calls} "
+                    "call(s)")
+        report.line(f"  30 s sleeps: {looks_original} look(s) per call in {duration:g} s -> {calls} calls x "
+                    f"{looks_original} x {pages:g} = {base_total:,.0f} requests (scaled from the measured "
+                    "listing)")
+        report.line(f"  same listing at the app's cadence ({looks_fast} looks per call): {fast_total:,.0f} "
+                    "requests")
         ratio = base_total / max(1, len(lists))
-        report.line(f"ratio baseline/app: {ratio:,.0f}x fewer requests (vs the 30 s baseline); {fast_total / max(1, len(lists)):,.0f}x at the same "
-                    "cadence")
+        report.line(f"ratio baseline/app: {ratio:,.0f}x fewer requests (vs the 30 s baseline); "
+                    f"{fast_total / max(1, len(lists)):,.0f}x at the same cadence")
         report.figure("baseline_requests_per_listing", pages)
         report.figure("baseline_requests", base_total)
         report.figure("baseline_requests_same_cadence", fast_total)

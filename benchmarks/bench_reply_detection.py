@@ -56,7 +56,8 @@ def run_lane(emu, base_url, lane: int, trials: int, window: float, interval: flo
             number = responder(lane, trial)
             delay = rng.uniform(0.0, window)
             since_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-            inputs = {"twilio_phone_number": number, "twilio_date_sent": since_ms, "twilio_date_sent_ts": None,
+            inputs = {"twilio_phone_number": number, "twilio_date_sent": since_ms,
+                      "twilio_date_sent_ts": None,
                       "twilio_wait_timeout": f"{int(window + 30)}s"}
             box = {}
 
@@ -78,7 +79,8 @@ def run_lane(emu, base_url, lane: int, trials: int, window: float, interval: flo
             outcome = box["result"]         # replies.collect()'s outcome record
             replies = outcome.replies
             success = outcome.ending == Ending.REPLIED
-            out.append({"lane": lane, "trial": trial, "at": injected - started, "detect": box["done"] - injected,
+            out.append({"lane": lane, "trial": trial, "at": injected - started,
+                        "detect": box["done"] - injected,
                         "success": success, "replies": len(replies or [])})
     except BaseException as exc:
         errors.append(exc)
@@ -94,7 +96,8 @@ def original_delay(u: float, look: float) -> float:
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=None, help="trials (default 20; 8 with --quick)")
-    p.add_argument("--lanes", type=int, default=4, help="parallel lanes, one sender and poller each (default 4)")
+    p.add_argument("--lanes", type=int, default=4,
+                   help="parallel lanes, one sender and poller each (default 4)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="poll_interval in seconds (default 2)")
     p.add_argument("--window", type=float, default=None,
                    help="replies are injected uniformly within this many seconds of the wait "
@@ -107,8 +110,8 @@ def main(argv=None) -> int:
     window = args.window or 3 * interval
     rng = random.Random(args.seed)
     report = Report("bench_reply_detection", args)
-    report.line(f"{trials} trials in {lanes} lanes, poll_interval {interval:g} s, reply injected uniformly within the first {window:g} s "
-                "of the wait")
+    report.line(f"{trials} trials in {lanes} lanes, poll_interval {interval:g} s, reply injected uniformly "
+                f"within the first {window:g} s of the wait")
 
     per_lane = [trials // lanes + (1 if i < trials % lanes else 0) for i in range(lanes)]
     senders = [lane_sender(i) for i in range(lanes)]
@@ -135,8 +138,9 @@ def main(argv=None) -> int:
     med, worst = median(detect), max(detect)
     look = median(look_times)
     report.line("trials: " + ", ".join(f"{d:.2f}" for d in detect) + " s")
-    report.line(f"app (poll_interval {interval:g} s): median {med:.3f} s, max {worst:.3f} s, mean {sum(detect) / len(detect):.3f} s; {ok}/{len(out)} calls returned "
-                "success with exactly the one reply")
+    report.line(f"app (poll_interval {interval:g} s): median {med:.3f} s, max {worst:.3f} s, mean "
+                f"{sum(detect) / len(detect):.3f} s; {ok}/{len(out)} calls returned success with exactly the "
+                "one reply")
     report.line(f"  list requests made: {len(lists)}, median duration {1000 * look:.1f} ms")
     report.figure("trials", len(out))
     report.figure("median_s", round(med, 3))
@@ -147,8 +151,9 @@ def main(argv=None) -> int:
     base_rng = random.Random(rng.random())
     same = sorted(original_delay(base_rng.uniform(0, ORIGINAL_DEFAULT_WAIT), look) for _ in range(len(out)))
     big = sorted(original_delay(base_rng.uniform(0, ORIGINAL_DEFAULT_WAIT), look) for _ in range(100000))
-    report.line(f"baseline (2.0.x, 30 s fixed sleep, simulated): {len(same)} trials median {median(same):.2f} s, max {max(same):.2f} s; "
-                f"100,000 draws median {median(big):.2f} s, max {max(big):.2f} s (analytic: 15 s, 30 s)")
+    report.line(f"baseline (2.0.x, 30 s fixed sleep, simulated): {len(same)} trials median "
+                f"{median(same):.2f} s, max {max(same):.2f} s; 100,000 draws median {median(big):.2f} s, max "
+                f"{max(big):.2f} s (analytic: 15 s, 30 s)")
     ratio_med = median(big) / med
     ratio_max = max(big) / worst
     report.line(f"ratio baseline/app: median {ratio_med:.1f}x, max {ratio_max:.1f}x")

@@ -6,10 +6,11 @@
 
 The names here are the contract (contract.md §1, §3, §4, §6):
 message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``,
-``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
-with a display name of its own so that an upgraded SOAR has no two functions of one name; no shipped
-workflow calls it: contract.md §8); the paging function ``twilio_page`` (§9.4); the datatable
-``twilio_sms_log``; four rules and four workflows, and a playbook for each.
+``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's
+name of Get Responses, exported under its 2.0.1 UUID with a display name of its own so that an
+upgraded SOAR has no two functions of one name; no shipped workflow calls it: contract.md §8); the
+paging function ``twilio_page`` (§9.4); the datatable ``twilio_sms_log``; four rules and four
+workflows, and a playbook for each.
 Objects that 2.0.1 also had keep its UUIDs (customizations/identities.py).
 """
 from dataclasses import dataclass

@@ -122,8 +122,7 @@ class SoarDict:
         try:
             return self._data[name]
         except KeyError:
-            raise AttributeError(f"results have no key {name!r} (use .get() for an optional key)"
-                                 ) from None
+            raise AttributeError(f"results have no key {name!r} (use .get() for an optional key)") from None
 
     def __setitem__(self, key, value):
         self._data[key] = _wrap(value)
@@ -196,8 +195,7 @@ class RichText:
 
     def __init__(self, html: str):
         if not isinstance(html, str):
-            raise ScriptError(f"helper.createRichText() takes a string, not {type(html).__name__}"
-                              )
+            raise ScriptError(f"helper.createRichText() takes a string, not {type(html).__name__}")
         self.html = html
 
     def __str__(self):
@@ -255,7 +253,8 @@ class DatatableRow:
         if value is not None:
             check = _TYPE_CHECKS.get(self._columns[column])
             if check and not check[0](value):
-                raise ScriptError(f"datatable {self._table!r} column {column!r} ({self._columns[column]}) takes {check[1]}, not {value!r}")
+                raise ScriptError(f"datatable {self._table!r} column {column!r} ({self._columns[column]}) "
+                                  f"takes {check[1]}, not {value!r}")
         self._values[column] = value
         changed = self.__dict__.get("_changed")   # None while the row is being loaded
         if changed is not None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SPEC_ENV = "TWILIO_OAI_SPEC"
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "twilio-oai" / "twilio_api_v2010.json"
+DEFAULT_SPEC_PATH = (Path(__file__).resolve().parents[1] / ".." / "shared" / "twilio-oai"
+                     / "twilio_api_v2010.json")
 TWILIO_HOST = "https://api.twilio.com"
 
 _lock = threading.Lock()
@@ -40,8 +41,8 @@ def skip_reason() -> str | None:
     """None when the spec can be loaded, else a message naming the expected location."""
     path = spec_path()
     if not path.is_file():
-        return (f"Twilio OpenAPI spec not found at {path} (expected ../shared/twilio-oai/twilio_api_v2010.json "
-                f"beside the repository root, or set ${SPEC_ENV})")
+        return (f"Twilio OpenAPI spec not found at {path} (expected "
+                f"../shared/twilio-oai/twilio_api_v2010.json beside the repository root, or set ${SPEC_ENV})")
     try:
         import openapi_core  # noqa: F401
     except ImportError:

@@ -16,11 +16,15 @@ from .sandbox import Sandbox
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m sandbox.soar", description=__doc__)
     parser.add_argument("mode", nargs="?", choices=("serve", "demo"), default="serve")
-    parser.add_argument("--workdir", help="folder for certificates, app.config and logs (kept); default: a temp folder")
+    parser.add_argument("--workdir",
+                        help="folder for certificates, app.config and logs (kept); default: a temp folder")
     parser.add_argument("--preload", default="app",
-                        help="'app' (the app's export.res, default), 'none' (run customize yourself) or a path")
-    parser.add_argument("--no-legacy", action="store_true", help="do not define the legacy twilio_get_responses")
-    parser.add_argument("--run-app", action="store_true", help="also start `resilient-circuits run` (serve mode)")
+                        help="'app' (the app's export.res, default), 'none' (run customize yourself) or a "
+                             "path")
+    parser.add_argument("--no-legacy", action="store_true",
+                        help="do not define the legacy twilio_get_responses")
+    parser.add_argument("--run-app", action="store_true",
+                        help="also start `resilient-circuits run` (serve mode)")
     parser.add_argument("--rest-port", type=int, default=0)
     parser.add_argument("--stomp-port", type=int, default=0)
     parser.add_argument("--broker", choices=("builtin", "activemq"), default="builtin",
@@ -59,7 +63,8 @@ def main(argv=None):
     return 0
 
 
-SERVE_HELP = """Incident 2095 is seeded. With --run-app, type these commands here (Ctrl-C or 'quit' stops all):
+SERVE_HELP = """Incident 2095 is seeded. With --run-app, type these commands here \
+(Ctrl-C or 'quit' stops all):
   send <numbers>[ | <message>]   rule "Example: Send Twilio SMS" on incident 2095 (numbers: commas)
   reply <number> <text>          <number> sends an SMS to the app's number (Twilio emulator)
   responses <row>                rule "Twilio: Get Responses" on row <row> of the SMS Activity Log (1 = first)
@@ -111,7 +116,8 @@ def _report(run):
     if run.error:
         print(f"   the function failed: {run.error}")
     else:
-        print("   result: success={}, reason={}".format(run.results.get("success"), run.results.get("reason")))
+        print("   result: success={}, reason={}".format(run.results.get("success"),
+                                                        run.results.get("reason")))
     print(f"   {len(run.rows)} row(s) and {len(run.notes)} note(s) added; 'log' shows them")
 
 
@@ -146,8 +152,8 @@ def _demo(sandbox, number):
     print("   result: success={}, {} repl{}".format(
         got.results.get("success"), len(got.results.get("content") or []),
         "y" if len(got.results.get("content") or []) == 1 else "ies"), flush=True)
-    _step(5, f"rule 'Example: Twilio Page On-Call': tier 1 {number}, tier 2 {DEMO_OTHER}, escalate after {DEMO_ESCALATE}; {DEMO_OTHER} answers "
-             "'ACK 2095' once paged")
+    _step(5, f"rule 'Example: Twilio Page On-Call': tier 1 {number}, tier 2 {DEMO_OTHER}, "
+             f"escalate after {DEMO_ESCALATE}; {DEMO_OTHER} answers 'ACK 2095' once paged")
     _answer_when_paged(sandbox.twilio, DEMO_OTHER, "ACK 2095")
     paged = soar.fire_rule("Example: Twilio Page On-Call", incident_id=2095, properties={
         "twilio_page_tiers": f"{number}; {DEMO_OTHER}", "twilio_escalate_after": DEMO_ESCALATE})

@@ -267,7 +267,10 @@ class StompBroker:
             return count
 
     def unacked(self, destination=None):
-        """Messages delivered but not acknowledged yet: list of (connection id, subscription id, message-id)."""
+        """Messages delivered but not acknowledged yet.
+
+        A list of (connection id, subscription id, message-id).
+        """
         want = queue_name(destination) if destination is not None else None
         with self._lock:
             out = []
@@ -464,7 +467,8 @@ class StompBroker:
     def _connect(self, conn, frame):
         versions = [v.strip() for v in frame.headers.get("accept-version", "1.0").split(",")]
         if "1.2" not in versions:
-            conn.send_frame(Frame("ERROR", {"version": "1.2", "message": "Supported protocol versions are 1.2"}))
+            conn.send_frame(Frame("ERROR",
+                                  {"version": "1.2", "message": "Supported protocol versions are 1.2"}))
             conn.close_after_flush()
             return False
         login, passcode = frame.headers.get("login"), frame.headers.get("passcode")

@@ -63,7 +63,8 @@ class FunctionCall:
     def wait(self, timeout=30.0):
         """Wait for the final reply; raises TimeoutError when none came in time."""
         if not self._done.wait(timeout):
-            raise TimeoutError(f"function {self.name} ({self.correlation_id}) did not complete within {timeout}s; statuses so far: {self.statuses}")
+            raise TimeoutError(f"function {self.name} ({self.correlation_id}) did not complete within "
+                               f"{timeout}s; statuses so far: {self.statuses}")
         return self
 
     @property
@@ -207,7 +208,8 @@ class SoarDriver:
             except Exception as exc:  # broker not up yet, or restarting
                 last = exc
                 time.sleep(0.2)
-        raise ConnectionError(f"SOAR driver could not connect to the broker on port {self.broker_port}: {last}")
+        raise ConnectionError(f"SOAR driver could not connect to the broker on port {self.broker_port}: "
+                              f"{last}")
 
     def _open(self):
         with self._lock:
@@ -262,7 +264,8 @@ class SoarDriver:
                 return
             if self._reconnect_thread is not None and self._reconnect_thread.is_alive():
                 return
-            self._reconnect_thread = threading.Thread(target=self._reconnect_loop, name="soar-driver-reconnect",
+            self._reconnect_thread = threading.Thread(target=self._reconnect_loop,
+                                                      name="soar-driver-reconnect",
                                                       daemon=True)
             self._reconnect_thread.start()
 
@@ -289,7 +292,8 @@ class SoarDriver:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._connected.wait(left):
-                raise ConnectionError(f"SOAR driver could not deliver a message to {destination} within {timeout}s")
+                raise ConnectionError(f"SOAR driver could not deliver a message to {destination} within "
+                                      f"{timeout}s")
             receipt = f"soar-send-{next(self._receipt_ids)}"
             event = threading.Event()
             with self._lock:
@@ -443,7 +447,9 @@ class SoarDriver:
                 run.calls.append(call)
                 call.wait(max(deadline - time.monotonic(), 0.1))
                 if call.error is not None:
-                    self.rest.terminate_workflow_instance(instance, f"function {task.function_name} failed: {call.error}")
+                    self.rest.terminate_workflow_instance(instance,
+                                                          f"function {task.function_name} failed: "
+                                                          f"{call.error}")
                     return run
                 if task.result_name:
                     wf_props[task.result_name] = call.results

@@ -259,8 +259,8 @@ class ExportIndex:
                                     "(export_key {})".format(name, fld.get("name"), fld.get("export_key")))
             handle = fn.get("destination_handle")
             if handle and handle not in self.message_destinations:
-                problems.append(f"function '{name}' uses message destination '{handle}' which is not in the export"
-                                )
+                problems.append(f"function '{name}' uses message destination '{handle}' which is not in the "
+                                "export")
         return problems
 
     def _field_exists(self, type_name, name):
@@ -277,8 +277,8 @@ class ExportIndex:
         for name, rule in self.rules.items():
             object_type = rule.get("object_type")
             if object_type not in BUILTIN_OBJECT_TYPES and object_type not in self.datatables:
-                problems.append(f"rule '{name}' is on object type '{object_type}' which is neither a built-in type nor a "
-                                "datatable of the export")
+                problems.append(f"rule '{name}' is on object type '{object_type}' which is neither a "
+                                "built-in type nor a datatable of the export")
             for item in rule.get("view_items") or []:
                 if item.get("element") != "field_uuid":
                     continue
@@ -297,8 +297,8 @@ class ExportIndex:
                 if type_name in ("properties", "actioninvocation"):
                     type_name = "actioninvocation"
                 if not self._field_exists(type_name, fname):
-                    problems.append(f"rule '{name}' has a condition on field '{field_name}' which does not exist"
-                                    )
+                    problems.append(f"rule '{name}' has a condition on field '{field_name}' which does not "
+                                    "exist")
             for wf in rule.get("workflows") or []:
                 if wf not in self.workflows:
                     problems.append(f"rule '{name}' runs workflow '{wf}' which is not in the export")
@@ -319,30 +319,30 @@ class ExportIndex:
             for task in tasks:
                 where = f"workflow '{wf_name}' task '{task.task_name}'"
                 if task.function_name is None:
-                    problems.append(f"{where} calls function uuid {task.function_uuid} which is not a function of the export"
-                                    )
+                    problems.append(f"{where} calls function uuid {task.function_uuid} which is not a "
+                                    "function of the export")
                     continue
                 inputs = set(self.function_inputs(task.function_name))
                 for input_name in task.static_inputs:
                     if input_name not in inputs:
-                        problems.append(f"{where} sets input '{input_name}' which is not an input of function '{task.function_name}'"
-                                        )
+                        problems.append(f"{where} sets input '{input_name}' which is not an input of "
+                                        f"function '{task.function_name}'")
                 pre = task.pre_processing_script
                 for input_name in _script_vars(pre, r"\binputs\.(\w+)\s*=(?!=)"):
                     if input_name not in inputs:
-                        problems.append(f"{where} pre-processing script sets inputs.{input_name} which is not an input of "
-                                        f"function '{task.function_name}'")
+                        problems.append(f"{where} pre-processing script sets inputs.{input_name} which is "
+                                        f"not an input of function '{task.function_name}'")
                 for script_kind, script in (("pre", pre), ("post", task.post_processing_script)):
                     for prop in _script_vars(script, r"\brule\.properties\.(\w+)"):
                         if prop not in action_fields:
-                            problems.append(f"{where} {script_kind}-processing script reads rule.properties.{prop} which is not "
-                                            "a rule field of the export")
+                            problems.append(f"{where} {script_kind}-processing script reads "
+                                            f"rule.properties.{prop} which is not a rule field of the export")
                     if object_type in self.datatables:
                         columns = self.datatable_columns(object_type)
                         for col in _row_reads(script):
                             if col not in columns:
-                                problems.append(f"{where} {script_kind}-processing script reads row.{col} but datatable '{object_type}' "
-                                                "has no such column")
+                                problems.append(f"{where} {script_kind}-processing script reads row.{col} "
+                                                f"but datatable '{object_type}' has no such column")
                 problems += self._check_added_rows(where, task.post_processing_script, "post")
                 problems += self._check_added_rows(where, pre, "pre")
         return problems
@@ -351,14 +351,14 @@ class ExportIndex:
         problems = []
         for table, columns in rows_written(script).items():
             if table not in self.datatables:
-                problems.append(f"{where} {kind}-processing script adds rows to datatable '{table}' which is not in the export"
-                                )
+                problems.append(f"{where} {kind}-processing script adds rows to datatable '{table}' which is "
+                                "not in the export")
                 continue
             have = self.datatable_columns(table)
             for col in columns:
                 if col not in have:
-                    problems.append(f"{where} {kind}-processing script writes column '{col}' but datatable '{table}' has no "
-                                    "such column")
+                    problems.append(f"{where} {kind}-processing script writes column '{col}' but datatable "
+                                    f"'{table}' has no such column")
         return problems
 
 

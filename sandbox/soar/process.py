@@ -67,7 +67,8 @@ class ResilientCircuits:
         self.log_path = os.path.join(self.logdir, "app.log")
         if config_text is None:
             config_text = app_config_text(rest_port=rest_port, stomp_port=stomp_port, cafile=cafile,
-                                          logdir=self.logdir, api_key_id=api_key_id, api_key_secret=api_key_secret,
+                                          logdir=self.logdir, api_key_id=api_key_id,
+                                          api_key_secret=api_key_secret,
                                           org=org, loglevel=loglevel, num_workers=num_workers,
                                           app_section=app_section, extra_resilient=extra_resilient)
         self.write_config(config_text)
@@ -204,9 +205,11 @@ class ResilientCircuits:
             if match:
                 return match
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"resilient-circuits exited with {self.process.returncode} before logging {regex.pattern!r}; output:\n{self.console_text(since_start)[-6000:]}")
+                raise RuntimeError(f"resilient-circuits exited with {self.process.returncode} before logging "
+                                   f"{regex.pattern!r}; output:\n{self.console_text(since_start)[-6000:]}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"resilient-circuits did not log {regex.pattern!r} within {timeout}s; output:\n{self.console_text(since_start)[-6000:]}")
+                raise TimeoutError(f"resilient-circuits did not log {regex.pattern!r} within {timeout}s; "
+                                   f"output:\n{self.console_text(since_start)[-6000:]}")
             time.sleep(0.1)
 
     # ------------------------------------------------------------------ other subcommands

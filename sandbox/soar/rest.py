@@ -437,9 +437,9 @@ class SoarRestEmulator:
                 name, uuid = incoming.get(key), incoming.get("uuid")
                 by_uuid = next((n for n, o in objects.items() if uuid and o.get("uuid") == uuid), None)
                 if by_uuid is not None and by_uuid != name and name in objects:
-                    problems.append("{} '{}' has the uuid {} of the existing {} '{}', and '{}' already exists "
-                                    "with uuid {}".format(section, name, uuid, section, by_uuid, name,
-                                                          objects[name].get("uuid")))
+                    problems.append("{} '{}' has the uuid {} of the existing {} '{}', and '{}' already "
+                                    "exists with uuid {}".format(section, name, uuid, section, by_uuid, name,
+                                                                 objects[name].get("uuid")))
                     continue
                 existing = objects.pop(by_uuid if by_uuid is not None else name, None)
                 objects[name] = self._imported_object(section, incoming, existing)
@@ -485,8 +485,8 @@ class SoarRestEmulator:
                 continue
             for task in tasks:
                 if task.function_name is None:
-                    problems.append(f"workflow '{wf_name}' task '{task.task_name}' would call function uuid {task.function_uuid}, which is not a "
-                                    "function of this server")
+                    problems.append(f"workflow '{wf_name}' task '{task.task_name}' would call function uuid "
+                                    f"{task.function_uuid}, which is not a function of this server")
         return problems
 
     # ------------------------------------------------------------------ internals

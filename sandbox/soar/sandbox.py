@@ -83,7 +83,8 @@ class Sandbox:
             if preload == "app":
                 preload = app_export_path()
             self.rest = SoarRestEmulator(self.certs, port=self._rest_port, org_id=self.org_id,
-                                         org_name=self.org_name, api_key_id=API_KEY_ID, api_key_secret=API_KEY_SECRET,
+                                         org_name=self.org_name, api_key_id=API_KEY_ID,
+                                         api_key_secret=API_KEY_SECRET,
                                          preload=preload, extra_functions=self.extra_functions,
                                          check_preload=self.check_preload).start()
             users = {API_KEY_ID: API_KEY_SECRET, SOAR_LOGIN: SOAR_PASSCODE}
@@ -185,7 +186,8 @@ class Sandbox:
         lines = [
             f"workdir      {self.workdir}",
             f"SOAR REST    {self.rest.url} (api key {API_KEY_ID} / {API_KEY_SECRET})",
-            f"STOMP (TLS)  127.0.0.1:{self.broker.port} ({self.broker_kind} broker; app login {API_KEY_ID}, SOAR login {SOAR_LOGIN} / {SOAR_PASSCODE})",
+            f"STOMP (TLS)  127.0.0.1:{self.broker.port} ({self.broker_kind} broker; app login {API_KEY_ID}, "
+            f"SOAR login {SOAR_LOGIN} / {SOAR_PASSCODE})",
             f"certificate  {self.certs.cert}",
             f"app.config   {self.app.config_path}",
         ]

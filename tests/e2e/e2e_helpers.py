@@ -141,7 +141,9 @@ class RawStomp:
 
 
 def make_customize_app(folder, name, export):
-    """A throwaway installed-looking distribution on ``folder`` whose customize entry point imports ``export``.
+    """A throwaway installed-looking distribution on ``folder``.
+
+    Its customize entry point imports ``export``.
 
     Put ``folder`` on PYTHONPATH and run ``resilient-circuits customize -y -l <name>``.
     """

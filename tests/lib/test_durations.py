@@ -156,7 +156,8 @@ def test_format_duration(seconds, expected):
     assert format_duration(seconds) == expected
 
 
-@pytest.mark.parametrize("seconds", [0, 0.2, 1, 59, 60, 61, 119, 120, 3599, 3600, 5400, 86399, 86400, 90061, 604800, 1e6])
+@pytest.mark.parametrize("seconds", [0, 0.2, 1, 59, 60, 61, 119, 120, 3599, 3600, 5400, 86399, 86400, 90061,
+                                     604800, 1e6])
 def test_format_then_parse_round_trip(seconds):
     assert parse_duration(format_duration(seconds), name="x") == pytest.approx(seconds)
 
