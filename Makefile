@@ -13,8 +13,8 @@ $(VENV)/.installed: setup.py requirements-test.txt $(wildcard fn_twilio/componen
 
 venv: $(VENV)/.installed
 
-## Lint: ruff over LINT_PATHS (rules in ruff.toml), mypy over fn_twilio/ and --strict over fn_twilio/lib.
-LINT_PATHS ?= fn_twilio tests/lib/test_core_loops.py tests/lib/fakes.py benchmarks/_receive_call.py tests/lib/test_paging.py tests/lib/test_attribution.py
+## Lint: ruff over LINT_PATHS, the whole repository (rules in ruff.toml), mypy over fn_twilio/ and --strict over fn_twilio/lib.
+LINT_PATHS ?= .
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy fn_twilio

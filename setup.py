@@ -1,5 +1,4 @@
 #!/usr/bin/env python
-# -*- coding: utf-8 -*-
 """fn_twilio: IBM SOAR app that sends SMS through Twilio and collects the replies.
 
 resilient-sdk reads this file's call below as text (it evaluates the call's keyword arguments, including
@@ -63,7 +62,9 @@ incident's SMS Activity Log datatable.""",
     entry_points={
         "resilient.circuits.components": [
             # one entry point per component module: fn_twilio/components/funct_<function>.py
-            "{}FunctionComponent = fn_twilio.components.{}:FunctionComponent".format(snake_to_camel(get_module_name(filename)), get_module_name(filename)) for filename in glob.glob("./fn_twilio/components/[a-zA-Z]*.py")
+            f"{snake_to_camel(get_module_name(filename))}FunctionComponent = "
+            f"fn_twilio.components.{get_module_name(filename)}:FunctionComponent"
+            for filename in glob.glob("./fn_twilio/components/[a-zA-Z]*.py")
         ],
         "resilient.circuits.configsection": ["gen_config = fn_twilio.util.config:config_section_data"],
         "resilient.circuits.customize": ["customize = fn_twilio.util.customize:customization_data"],

@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -35,7 +34,8 @@ from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER, RemoteEmula
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a shorter run with fewer samples")
-    p.add_argument("--results", metavar="FILE", help="also write the figures as JSON to FILE (for run_all.py)")
+    p.add_argument("--results", metavar="FILE",
+                   help="also write the figures as JSON to FILE (for run_all.py)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: a new one each run)")
     return p
 
@@ -65,7 +65,7 @@ def twilio_emulator(*, latency: float = 0.0, numbers=(SENDER,), inproc: bool = F
     try:
         base_url = proc.stdout.readline().strip()
         if not base_url.startswith("http"):
-            raise RuntimeError("the Twilio emulator did not start (it printed {!r})".format(base_url))
+            raise RuntimeError(f"the Twilio emulator did not start (it printed {base_url!r})")
         emu = RemoteEmulator(base_url, timeout=120.0)
         deadline = time.monotonic() + 10
         while True:
@@ -138,12 +138,12 @@ class Report:
     def line(self, text: str = ""):
         print(text, flush=True)
 
-    def figure(self, key: str, value, text: Optional[str] = None):
+    def figure(self, key: str, value, text: str | None = None):
         self.figures[key] = value
         if text is not None:
             self.line(text)
 
-    def target(self, figure: str, value: str, target: str, met: Optional[bool]):
+    def target(self, figure: str, value: str, target: str, met: bool | None):
         self.targets.append({"benchmark": self.name, "figure": figure, "value": value, "target": target,
                              "met": met})
 
@@ -158,8 +158,9 @@ class Report:
             self.line("-- targets")
             for t in self.targets:
                 met = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
-                self.line("   {:<44} {:>14}   target {:<16} {}".format(t["figure"], t["value"], t["target"], met))
-        self.line("({} finished in {:.1f} s)".format(self.name, elapsed))
+                self.line("   {:<44} {:>14}   target {:<16} {}".format(t["figure"], t["value"], t["target"],
+                                                                       met))
+        self.line(f"({self.name} finished in {elapsed:.1f} s)")
         if getattr(self.args, "results", None):
             with open(self.args.results, "w", encoding="utf-8") as handle:
                 json.dump({"benchmark": self.name, "figures": self.figures, "targets": self.targets,

@@ -32,7 +32,7 @@ BODY = "Incident 2095 (High) may require your attention"
 
 
 def numbers(n: int) -> list[str]:
-    return ["+3538612{:05d}".format(i) for i in range(n)]
+    return [f"+3538612{i:05d}" for i in range(n)]
 
 
 def creates_between(emu, t0: float, t1: float):
@@ -130,7 +130,8 @@ def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=None, help="recipients (default 100)")
     p.add_argument("--latency", type=float, default=0.1, help="emulator latency per request, s (default 0.1)")
-    p.add_argument("--repeats", type=int, default=None, help="runs per concurrency (default 3; 1 with --quick)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="runs per concurrency (default 3; 1 with --quick)")
     p.add_argument("--concurrency", type=int, nargs="+", default=None,
                    help="max_concurrency values (default 5 10; 5 with --quick)")
     p.add_argument("--inproc", action="store_true", help="run the emulator in this process")
@@ -153,8 +154,8 @@ def main(argv=None) -> int:
         seq_records = creates_between(emu, t0, time.monotonic())
         seq_dur = durations(seq_records)
         seq_overhead = seq_wall / n - latency
-        report.line("baseline (2.0.x, sequential, one client): {:.2f} s, {}/{} accepted, {:.2f} ms/request "
-                    "beyond latency".format(seq_wall, seq_ok, n, seq_overhead * 1000))
+        report.line(f"baseline (2.0.x, sequential, one client): {seq_wall:.2f} s, {seq_ok}/{n} accepted, "
+                    f"{seq_overhead * 1000:.2f} ms/request beyond latency")
         report.figure("sequential_wall_s", round(seq_wall, 3))
         report.figure("sequential_overhead_ms", round(seq_overhead * 1000, 2))
 
@@ -170,41 +171,43 @@ def main(argv=None) -> int:
                 overheads.append(wall * c / n - latency)
                 outside.append((wall * c - sum(dur)) / n)
                 turnaround.extend(response_to_next_request(records))
-                report.line("  SendJob max_concurrency={:<2}: {:.3f} s, {}/{} accepted, {} creates seen, "
-                            "emulator time/request {:.1f} ms".format(c, wall, ok, n, len(records),
-                                                                    1000 * median(dur)))
+                report.line(f"  SendJob max_concurrency={c:<2}: {wall:.3f} s, {ok}/{n} accepted, "
+                            f"{len(records)} creates seen, emulator time/request {1000 * median(dur):.1f} ms")
             wall = median(walls)
             ratio = seq_wall / wall
             ideal = min(c, n)
             overhead_ms = 1000 * median(overheads)
             outside_ms = 1000 * median(outside)
-            report.line("max_concurrency {}: median {:.3f} s over {} run(s); sequential/parallel = {:.2f}x "
-                        "(ideal {}x, {:.0f}% of ideal)".format(c, wall, repeats, ratio, ideal, 100 * ratio / ideal))
-            report.line("  app overhead per request beyond latency: {:.2f} ms (wall x c / n - latency); "
-                        "outside the emulator: {:.2f} ms (from its request records)".format(overhead_ms, outside_ms))
-            report.line("  median worker turnaround (a response to that slot's next request): {:.2f} ms".format(
-                1000 * median(turnaround)))
-            report.figure("c{}_wall_s".format(c), round(wall, 3))
-            report.figure("c{}_turnaround_ms".format(c), round(1000 * median(turnaround), 2))
-            report.figure("c{}_ratio".format(c), round(ratio, 2))
-            report.figure("c{}_overhead_ms".format(c), round(overhead_ms, 2))
-            report.figure("c{}_outside_emulator_ms".format(c), round(outside_ms, 2))
+            report.line(f"max_concurrency {c}: median {wall:.3f} s over {repeats} run(s); "
+                        f"sequential/parallel = {ratio:.2f}x (ideal {ideal}x, {100 * ratio / ideal:.0f}% of "
+                        "ideal)")
+            report.line(f"  app overhead per request beyond latency: {overhead_ms:.2f} ms (wall x c / n - "
+                        f"latency); outside the emulator: {outside_ms:.2f} ms (from its request records)")
+            report.line("  median worker turnaround (a response to that slot's next request): "
+                        f"{1000 * median(turnaround):.2f} ms")
+            report.figure(f"c{c}_wall_s", round(wall, 3))
+            report.figure(f"c{c}_turnaround_ms", round(1000 * median(turnaround), 2))
+            report.figure(f"c{c}_ratio", round(ratio, 2))
+            report.figure(f"c{c}_overhead_ms", round(overhead_ms, 2))
+            report.figure(f"c{c}_outside_emulator_ms", round(outside_ms, 2))
             if c == 5:
-                report.target("fan-out speed-up at max_concurrency 5", "{:.2f}x".format(ratio), ">= 4.5x",
+                report.target("fan-out speed-up at max_concurrency 5", f"{ratio:.2f}x", ">= 4.5x",
                               ratio >= 4.5)
-                report.target("fan-out overhead per request (c=5)", "{:.2f} ms".format(overhead_ms), "< 5 ms",
+                report.target("fan-out overhead per request (c=5)", f"{overhead_ms:.2f} ms", "< 5 ms",
                               overhead_ms < 5)
         report.figure("sequential_emulator_ms", round(1000 * median(seq_dur), 2))
         b = breakdown(emu, settings_for(base_url, max_concurrency=5), targets, latency)
-        report.line("breakdown at max_concurrency 5 (one extra run, {:.3f} s, the SDK's HTTP call timed), median per "
-                    "request beyond the latency:".format(b["wall"]))
-        report.line("  {:.2f} ms in the emulator's handler (its JSON, store; Twilio's side)".format(b["emulator_ms"]))
-        report.line("  {:.2f} ms in the twilio SDK's HTTP call outside the emulator's handler (requests/urllib3, "
-                    "HTTP parsing on both sides, waiting for the GIL)".format(b["http_ms"]))
-        report.line("  {:.2f} ms between one request's return and the worker's next request (SendJob, send_one, "
-                    "SDK resource objects)".format(b["app_ms"]))
-        report.line("  {:.1f} ms from SendJob.start() to the first request (pool, one client per thread)".format(
-            b["first_request_ms"]))
+        report.line("breakdown at max_concurrency 5 (one extra run, {:.3f} s, the SDK's HTTP call timed), "
+                    "median per request beyond the latency:".format(b["wall"]))
+        report.line("  {:.2f} ms in the emulator's handler (its JSON, store; Twilio's side)".format(
+            b["emulator_ms"]))
+        report.line("  {:.2f} ms in the twilio SDK's HTTP call outside the emulator's handler "
+                    "(requests/urllib3, HTTP parsing on both sides, waiting for the GIL)".format(
+                        b["http_ms"]))
+        report.line("  {:.2f} ms between one request's return and the worker's next request (SendJob, "
+                    "send_one, SDK resource objects)".format(b["app_ms"]))
+        report.line("  {:.1f} ms from SendJob.start() to the first request "
+                    "(pool, one client per thread)".format(b["first_request_ms"]))
         for key in ("emulator_ms", "http_ms", "app_ms", "first_request_ms"):
             report.figure("breakdown_" + key, round(b[key], 2))
     return report.finish()

@@ -53,7 +53,7 @@ def component_entry_points() -> list[str]:
 
 def proc_status(pid: int) -> dict:
     values = {}
-    with open("/proc/{}/status".format(pid), encoding="utf-8") as handle:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
         for line in handle:
             key, _, rest = line.partition(":")
             if key in ("VmRSS", "VmHWM", "Threads"):
@@ -98,10 +98,10 @@ def sandbox_run(report: Report, repeats: int, settle: float) -> bool:
     samples = {"with": [], "without": []}
     used = None
     with Sandbox(preload="app", extra_functions=["twilio_get_responses"]) as sandbox:
-        report.line("sandbox SOAR up; 'without' uses [resilient] noload = {}".format(noload))
+        report.line(f"sandbox SOAR up; 'without' uses [resilient] noload = {noload}")
         for i in range(repeats):
             for mode, extra in (modes if i % 2 == 0 else modes[::-1]):
-                sample = start_once(sandbox, "{}-{}".format(mode, i), extra, settle)
+                sample = start_once(sandbox, f"{mode}-{i}", extra, settle)
                 launcher = sample.pop("launcher")
                 if mode == "with" and i == repeats - 1:
                     used = first_use(sandbox, launcher)
@@ -109,24 +109,27 @@ def sandbox_run(report: Report, repeats: int, settle: float) -> bool:
                 samples[mode].append(sample)
                 report.line("  {:<7} #{}: started in {:.3f} s, VmRSS {:.1f} MB, VmHWM {:.1f} MB, {} threads, "
                             "{} component lines in the log".format(mode, i + 1, sample["startup"],
-                                                                   sample["rss_kb"] / 1024, sample["hwm_kb"] / 1024,
-                                                                   sample["threads"], sample["fn_twilio_lines"]))
+                                                                   sample["rss_kb"] / 1024,
+                                                                   sample["hwm_kb"] / 1024,
+                                                                   sample["threads"],
+                                                                   sample["fn_twilio_lines"]))
     if any(s["fn_twilio_lines"] for s in samples["without"]):
         report.note("the 'without' runs still logged fn_twilio components: noload did not apply")
-    med = {m: {k: median([s[k] for s in samples[m]]) for k in ("startup", "rss_kb", "hwm_kb")} for m in samples}
+    med = {m: {k: median([s[k] for s in samples[m]]) for k in ("startup", "rss_kb", "hwm_kb")}
+           for m in samples}
     d_start = med["with"]["startup"] - med["without"]["startup"]
     d_rss = (med["with"]["rss_kb"] - med["without"]["rss_kb"]) / 1024
     d_hwm = (med["with"]["hwm_kb"] - med["without"]["hwm_kb"]) / 1024
-    report.line("medians over {} start(s) each:".format(repeats))
+    report.line(f"medians over {repeats} start(s) each:")
     for m in ("without", "with"):
         report.line("  {:<7} fn_twilio: start-up {:.3f} s, VmRSS {:.1f} MB, VmHWM {:.1f} MB".format(
             m, med[m]["startup"], med[m]["rss_kb"] / 1024, med[m]["hwm_kb"] / 1024))
-    report.line("added by fn_twilio: {:+.3f} s start-up, {:+.1f} MB RSS ({:+.1f} MB peak)".format(d_start, d_rss, d_hwm))
+    report.line(f"added by fn_twilio: {d_start:+.3f} s start-up, {d_rss:+.1f} MB RSS ({d_hwm:+.1f} MB peak)")
     if used:
         d_used = (used["rss_kb"] - med["without"]["rss_kb"]) / 1024
-        report.line("after one send and one receive call: VmRSS {:.1f} MB ({:+.1f} MB over 'without' at rest), "
-                    "calls succeeded: send {}, receive {}".format(used["rss_kb"] / 1024, d_used, used["send_ok"],
-                                                                   used["receive_ok"]))
+        report.line("after one send and one receive call: VmRSS {:.1f} MB ({:+.1f} MB over 'without' at "
+                    "rest), calls succeeded: send {}, receive {}".format(used["rss_kb"] / 1024, d_used,
+                                                                         used["send_ok"], used["receive_ok"]))
         report.figure("rss_after_use_added_mb", round(d_used, 1))
     report.figure("mode", "sandbox")
     report.figure("startup_with_s", round(med["with"]["startup"], 3))
@@ -135,10 +138,10 @@ def sandbox_run(report: Report, repeats: int, settle: float) -> bool:
     report.figure("rss_with_mb", round(med["with"]["rss_kb"] / 1024, 1))
     report.figure("rss_without_mb", round(med["without"]["rss_kb"] / 1024, 1))
     report.figure("rss_added_mb", round(d_rss, 1))
-    report.target("footprint: RSS added at start", "{:+.1f} MB".format(d_rss), "< 20 MB", d_rss < 20)
+    report.target("footprint: RSS added at start", f"{d_rss:+.1f} MB", "< 20 MB", d_rss < 20)
     if used:
-        report.target("footprint: RSS added after first use", "{:+.1f} MB".format(d_used), "< 20 MB", d_used < 20)
-    report.target("footprint: start-up time added", "{:+.3f} s".format(d_start), "< 1 s", d_start < 1)
+        report.target("footprint: RSS added after first use", f"{d_used:+.1f} MB", "< 20 MB", d_used < 20)
+    report.target("footprint: start-up time added", f"{d_start:+.3f} s", "< 1 s", d_start < 1)
     return True
 
 
@@ -156,7 +159,8 @@ print(elapsed, rss)
 
 
 def fallback_run(report: Report, repeats: int):
-    report.line("FALLBACK: the SOAR sandbox could not be used; measuring import cost in a bare Python process")
+    report.line("FALLBACK: the SOAR sandbox could not be used; "
+                "measuring import cost in a bare Python process")
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     samples = {"with": [], "without": []}
     for _ in range(repeats):
@@ -169,16 +173,19 @@ def fallback_run(report: Report, repeats: int):
     report.line("FALLBACK import cost: {:+.3f} s, {:+.1f} MB RSS (with {:.1f} MB, without {:.1f} MB)".format(
         t["with"] - t["without"], r["with"] - r["without"], r["with"], r["without"]))
     report.figure("mode", "fallback-import")
-    report.target("footprint (FALLBACK import): RSS added", "{:+.1f} MB".format(r["with"] - r["without"]), "< 20 MB",
+    report.target("footprint (FALLBACK import): RSS added", "{:+.1f} MB".format(r["with"] - r["without"]),
+                  "< 20 MB",
                   r["with"] - r["without"] < 20)
-    report.target("footprint (FALLBACK import): time added", "{:+.3f} s".format(t["with"] - t["without"]), "< 1 s",
+    report.target("footprint (FALLBACK import): time added", "{:+.3f} s".format(t["with"] - t["without"]),
+                  "< 1 s",
                   t["with"] - t["without"] < 1)
 
 
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=None, help="starts per mode (default 4; 2 with --quick)")
-    p.add_argument("--settle", type=float, default=1.0, help="seconds after start-up before reading RSS (default 1)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds after start-up before reading RSS (default 1)")
     p.add_argument("--fallback", action="store_true", help="measure import cost only (no sandbox)")
     args = p.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 4)

@@ -42,11 +42,11 @@ BODY = "Incident 2095 needs you." + ack_request(CODE)
 
 
 def lane_sender(lane: int) -> str:
-    return "+1415555{:04d}".format(2400 + lane)
+    return f"+1415555{2400 + lane:04d}"
 
 
 def person(lane: int, run: int, tier: int, index: int = 0) -> str:
-    return "+35387{}{}{}{}{:03d}".format(lane, tier, index, 0, run)
+    return f"+35387{lane}{tier}{index}{0}{run:03d}"
 
 
 class TimedPage:
@@ -55,7 +55,8 @@ class TimedPage:
     def __init__(self, settings, tiers_text: str, escalate_after: float, max_wait: float):
         self.stamps: list[tuple[float, str]] = []
         self.page = Page(settings, parse_tiers(tiers_text), BODY, CODE, escalate_after=escalate_after,
-                         max_wait=max_wait, progress=lambda text: self.stamps.append((time.monotonic(), text)))
+                         max_wait=max_wait,
+                         progress=lambda text: self.stamps.append((time.monotonic(), text)))
 
     def at(self, prefix: str) -> float | None:
         return next((t for t, text in self.stamps if text.startswith(prefix)), None)
@@ -64,7 +65,7 @@ class TimedPage:
         deadline = time.monotonic() + timeout
         while (stamp := self.at(prefix)) is None:
             if time.monotonic() > deadline:
-                raise TimeoutError("no status starting {!r}; had {}".format(prefix, self.stamps))
+                raise TimeoutError(f"no status starting {prefix!r}; had {self.stamps}")
             time.sleep(0.01)
         return stamp
 
@@ -72,13 +73,16 @@ class TimedPage:
 def escalation_lane(emu, base_url, lane: int, runs: int, escalate: float, interval: float,
                     rng: random.Random, out: list, errors: list) -> None:
     sender = lane_sender(lane)
-    settings = settings_for(base_url, twilio_src_address=sender, poll_interval="{}s".format(interval))
+    settings = settings_for(base_url, twilio_src_address=sender, poll_interval=f"{interval}s")
     try:
         for run in range(runs):
             first, second = person(lane, run, 1), person(lane, run, 2)
-            timed = TimedPage(settings, "{}; {}".format(first, second), escalate, escalate * 4)
+            timed = TimedPage(settings, f"{first}; {second}", escalate, escalate * 4)
             box = {}
-            thread = threading.Thread(target=lambda: box.setdefault("outcome", timed.page.run()), daemon=True)
+            def run_page(box=box, timed=timed):
+                box.setdefault("outcome", timed.page.run())
+
+            thread = threading.Thread(target=run_page, daemon=True)
             thread.start()
             paged_1 = timed.wait_for("Tier 1: paged", 60)
             paged_2 = timed.wait_for("Tier 2: paged", escalate + 60)
@@ -89,7 +93,7 @@ def escalation_lane(emu, base_url, lane: int, runs: int, escalate: float, interv
             ended = timed.at("Acknowledged by")
             outcome = box.get("outcome")
             if outcome is None or ended is None:
-                raise RuntimeError("run {}/{} did not end acknowledged: {}".format(lane, run, timed.stamps))
+                raise RuntimeError(f"run {lane}/{run} did not end acknowledged: {timed.stamps}")
             out.append({"late": paged_2 - paged_1 - escalate, "ack": ended - injected,
                         "success": outcome.success and outcome.acknowledged_by == second})
     except BaseException as exc:  # reported by main
@@ -105,9 +109,9 @@ def lists_for(emu, sender: str) -> int:
 def cost(emu, base_url, wait: float, interval: float) -> tuple[int, int, int]:
     """(list requests of the 3x3 page, of one waiting receive call, tiers paged) over ``wait`` s."""
     page_sender, receive_sender = lane_sender(90), lane_sender(91)
-    page_settings = settings_for(base_url, twilio_src_address=page_sender, poll_interval="{}s".format(interval))
+    page_settings = settings_for(base_url, twilio_src_address=page_sender, poll_interval=f"{interval}s")
     receive_settings = settings_for(base_url, twilio_src_address=receive_sender,
-                                    poll_interval="{}s".format(interval))
+                                    poll_interval=f"{interval}s")
     tiers = "; ".join(", ".join(person(9, 0, t, i) for i in range(3)) for t in range(1, 4))
     page = Page(page_settings, parse_tiers(tiers), BODY, CODE, escalate_after=wait / 3, max_wait=wait)
     box = {}
@@ -145,16 +149,17 @@ def main(argv=None) -> int:
     wait = args.cost_wait or (20.0 if args.quick else 60.0)
     rng = random.Random(args.seed)
     report = Report("bench_paging", args)
-    report.line("{} runs in {} lanes, poll_interval {:g} s, escalate_after {:g} s; cost: 3 tiers x 3 people "
-                "waiting {:g} s".format(runs, lanes, interval, escalate, wait))
+    report.line(f"{runs} runs in {lanes} lanes, poll_interval {interval:g} s, escalate_after {escalate:g} s; "
+                f"cost: 3 tiers x 3 people waiting {wait:g} s")
 
     per_lane = [runs // lanes + (1 if i < runs % lanes else 0) for i in range(lanes)]
     senders = [lane_sender(i) for i in range(lanes)] + [lane_sender(90), lane_sender(91)]
     with twilio_emulator(numbers=senders) as (emu, base_url):
         out, errors, threads = [], [], []
         for lane, count in enumerate(per_lane):
-            thread = threading.Thread(target=escalation_lane, args=(emu, base_url, lane, count, escalate, interval,
-                                                                     random.Random(rng.random()), out, errors),
+            thread = threading.Thread(target=escalation_lane,
+                                      args=(emu, base_url, lane, count, escalate, interval,
+                                            random.Random(rng.random()), out, errors),
                                       daemon=True)
             thread.start()
             threads.append(thread)
@@ -168,32 +173,32 @@ def main(argv=None) -> int:
     late = sorted(r["late"] for r in out)
     ack = sorted(r["ack"] for r in out)
     ok = sum(1 for r in out if r["success"])
-    report.line("escalation lateness: " + ", ".join("{:.2f}".format(v) for v in late) + " s")
-    report.line("acknowledgement to page end: " + ", ".join("{:.2f}".format(v) for v in ack) + " s")
-    report.line("{}/{} runs ended acknowledged by the tier-2 person".format(ok, len(out)))
+    report.line("escalation lateness: " + ", ".join(f"{v:.2f}" for v in late) + " s")
+    report.line("acknowledgement to page end: " + ", ".join(f"{v:.2f}" for v in ack) + " s")
+    report.line(f"{ok}/{len(out)} runs ended acknowledged by the tier-2 person")
     base = baseline_late(escalate, random.Random(rng.random()), 100000)
-    report.line("baseline (2.0.x looks 30 s apart, simulated, 100,000 draws): escalation late median {:.2f} s, "
-                "max {:.2f} s; acknowledgement seen 15 s late on median, 30 s at worst".format(
-                    median(base), max(base)))
-    report.line("cost over {:g} s: the 3x3 page made {} list requests ({} tiers paged), one waiting receive "
-                "call {}; 2.0.x: 9 calls listing the whole history every 30 s".format(
-                    wait, page_lists, tiers_paged, receive_lists))
+    report.line("baseline (2.0.x looks 30 s apart, simulated, 100,000 draws): escalation late median "
+                f"{median(base):.2f} s, max {max(base):.2f} s; acknowledgement seen 15 s late on median, 30 "
+                "s at worst")
+    report.line(f"cost over {wait:g} s: the 3x3 page made {page_lists} list requests ({tiers_paged} tiers "
+                f"paged), one waiting receive call {receive_lists}; 2.0.x: 9 calls listing the whole history "
+                "every 30 s")
     for key, value in (("runs", len(out)), ("late_median_s", round(median(late), 3)),
                        ("late_max_s", round(max(late), 3)), ("ack_median_s", round(median(ack), 3)),
                        ("ack_max_s", round(max(ack), 3)), ("page_lists", page_lists),
                        ("receive_lists", receive_lists), ("baseline_late_median_s", round(median(base), 2))):
         report.figure(key, value)
     limit = interval + 0.5
-    report.target("next tier paged: lateness median", "{:.2f} s".format(median(late)), "<= {:g} s".format(limit),
+    report.target("next tier paged: lateness median", f"{median(late):.2f} s", f"<= {limit:g} s",
                   median(late) <= limit)
-    report.target("next tier paged: lateness max", "{:.2f} s".format(max(late)), "<= {:g} s".format(limit),
+    report.target("next tier paged: lateness max", f"{max(late):.2f} s", f"<= {limit:g} s",
                   max(late) <= limit)
-    report.target("ack ends the page: median", "{:.2f} s".format(median(ack)), "<= 1.5 s", median(ack) <= 1.5)
-    report.target("ack ends the page: max", "{:.2f} s".format(max(ack)), "<= 2.5 s", max(ack) <= 2.5)
+    report.target("ack ends the page: median", f"{median(ack):.2f} s", "<= 1.5 s", median(ack) <= 1.5)
+    report.target("ack ends the page: max", f"{max(ack):.2f} s", "<= 2.5 s", max(ack) <= 2.5)
     report.target("3x3 page list requests vs a receive call", str(page_lists),
-                  "<= {} + {}".format(receive_lists, tiers_paged), page_lists <= receive_lists + tiers_paged)
+                  f"<= {receive_lists} + {tiers_paged}", page_lists <= receive_lists + tiers_paged)
     if ok != len(out):
-        report.note("{} of {} runs did not end acknowledged by the tier-2 person".format(len(out) - ok, len(out)))
+        report.note(f"{len(out) - ok} of {len(out)} runs did not end acknowledged by the tier-2 person")
     return report.finish()
 
 

@@ -47,7 +47,7 @@ BASELINE_PAGES = 20   # part 2: pages of the 2.0.x full listing read for real
 
 
 def responder(i: int) -> str:
-    return "+35387200{:04d}".format(i)
+    return f"+35387200{i:04d}"
 
 
 def is_list(record) -> bool:
@@ -86,33 +86,33 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
     start = datetime.now(timezone.utc) - timedelta(days=30)
     t = time.monotonic()
     for i in range(others):
-        emu.seed_history(per, from_="+35387300{:04d}".format(i), to=SENDER, direction="inbound",
+        emu.seed_history(per, from_=f"+35387300{i:04d}", to=SENDER, direction="inbound",
                          start=start + timedelta(seconds=i), step=timedelta(seconds=others))
     mine = "+353871112222"
     emu.seed_history(3, from_=mine, to=SENDER, direction="inbound", start=start, step=timedelta(days=1))
-    report.line("part 2: {:,} inbound messages from {:,} other numbers seeded in {:.1f} s; the call's number "
-                "sent 3".format(per * others, others, time.monotonic() - t))
+    report.line(f"part 2: {per * others:,} inbound messages from {others:,} other numbers seeded in "
+                f"{time.monotonic() - t:.1f} s; the call's number sent 3")
 
-    opts = receive_opts(base_url, poll_interval="{}s".format(interval))
+    opts = receive_opts(base_url, poll_interval=f"{interval}s")
     emu.clear_requests()
     _, outcome = ReceiveCall(opts).run({"twilio_phone_number": mine, "twilio_wait_timeout": "0s"})
     first = [r for r in emu.requests if is_list(r)]
-    report.line("  app: a call with no since, wait 0: {} request(s), {} repl(ies) found (its number's 3)".format(
-        len(first), len(outcome.replies)))
+    report.line(f"  app: a call with no since, wait 0: {len(first)} request(s), {len(outcome.replies)} "
+                "repl(ies) found (its number's 3)")
 
     emu.clear_requests()
     settings = ReceiveCall(opts).settings
     with watch_replies(settings, mine, None) as watch:
         watch.wait_for_look(settings.timeout)
         for i in range(PAGE_SIZE * MAX_PAGES_PER_LOOK * 2):   # a burst larger than two looks can read
-            emu.inject_inbound(from_="+35387300{:04d}".format(i % others), to=SENDER, body="burst")
+            emu.inject_inbound(from_=f"+35387300{i % others:04d}", to=SENDER, body="burst")
         t_end = time.monotonic() + 3 * interval
         while time.monotonic() < t_end:
             time.sleep(0.05)
         largest, made = watch._poller.largest_look, watch._poller.requests
-    report.line("  app: a waiting call during a burst of {:,} messages: {} requests over {:g} s, the largest "
-                "look {} request(s) (cap {})".format(PAGE_SIZE * MAX_PAGES_PER_LOOK * 2, made, 3 * interval,
-                                                     largest, MAX_PAGES_PER_LOOK))
+    report.line(f"  app: a waiting call during a burst of {PAGE_SIZE * MAX_PAGES_PER_LOOK * 2:,} messages: "
+                f"{made} requests over {3 * interval:g} s, the largest look {largest} request(s) (cap "
+                f"{MAX_PAGES_PER_LOOK})")
 
     # the 2.0.x listing (messages.list(), pages of 50) made for real for its first pages; the whole
     # listing is one request per 50 messages of the sender's history
@@ -126,23 +126,25 @@ def bounded_looks(emu, base_url: str, report: Report, history: int, others: int,
     client.http_client.close()
     total = per * others + 3
     baseline = math.ceil(total / 50)
-    report.line("  baseline (2.0.x, whole history per call): {:,} requests for {:,} messages ({} read for real in "
-                "{:.1f} s, about {:.0f} s for all); ratio {:,.0f}x".format(
-                    baseline, total, read, wall, wall * baseline / read, baseline / max(1, len(first))))
+    report.line(f"  baseline (2.0.x, whole history per call): {baseline:,} requests for {total:,} messages "
+                f"({read} read for real in {wall:.1f} s, about {wall * baseline / read:.0f} s for all); "
+                f"ratio {baseline / max(1, len(first)):,.0f}x")
     report.figure("no_since_requests", len(first))
     report.figure("no_since_baseline_requests", baseline)
     report.figure("largest_look", largest)
-    return [("bounded looks: requests of a call with no since ({:,} messages, {:,} numbers)".format(
-                per * others, others), str(len(first)), "<= 3", len(first) <= 3),
-            ("bounded looks: requests in the largest look", str(largest), "<= {}".format(MAX_PAGES_PER_LOOK),
+    return [(f"bounded looks: requests of a call with no since ({per * others:,} messages, {others:,} "
+             "numbers)", str(len(first)), "<= 3", len(first) <= 3),
+            ("bounded looks: requests in the largest look", str(largest), f"<= {MAX_PAGES_PER_LOOK}",
              largest <= MAX_PAGES_PER_LOOK)]
 
 
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=50, help="calls waiting at once (default 50)")
-    p.add_argument("--duration", type=float, default=None, help="seconds the calls wait (default 20; 10 with --quick)")
-    p.add_argument("--history", type=int, default=10000, help="older messages on the account (default 10,000)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds the calls wait (default 20; 10 with --quick)")
+    p.add_argument("--history", type=int, default=10000,
+                   help="older messages on the account (default 10,000)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="poll_interval in seconds (default 2)")
     p.add_argument("--baseline-calls", type=int, default=None,
                    help="full-history listings actually made for the baseline (default 2; 1 with --quick)")
@@ -163,11 +165,11 @@ def main(argv=None) -> int:
         send_time = now - timedelta(seconds=10)          # the 50 SMS went out 10 s ago
         t = time.monotonic()
         made = seed(emu, calls, args.history, newest=send_time - timedelta(minutes=1))
-        report.line("{} older messages seeded in {:.1f} s ({} responders, outbound and inbound, all older than "
-                    "the calls' moments)".format(made, time.monotonic() - t, calls))
-        report.line("{} calls waiting {:g} s at once, poll_interval {:g} s".format(calls, duration, interval))
+        report.line(f"{made} older messages seeded in {time.monotonic() - t:.1f} s ({calls} responders, "
+                    "outbound and inbound, all older than the calls' moments)")
+        report.line(f"{calls} calls waiting {duration:g} s at once, poll_interval {interval:g} s")
 
-        opts = receive_opts(base_url, poll_interval="{}s".format(interval))
+        opts = receive_opts(base_url, poll_interval=f"{interval}s")
         order = list(range(calls))
         rng.shuffle(order)
         barrier = threading.Barrier(calls + 1)
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
             since = send_time + timedelta(milliseconds=20 * i)    # each SMS's own creation moment
             inputs = {"twilio_phone_number": responder(i),
                       "twilio_date_sent": int(since.timestamp() * 1000), "twilio_date_sent_ts": None,
-                      "twilio_wait_timeout": "{:g}s".format(duration)}
+                      "twilio_wait_timeout": f"{duration:g}s"}
             try:
                 barrier.wait()
                 results[i] = ReceiveCall(opts).run(inputs)
@@ -202,17 +204,18 @@ def main(argv=None) -> int:
         deep = [r for r in lists if second_page(r)]
         timeouts = sum(1 for _, r in results.values() if r.ending == Ending.TIMED_OUT)
         target = int(duration / interval) + 2
-        report.line("app: {} calls ended after {:.1f} s ({} with the timeout reason), {} poller(s) left running".format(
-            len(results), t1 - t0, timeouts, active_pollers()))
-        report.line("  Twilio list requests: {} in all (target <= {:g} / {:g} + 2 = {}), {} fetched a second page; "
-                    "median request {:.1f} ms".format(len(lists), duration, interval, target, len(deep),
-                                                       1000 * median([record_get(r, "finished") - record_get(r, "started")
+        report.line(f"app: {len(results)} calls ended after {t1 - t0:.1f} s ({timeouts} with the timeout "
+                    f"reason), {active_pollers()} poller(s) left running")
+        report.line("  Twilio list requests: {} in all (target <= {:g} / {:g} + 2 = {}), {} fetched a second "
+                    "page; median request {:.1f} ms".format(len(lists), duration, interval, target, len(deep),
+                                                       1000 * median([record_get(r, "finished")
+                                                                      - record_get(r, "started")
                                                                       for r in lists])))
         report.line("  request start times (s after the calls started): " + ", ".join(
             "{:.2f}".format(record_get(r, "started") - t0) for r in lists))
         queries = sorted({record_get(r, "query_string") for r in lists})
-        report.line("  distinct queries: " + "; ".join(q.replace("%3E", ">").replace("%2B", "+").replace("%3A", ":")
-                                                       for q in queries[:3]) + (" ..." if len(queries) > 3 else ""))
+        shown = "; ".join(q.replace("%3E", ">").replace("%2B", "+").replace("%3A", ":") for q in queries[:3])
+        report.line("  distinct queries: " + shown + (" ..." if len(queries) > 3 else ""))
         report.figure("app_requests", len(lists))
         report.figure("app_second_pages", len(deep))
         report.figure("calls", len(results))
@@ -234,25 +237,25 @@ def main(argv=None) -> int:
         looks_fast = math.ceil(duration / interval)
         base_total = calls * looks_original * pages
         fast_total = calls * looks_fast * pages
-        report.line("baseline (2.0.x, full-history listing per call per look): one listing = {:g} requests "
-                    "({} messages, {:.2f} s), measured on {} call(s)".format(pages, listed, median(walls),
-                                                                            baseline_calls))
-        report.line("  30 s sleeps: {} look(s) per call in {:g} s -> {} calls x {} x {:g} = {:,.0f} requests "
-                    "(scaled from the measured listing)".format(looks_original, duration, calls, looks_original,
-                                                                pages, base_total))
-        report.line("  same listing at the app's cadence ({} looks per call): {:,.0f} requests".format(
-            looks_fast, fast_total))
+        report.line(f"baseline (2.0.x, full-history listing per call per look): one listing = {pages:g} "
+                    f"requests ({listed} messages, {median(walls):.2f} s), measured on {baseline_calls} "
+                    "call(s)")
+        report.line(f"  30 s sleeps: {looks_original} look(s) per call in {duration:g} s -> {calls} calls x "
+                    f"{looks_original} x {pages:g} = {base_total:,.0f} requests (scaled from the measured "
+                    "listing)")
+        report.line(f"  same listing at the app's cadence ({looks_fast} looks per call): {fast_total:,.0f} "
+                    "requests")
         ratio = base_total / max(1, len(lists))
-        report.line("ratio baseline/app: {:,.0f}x fewer requests (vs the 30 s baseline); {:,.0f}x at the same "
-                    "cadence".format(ratio, fast_total / max(1, len(lists))))
+        report.line(f"ratio baseline/app: {ratio:,.0f}x fewer requests (vs the 30 s baseline); "
+                    f"{fast_total / max(1, len(lists)):,.0f}x at the same cadence")
         report.figure("baseline_requests_per_listing", pages)
         report.figure("baseline_requests", base_total)
         report.figure("baseline_requests_same_cadence", fast_total)
         report.figure("ratio", round(ratio))
         bounded = bounded_looks(emu, base_url, report, args.big_history or (10000 if args.quick else 100000),
                                 args.others, interval)
-    report.target("poll cost: list requests, {} calls x {:g} s".format(calls, duration), str(len(lists)),
-                  "<= {}".format(target), len(lists) <= target)
+    report.target(f"poll cost: list requests, {calls} calls x {duration:g} s", str(len(lists)),
+                  f"<= {target}", len(lists) <= target)
     report.target("poll cost: requests of a second page", str(len(deep)), "0", not deep)
     for target_args in bounded:
         report.target(*target_args)

@@ -40,45 +40,47 @@ ORIGINAL_DEFAULT_WAIT = 120.0  # the 2.0.1 default twilio_wait_timeout
 
 
 def lane_sender(lane: int) -> str:
-    return "+1415555{:04d}".format(2300 + lane)
+    return f"+1415555{2300 + lane:04d}"
 
 
 def responder(lane: int, trial: int) -> str:
-    return "+3538710{}{:04d}".format(lane, trial)
+    return f"+3538710{lane}{trial:04d}"
 
 
 def run_lane(emu, base_url, lane: int, trials: int, window: float, interval: float, rng: random.Random,
              out: list, errors: list):
     sender = lane_sender(lane)
-    opts = receive_opts(base_url, sender, poll_interval="{}s".format(interval))
+    opts = receive_opts(base_url, sender, poll_interval=f"{interval}s")
     try:
         for trial in range(trials):
             number = responder(lane, trial)
             delay = rng.uniform(0.0, window)
             since_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
-            inputs = {"twilio_phone_number": number, "twilio_date_sent": since_ms, "twilio_date_sent_ts": None,
-                      "twilio_wait_timeout": "{}s".format(int(window + 30))}
+            inputs = {"twilio_phone_number": number, "twilio_date_sent": since_ms,
+                      "twilio_date_sent_ts": None,
+                      "twilio_wait_timeout": f"{int(window + 30)}s"}
             box = {}
 
-            def call():
+            def call(box=box, inputs=inputs):
                 try:
                     box["done"], box["result"] = ReceiveCall(opts).run(inputs)
                 except BaseException as exc:  # reported by the lane
                     box["error"] = exc
 
             started = time.monotonic()
-            thread = threading.Thread(target=call, name="receive-{}-{}".format(lane, trial), daemon=True)
+            thread = threading.Thread(target=call, name=f"receive-{lane}-{trial}", daemon=True)
             thread.start()
             time.sleep(max(0.0, started + delay - time.monotonic()))
             injected = time.monotonic()
-            emu.inject_inbound(number, sender, "ACK {}".format(trial))
+            emu.inject_inbound(number, sender, f"ACK {trial}")
             thread.join(window + 60)
             if "error" in box or "done" not in box:
                 raise RuntimeError("trial {}/{}: {}".format(lane, trial, box.get("error", "no result")))
             outcome = box["result"]         # replies.collect()'s outcome record
             replies = outcome.replies
             success = outcome.ending == Ending.REPLIED
-            out.append({"lane": lane, "trial": trial, "at": injected - started, "detect": box["done"] - injected,
+            out.append({"lane": lane, "trial": trial, "at": injected - started,
+                        "detect": box["done"] - injected,
                         "success": success, "replies": len(replies or [])})
     except BaseException as exc:
         errors.append(exc)
@@ -94,7 +96,8 @@ def original_delay(u: float, look: float) -> float:
 def main(argv=None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=None, help="trials (default 20; 8 with --quick)")
-    p.add_argument("--lanes", type=int, default=4, help="parallel lanes, one sender and poller each (default 4)")
+    p.add_argument("--lanes", type=int, default=4,
+                   help="parallel lanes, one sender and poller each (default 4)")
     p.add_argument("--poll-interval", type=float, default=2.0, help="poll_interval in seconds (default 2)")
     p.add_argument("--window", type=float, default=None,
                    help="replies are injected uniformly within this many seconds of the wait "
@@ -107,8 +110,8 @@ def main(argv=None) -> int:
     window = args.window or 3 * interval
     rng = random.Random(args.seed)
     report = Report("bench_reply_detection", args)
-    report.line("{} trials in {} lanes, poll_interval {:g} s, reply injected uniformly within the first {:g} s "
-                "of the wait".format(trials, lanes, interval, window))
+    report.line(f"{trials} trials in {lanes} lanes, poll_interval {interval:g} s, reply injected uniformly "
+                f"within the first {window:g} s of the wait")
 
     per_lane = [trials // lanes + (1 if i < trials % lanes else 0) for i in range(lanes)]
     senders = [lane_sender(i) for i in range(lanes)]
@@ -134,11 +137,11 @@ def main(argv=None) -> int:
     ok = sum(1 for r in out if r["success"] and r["replies"] == 1)
     med, worst = median(detect), max(detect)
     look = median(look_times)
-    report.line("trials: " + ", ".join("{:.2f}".format(d) for d in detect) + " s")
-    report.line("app (poll_interval {:g} s): median {:.3f} s, max {:.3f} s, mean {:.3f} s; {}/{} calls returned "
-                "success with exactly the one reply".format(interval, med, worst, sum(detect) / len(detect), ok,
-                                                            len(out)))
-    report.line("  list requests made: {}, median duration {:.1f} ms".format(len(lists), 1000 * look))
+    report.line("trials: " + ", ".join(f"{d:.2f}" for d in detect) + " s")
+    report.line(f"app (poll_interval {interval:g} s): median {med:.3f} s, max {worst:.3f} s, mean "
+                f"{sum(detect) / len(detect):.3f} s; {ok}/{len(out)} calls returned success with exactly the "
+                "one reply")
+    report.line(f"  list requests made: {len(lists)}, median duration {1000 * look:.1f} ms")
     report.figure("trials", len(out))
     report.figure("median_s", round(med, 3))
     report.figure("max_s", round(worst, 3))
@@ -148,20 +151,20 @@ def main(argv=None) -> int:
     base_rng = random.Random(rng.random())
     same = sorted(original_delay(base_rng.uniform(0, ORIGINAL_DEFAULT_WAIT), look) for _ in range(len(out)))
     big = sorted(original_delay(base_rng.uniform(0, ORIGINAL_DEFAULT_WAIT), look) for _ in range(100000))
-    report.line("baseline (2.0.x, 30 s fixed sleep, simulated): {} trials median {:.2f} s, max {:.2f} s; "
-                "100,000 draws median {:.2f} s, max {:.2f} s (analytic: 15 s, 30 s)".format(
-                    len(same), median(same), max(same), median(big), max(big)))
+    report.line(f"baseline (2.0.x, 30 s fixed sleep, simulated): {len(same)} trials median "
+                f"{median(same):.2f} s, max {max(same):.2f} s; 100,000 draws median {median(big):.2f} s, max "
+                f"{max(big):.2f} s (analytic: 15 s, 30 s)")
     ratio_med = median(big) / med
     ratio_max = max(big) / worst
-    report.line("ratio baseline/app: median {:.1f}x, max {:.1f}x".format(ratio_med, ratio_max))
+    report.line(f"ratio baseline/app: median {ratio_med:.1f}x, max {ratio_max:.1f}x")
     report.figure("baseline_median_s", round(median(big), 2))
     report.figure("baseline_max_s", round(max(big), 2))
     report.figure("ratio_median", round(ratio_med, 1))
-    report.target("reply detection median", "{:.2f} s".format(med), "<= 1.5 s", med <= 1.5)
-    report.target("reply detection max", "{:.2f} s".format(worst), "<= {:g} s".format(interval + 0.5),
+    report.target("reply detection median", f"{med:.2f} s", "<= 1.5 s", med <= 1.5)
+    report.target("reply detection max", f"{worst:.2f} s", f"<= {interval + 0.5:g} s",
                   worst <= interval + 0.5)
     if ok != len(out):
-        report.note("{} of {} calls did not return exactly one reply with success".format(len(out) - ok, len(out)))
+        report.note(f"{len(out) - ok} of {len(out)} calls did not return exactly one reply with success")
     return report.finish()
 
 

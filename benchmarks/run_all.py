@@ -1,6 +1,7 @@
 """Run every fn_twilio benchmark, one process each, and print a summary table (figure, target, met?).
 
-Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--only fanout reply poll footprint delivery paging] [--json FILE]
+Usage: .venv/bin/python benchmarks/run_all.py [--quick]
+           [--only fanout reply poll footprint delivery paging] [--json FILE]
 
 Each benchmark prints its own figures as it goes; the table at the end collects the figures that
 have a target. Exit status is 0 whatever the figures are (a benchmark that crashes gives 1).
@@ -43,7 +44,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="fn_twilio-bench-") as tmp:
         for name, script in chosen:
             out = os.path.join(tmp, name + ".json")
-            argv_ = [sys.executable, os.path.join(HERE, script), "--results", out] + (["--quick"] if args.quick else [])
+            argv_ = [sys.executable, os.path.join(HERE, script), "--results",
+                     out] + (["--quick"] if args.quick else [])
             print("\n$ {} {}{}".format(os.path.basename(sys.executable), os.path.join("benchmarks", script),
                                        " --quick" if args.quick else ""), flush=True)
             code = subprocess.call(argv_, cwd=os.path.dirname(HERE))
@@ -55,15 +57,17 @@ def main(argv=None) -> int:
     elapsed = time.monotonic() - started
 
     rows = [t for result in collected for t in result["targets"]]
-    print("\n== Summary ({}; {:.0f} s in all{})".format(machine(), elapsed, ", --quick" if args.quick else ""))
+    print("\n== Summary ({}; {:.0f} s in all{})".format(machine(), elapsed,
+                                                        ", --quick" if args.quick else ""))
     widths = [max([len("figure")] + [len(r["figure"]) for r in rows]),
               max([len("value")] + [len(r["value"]) for r in rows]),
               max([len("target")] + [len(r["target"]) for r in rows])]
-    line = "| {:<%d} | {:>%d} | {:<%d} | {:<4} |" % tuple(widths)
+    line = "| {{:<{}}} | {{:>{}}} | {{:<{}}} | {{:<4}} |".format(*widths)
     print(line.format("figure", "value", "target", "met?"))
     print("|-{}-|-{}:|-{}-|------|".format("-" * widths[0], "-" * widths[1], "-" * widths[2]))
     for r in rows:
-        print(line.format(r["figure"], r["value"], r["target"], {True: "yes", False: "NO", None: "n/a"}[r["met"]]))
+        print(line.format(r["figure"], r["value"], r["target"],
+                          {True: "yes", False: "NO", None: "n/a"}[r["met"]]))
     for result in collected:
         for note in result.get("notes", []):
             print("note ({}): {}".format(result["benchmark"], note))

@@ -1,5 +1,4 @@
 #!/usr/bin/env python
-# -*- coding: utf-8 -*-
 """Build fn_twilio/util/data/export.res from customizations/ (definitions, template, scripts).
 
     python customizations/build_export.py            # (re)write the export
@@ -65,7 +64,7 @@ def stable_uuid(kind, name):
     """The uuid of one exported object, e.g. stable_uuid("__function", "incident_id"): the 2.0.1
     UUID for an object 2.0.1 had under that name (customizations/identities.py), else a uuid5."""
     kept = IDENTITIES_2_0_1.get((kind, name))
-    return kept if kept is not None else str(uuid.uuid5(UUID_NAMESPACE, "{}/{}".format(kind, name)))
+    return kept if kept is not None else str(uuid.uuid5(UUID_NAMESPACE, f"{kind}/{name}"))
 
 
 def read_script(relative_path):
@@ -80,7 +79,7 @@ def _field(f, kind, type_id, field_id, prefix):
     out = {
         "allow_default_value": False, "blank_option": False, "calculated": False,
         "changeable": True, "chosen": False, "default_chosen_by_server": False,
-        "deprecated": False, "export_key": "{}/{}".format(kind, f.name),
+        "deprecated": False, "export_key": f"{kind}/{f.name}",
         "hide_notification": False, "id": field_id, "input_type": f.input_type,
         "internal": False, "is_tracked": False, "name": f.name, "operation_perms": {},
         "operations": [], "placeholder": f.placeholder, "prefix": prefix, "read_only": False,
@@ -217,7 +216,7 @@ def build_types():
             columns[c.name] = {
                 "allow_default_value": False, "blank_option": False, "calculated": False,
                 "changeable": True, "chosen": False, "default_chosen_by_server": False,
-                "deprecated": False, "export_key": "{}/{}".format(dt.name, c.name),
+                "deprecated": False, "export_key": f"{dt.name}/{c.name}",
                 "hide_notification": False, "id": COLUMN_ID_BASE + order,
                 "input_type": c.input_type,
                 "internal": False, "is_tracked": False, "name": c.name, "operation_perms": {},
@@ -346,21 +345,21 @@ def check(path=EXPORT_RES, out=sys.stdout):
         with open(path, encoding="utf-8") as handle:
             actual = handle.read()
     except FileNotFoundError:
-        out.write("{} is missing. Rebuild it with: {}\n".format(path, REBUILD_COMMAND))
+        out.write(f"{path} is missing. Rebuild it with: {REBUILD_COMMAND}\n")
         return 1
     if actual == expected:
-        out.write("{} is up to date.\n".format(path))
+        out.write(f"{path} is up to date.\n")
         return 0
     diff = list(difflib.unified_diff(actual.splitlines(), expected.splitlines(),
                                      "committed export.res", "built from customizations/",
                                      lineterm="", n=1))
     out.write("{} is stale ({} changed lines). Rebuild it with: {}\n".format(
-        path, sum(1 for l in diff if l[:1] in "+-" and l[:3] not in ("+++", "---")),
+        path, sum(1 for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---")),
         REBUILD_COMMAND))
     for line in diff[:60]:
         out.write(line[:200] + "\n")
     if len(diff) > 60:
-        out.write("... ({} more diff lines)\n".format(len(diff) - 60))
+        out.write(f"... ({len(diff) - 60} more diff lines)\n")
     return 1
 
 

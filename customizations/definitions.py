@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Everything fn_twilio imports into SOAR, written down once, readably.
 
 ``customizations/build_export.py`` turns these definitions (plus the BPMN template in
@@ -7,14 +6,15 @@
 
 The names here are the contract (contract.md §1, §3, §4, §6):
 message destination ``fn_twilio``; functions ``twilio_send_sms`` and ``twilio_receive_messages``,
-``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's name of Get Responses, exported under its 2.0.1 UUID
-with a display name of its own so that an upgraded SOAR has no two functions of one name; no shipped
-workflow calls it: contract.md §8); the paging function ``twilio_page`` (§9.4); the datatable
-``twilio_sms_log``; four rules and four workflows, and a playbook for each.
+``twilio_get_message_status`` (contract.md §10), and the legacy ``twilio_get_responses`` (2.0.x's
+name of Get Responses, exported under its 2.0.1 UUID with a display name of its own so that an
+upgraded SOAR has no two functions of one name; no shipped workflow calls it: contract.md §8); the
+paging function ``twilio_page`` (§9.4); the datatable ``twilio_sms_log``; four rules and four
+workflows, and a playbook for each.
 Objects that 2.0.1 also had keep its UUIDs (customizations/identities.py).
 """
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Optional
 
 PACKAGE = "fn_twilio"
 
@@ -38,7 +38,7 @@ class Function:
     name: str
     display_name: str
     description: str
-    inputs: Tuple[str, ...]         # names of FUNCTION_INPUTS, in the order SOAR shows them
+    inputs: tuple[str, ...]         # names of FUNCTION_INPUTS, in the order SOAR shows them
     destination: str = "fn_twilio"
 
 
@@ -55,9 +55,9 @@ class Column:
 class Datatable:
     name: str
     display_name: str
-    columns: Tuple[Column, ...]
+    columns: tuple[Column, ...]
 
-    def column_names(self) -> List[str]:
+    def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
 
@@ -82,12 +82,12 @@ class Workflow:
     @property
     def pre_script(self) -> str:
         """Path of the pre-processing script, relative to customizations/."""
-        return "{}/{}_pre.py".format(SCRIPTS_DIR, self.programmatic_name)
+        return f"{SCRIPTS_DIR}/{self.programmatic_name}_pre.py"
 
     @property
     def post_script(self) -> str:
         """Path of the post-processing script, relative to customizations/."""
-        return "{}/{}_post.py".format(SCRIPTS_DIR, self.post_script_name or self.programmatic_name)
+        return f"{SCRIPTS_DIR}/{self.post_script_name or self.programmatic_name}_post.py"
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class Rule:
     name: str
     object_type: str
     workflow: str
-    fields: Tuple[str, ...] = ()    # names of RULE_FIELDS
-    conditions: Tuple[Condition, ...] = ()
+    fields: tuple[str, ...] = ()    # names of RULE_FIELDS
+    conditions: tuple[Condition, ...] = ()
     description: str = ""
 
 
@@ -356,10 +356,10 @@ RULES = (
          fields=("twilio_sms_destination", "twilio_after_date_ts", "twilio_wait_timeout")),
     Rule(name="Twilio: Get Responses", object_type=SMS_LOG.name,
          workflow="twilio_get_responses",
-         conditions=(Condition("{}.status".format(SMS_LOG.name), "not_equals", "Failed"),)),
+         conditions=(Condition(f"{SMS_LOG.name}.status", "not_equals", "Failed"),)),
     Rule(name="Twilio: Update Delivery Status", object_type=SMS_LOG.name,
          workflow="twilio_update_delivery_status", fields=("twilio_status_wait_timeout",),
-         conditions=(Condition("{}.direction".format(SMS_LOG.name), "equals", "outbound-api"),)),
+         conditions=(Condition(f"{SMS_LOG.name}.direction", "equals", "outbound-api"),)),
     Rule(name="Example: Twilio Page On-Call", object_type="incident",
          workflow="example_twilio_page_on_call",
          fields=("twilio_page_tiers", "twilio_escalate_after", "twilio_sms_message")),

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """A SOAR-like engine for workflow pre/post-processing scripts (python3).
 
 It runs one script the way SOAR's python3 script engine does, with the globals SOAR provides,
@@ -39,8 +38,9 @@ offer, file access, and any Python 2-only construct (the script is compiled as P
 """
 import builtins
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Optional, Union
 
 __all__ = ["run_script", "ScriptRun", "ScriptError", "SoarDict", "RichText", "script_path",
            "ALLOWED_IMPORTS", "default_datatables"]
@@ -69,16 +69,16 @@ def script_path(workflow: str, kind: str) -> str:
     as the customizations definitions name it (customizations/scripts/<workflow>_<kind>.py, or a
     script the workflow shares)."""
     if kind not in ("pre", "post"):
-        raise ValueError("kind must be 'pre' or 'post', not {!r}".format(kind))
+        raise ValueError(f"kind must be 'pre' or 'post', not {kind!r}")
     from customizations import definitions  # imported lazily: sandbox -> customizations
     for wf in definitions.WORKFLOWS:
         if wf.programmatic_name == workflow:
             relative = wf.pre_script if kind == "pre" else wf.post_script
             return os.path.join(os.path.dirname(_SCRIPTS_DIR), relative)
-    return os.path.join(_SCRIPTS_DIR, "{}_{}.py".format(workflow, kind))
+    return os.path.join(_SCRIPTS_DIR, f"{workflow}_{kind}.py")
 
 
-def default_datatables() -> Dict[str, Dict[str, str]]:
+def default_datatables() -> dict[str, dict[str, str]]:
     """{table: {column: input_type}} from the customizations definitions."""
     from customizations import definitions  # imported lazily: sandbox -> customizations
     return {dt.name: {c.name: c.input_type for c in dt.columns} for dt in definitions.DATATABLES}
@@ -122,8 +122,7 @@ class SoarDict:
         try:
             return self._data[name]
         except KeyError:
-            raise AttributeError("results have no key {!r} (use .get() for an optional key)"
-                                 .format(name)) from None
+            raise AttributeError(f"results have no key {name!r} (use .get() for an optional key)") from None
 
     def __setitem__(self, key, value):
         self._data[key] = _wrap(value)
@@ -164,7 +163,7 @@ class SoarDict:
         return _unwrap(self)
 
     def __repr__(self):
-        return "SoarDict({!r})".format(self.to_dict())
+        return f"SoarDict({self.to_dict()!r})"
 
 
 class _Namespace:
@@ -188,7 +187,7 @@ class _Namespace:
         return _wrap(self._values.get(name, default))
 
     def __repr__(self):
-        return "Properties({!r})".format(self._values)
+        return f"Properties({self._values!r})"
 
 
 class RichText:
@@ -196,15 +195,14 @@ class RichText:
 
     def __init__(self, html: str):
         if not isinstance(html, str):
-            raise ScriptError("helper.createRichText() takes a string, not {}"
-                              .format(type(html).__name__))
+            raise ScriptError(f"helper.createRichText() takes a string, not {type(html).__name__}")
         self.html = html
 
     def __str__(self):
         return self.html
 
     def __repr__(self):
-        return "RichText({!r})".format(self.html)
+        return f"RichText({self.html!r})"
 
 
 class _PlainText(RichText):
@@ -255,8 +253,8 @@ class DatatableRow:
         if value is not None:
             check = _TYPE_CHECKS.get(self._columns[column])
             if check and not check[0](value):
-                raise ScriptError("datatable {!r} column {!r} ({}) takes {}, not {!r}".format(
-                    self._table, column, self._columns[column], check[1], value))
+                raise ScriptError(f"datatable {self._table!r} column {column!r} ({self._columns[column]}) "
+                                  f"takes {check[1]}, not {value!r}")
         self._values[column] = value
         changed = self.__dict__.get("_changed")   # None while the row is being loaded
         if changed is not None:
@@ -279,11 +277,11 @@ class DatatableRow:
         value = self._values.get(column)
         return default if value is None else value
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self._values)
 
     def __repr__(self):
-        return "DatatableRow({!r}, {!r})".format(self._table, self._values)
+        return f"DatatableRow({self._table!r}, {self._values!r})"
 
 
 class _Incident:
@@ -299,7 +297,7 @@ class _Incident:
             raise AttributeError(name)
         if name in self._values:
             return _wrap(self._values[name])
-        raise AttributeError("incident has no field {!r} in this run".format(name))
+        raise AttributeError(f"incident has no field {name!r} in this run")
 
     def __setattr__(self, name, value):
         self._values[name] = value
@@ -313,7 +311,7 @@ class _Incident:
             entry = {"text": note, "rich": False}
         else:
             raise ScriptError("incident.addNote() takes a string or helper.createRichText(...), "
-                              "not {}".format(type(note).__name__))
+                              f"not {type(note).__name__}")
         self._run.notes.append(entry)
 
     def addRow(self, table_name):  # noqa: N802 (SOAR's name)
@@ -333,7 +331,7 @@ class _Rule:
 class _Inputs:
     """``inputs.x = v`` records the function input x."""
 
-    def __init__(self, values: Dict[str, Any]):
+    def __init__(self, values: dict[str, Any]):
         object.__setattr__(self, "_values", values)
 
     def __setattr__(self, name, value):
@@ -377,19 +375,19 @@ class _Playbook:
 class ScriptRun:
     """What one script did."""
     name: str
-    notes: List[Dict[str, Any]] = field(default_factory=list)   # {"text": str, "rich": bool}
-    inputs: Dict[str, Any] = field(default_factory=dict)        # function inputs after the script
-    workflow_properties: Dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)   # {"text": str, "rich": bool}
+    inputs: dict[str, Any] = field(default_factory=dict)        # function inputs after the script
+    workflow_properties: dict[str, Any] = field(default_factory=dict)
     playbook_properties: dict[str, Any] = field(default_factory=dict)
-    row_updates: Dict[str, Any] = field(default_factory=dict)   # cells of ``row`` the script wrote
-    _row_objects: List[Tuple[str, DatatableRow]] = field(default_factory=list, repr=False)
+    row_updates: dict[str, Any] = field(default_factory=dict)   # cells of ``row`` the script wrote
+    _row_objects: list[tuple[str, DatatableRow]] = field(default_factory=list, repr=False)
 
     @property
-    def rows(self) -> List[Tuple[str, Dict[str, Any]]]:
+    def rows(self) -> list[tuple[str, dict[str, Any]]]:
         """[(table name, {column: value})] in the order the rows were added."""
         return [(table, r.to_dict()) for table, r in self._row_objects]
 
-    def rows_of(self, table: str) -> List[Dict[str, Any]]:
+    def rows_of(self, table: str) -> list[dict[str, Any]]:
         return [values for name, values in self.rows if name == table]
 
 
@@ -401,13 +399,13 @@ def _restricted_import(name, globals=None, locals=None, fromlist=(), level=0):
     return builtins.__import__(name, globals, locals, fromlist, level)
 
 
-def _script_builtins() -> Dict[str, Any]:
+def _script_builtins() -> dict[str, Any]:
     safe = {k: v for k, v in vars(builtins).items() if k not in _FORBIDDEN_BUILTINS}
     safe["__import__"] = _restricted_import
     return safe
 
 
-def _read_source(path_or_source: Union[str, "os.PathLike[str]"]) -> Tuple[str, str]:
+def _read_source(path_or_source: Union[str, "os.PathLike[str]"]) -> tuple[str, str]:
     if isinstance(path_or_source, os.PathLike):
         path = os.fspath(path_or_source)
     elif isinstance(path_or_source, str) and "\n" not in path_or_source \
@@ -455,8 +453,8 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     try:
         code = compile(source, name, "exec", dont_inherit=True)
     except SyntaxError as err:
-        raise ScriptError("{} is not valid Python 3 (SOAR's python3 engine rejects it): {}"
-                          .format(name, err)) from err
+        raise ScriptError(f"{name} is not valid Python 3 (SOAR's python3 engine rejects it): {err}"
+                          ) from err
 
     tables = datatables if datatables is not None else default_datatables()
     tables = {t: (dict(cols) if isinstance(cols, Mapping) else {c: "" for c in cols})
@@ -465,7 +463,7 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     if context not in ("workflow", "playbook"):
         raise ValueError(f"context must be 'workflow' or 'playbook', not {context!r}")
     run = ScriptRun(name=name, inputs=dict(inputs or {}))
-    namespace: Dict[str, Any] = {
+    namespace: dict[str, Any] = {
         "__builtins__": _script_builtins(),
         "__name__": "__soar_script__",
         "incident": _Incident(run, DEFAULT_INCIDENT if incident is None else incident, tables),
@@ -488,7 +486,7 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     current_row = None
     if row is not None:
         if row_table not in tables:
-            raise ScriptError("unknown datatable {!r} for row".format(row_table))
+            raise ScriptError(f"unknown datatable {row_table!r} for row")
         current_row = DatatableRow(row_table, tables[row_table], row)
         namespace["row"] = current_row
     if results is not None:
@@ -499,7 +497,7 @@ def run_script(path_or_source, *, incident: Optional[Mapping] = None,
     except ScriptError:
         raise
     except Exception as err:
-        raise ScriptError("{} failed: {}: {}".format(name, type(err).__name__, err)) from err
+        raise ScriptError(f"{name} failed: {type(err).__name__}: {err}") from err
     run.workflow_properties = workflow.properties.to_dict()
     if current_row is not None:
         run.row_updates = dict(current_row._changed)

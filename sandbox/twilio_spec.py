@@ -16,10 +16,11 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 SPEC_ENV = "TWILIO_OAI_SPEC"
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[1] / ".." / "shared" / "twilio-oai" / "twilio_api_v2010.json"
+DEFAULT_SPEC_PATH = (Path(__file__).resolve().parents[1] / ".." / "shared" / "twilio-oai"
+                     / "twilio_api_v2010.json")
 TWILIO_HOST = "https://api.twilio.com"
 
 _lock = threading.Lock()
@@ -36,12 +37,12 @@ def spec_path() -> Path:
     return Path(env) if env else DEFAULT_SPEC_PATH.resolve()
 
 
-def skip_reason() -> Optional[str]:
+def skip_reason() -> str | None:
     """None when the spec can be loaded, else a message naming the expected location."""
     path = spec_path()
     if not path.is_file():
-        return (f"Twilio OpenAPI spec not found at {path} (expected ../shared/twilio-oai/twilio_api_v2010.json "
-                f"beside the repository root, or set ${SPEC_ENV})")
+        return (f"Twilio OpenAPI spec not found at {path} (expected "
+                f"../shared/twilio-oai/twilio_api_v2010.json beside the repository root, or set ${SPEC_ENV})")
     try:
         import openapi_core  # noqa: F401
     except ImportError:
@@ -105,7 +106,7 @@ def validate_request_record(record) -> None:
     require_spec().validate_request(_request(record))
 
 
-def validate_response(record, body: Optional[bytes] = None, status: Optional[int] = None,
+def validate_response(record, body: bytes | None = None, status: int | None = None,
                       content_type: str = "application/json") -> None:
     """Raise an openapi-core error when the (success) response to `record` does not conform.
     `body` and `status` default to what the emulator recorded."""

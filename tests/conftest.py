@@ -93,7 +93,8 @@ class FunctionCall:
     def __init__(self, result, replies):
         self.result = result            # the `results` SOAR receives (dict), or None
         self.replies = replies          # every reply message, in order
-        self.statuses = [r["message"] for r in replies if r.get("message_type") == 0 and not r.get("complete")]
+        self.statuses = [r["message"] for r in replies
+                         if r.get("message_type") == 0 and not r.get("complete")]
         errors = [r["message"] for r in replies if r.get("message_type") == 1]
         self.error = errors[0] if errors else None
 

@@ -52,7 +52,8 @@ def test_package_builds_the_app_host_zip(copy_of_project):
     assert "[fn_twilio_send_sms]" in executable["config_string"]
     with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.2.0.tar.gz") as sdist:
         members = set(sdist.getnames())
-        entry_points = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt").read().decode()
+        entry_points_txt = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt")
+        entry_points = entry_points_txt.read().decode()
     assert "fn_twilio-2.2.0/fn_twilio/util/data/export.res" in members
     assert not any("/sandbox/" in m for m in members)
     for component in ("funct_twilio_send_sms", "funct_twilio_receive_messages", "funct_twilio_get_responses",
@@ -80,7 +81,8 @@ SDIST_TOP_LEVEL = {"Dockerfile", "LICENSE", "MANIFEST.in", "PKG-INFO", "README.m
 
 
 def test_sdist_builds_without_warnings_and_holds_the_app_without_the_test_suite(copy_of_project, tmp_path):
-    result = run(sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), ".", cwd=copy_of_project)
+    result = run(sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), ".",
+                 cwd=copy_of_project)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert build_output_warnings(output) == [], output[-3000:]

@@ -28,7 +28,7 @@ def error_text(entry):
     message = entry.get("error_message") or "unknown error"
     code = entry.get("error_code")
     if code:
-        return "Error {}: {}".format(code, message)
+        return f"Error {code}: {message}"
     return message
 
 
@@ -50,12 +50,12 @@ for entry in entries:
                 "{}<br/><b>Message:</b> {}").format(
             escape_html(phone_number), escape_html(entry.get("status")),
             escape_html(entry.get("sid")),
-            "<br/><b>Segments:</b> {}".format(escape_html(segments)) if segments else "",
+            f"<br/><b>Segments:</b> {escape_html(segments)}" if segments else "",
             escape_html(entry.get("message_body") or message_sent))
     else:
-        note = ("<b>Unable to send Twilio SMS</b> to {}<br/><b>Error:</b> {}"
-                "<br/><b>Message:</b> {}").format(
-            escape_html(phone_number), escape_html(error_text(entry)), escape_html(message_sent))
+        note = (f"<b>Unable to send Twilio SMS</b> to {escape_html(phone_number)}"
+                f"<br/><b>Error:</b> {escape_html(error_text(entry))}"
+                f"<br/><b>Message:</b> {escape_html(message_sent)}")
     incident.addNote(helper.createRichText(note))
 
     log_row = incident.addRow("twilio_sms_log")

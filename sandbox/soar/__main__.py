@@ -16,11 +16,15 @@ from .sandbox import Sandbox
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m sandbox.soar", description=__doc__)
     parser.add_argument("mode", nargs="?", choices=("serve", "demo"), default="serve")
-    parser.add_argument("--workdir", help="folder for certificates, app.config and logs (kept); default: a temp folder")
+    parser.add_argument("--workdir",
+                        help="folder for certificates, app.config and logs (kept); default: a temp folder")
     parser.add_argument("--preload", default="app",
-                        help="'app' (the app's export.res, default), 'none' (run customize yourself) or a path")
-    parser.add_argument("--no-legacy", action="store_true", help="do not define the legacy twilio_get_responses")
-    parser.add_argument("--run-app", action="store_true", help="also start `resilient-circuits run` (serve mode)")
+                        help="'app' (the app's export.res, default), 'none' (run customize yourself) or a "
+                             "path")
+    parser.add_argument("--no-legacy", action="store_true",
+                        help="do not define the legacy twilio_get_responses")
+    parser.add_argument("--run-app", action="store_true",
+                        help="also start `resilient-circuits run` (serve mode)")
     parser.add_argument("--rest-port", type=int, default=0)
     parser.add_argument("--stomp-port", type=int, default=0)
     parser.add_argument("--broker", choices=("builtin", "activemq"), default="builtin",
@@ -44,8 +48,8 @@ def main(argv=None):
             return _demo(sandbox, args.number)
         if args.run_app:
             sandbox.run_app()
-            print("resilient-circuits is running (log: {})".format(sandbox.app.log_path), flush=True)
-        print("\napp.config ({}):\n{}".format(sandbox.app.config_path, sandbox.app.config_text()), flush=True)
+            print(f"resilient-circuits is running (log: {sandbox.app.log_path})", flush=True)
+        print(f"\napp.config ({sandbox.app.config_path}):\n{sandbox.app.config_text()}", flush=True)
         print(SERVE_HELP.format(config=sandbox.app.config_path), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -59,7 +63,8 @@ def main(argv=None):
     return 0
 
 
-SERVE_HELP = """Incident 2095 is seeded. With --run-app, type these commands here (Ctrl-C or 'quit' stops all):
+SERVE_HELP = """Incident 2095 is seeded. With --run-app, type these commands here \
+(Ctrl-C or 'quit' stops all):
   send <numbers>[ | <message>]   rule "Example: Send Twilio SMS" on incident 2095 (numbers: commas)
   reply <number> <text>          <number> sends an SMS to the app's number (Twilio emulator)
   responses <row>                rule "Twilio: Get Responses" on row <row> of the SMS Activity Log (1 = first)
@@ -102,17 +107,18 @@ def _console(sandbox, stop):
             elif command:
                 print("   unknown command; type one of: send, reply, responses, receive, log, quit")
         except Exception as err:  # a typo must not stop the sandbox
-            print("   {}: {}".format(type(err).__name__, err))
+            print(f"   {type(err).__name__}: {err}")
 
 
 def _report(run):
     for status in run.call.statuses:
-        print("   action status: {}".format(status))
+        print(f"   action status: {status}")
     if run.error:
-        print("   the function failed: {}".format(run.error))
+        print(f"   the function failed: {run.error}")
     else:
-        print("   result: success={}, reason={}".format(run.results.get("success"), run.results.get("reason")))
-    print("   {} row(s) and {} note(s) added; 'log' shows them".format(len(run.rows), len(run.notes)))
+        print("   result: success={}, reason={}".format(run.results.get("success"),
+                                                        run.results.get("reason")))
+    print(f"   {len(run.rows)} row(s) and {len(run.notes)} note(s) added; 'log' shows them")
 
 
 DEMO_INVALID = "12345"
@@ -129,32 +135,32 @@ def _demo(sandbox, number):
     _step(1, "start `resilient-circuits run` with fn_twilio against the sandbox SOAR")
     sandbox.run_app()
     soar = sandbox.driver()
-    _step(2, "rule 'Example: Send Twilio SMS' on incident 2095, destination: {}".format(destination))
+    _step(2, f"rule 'Example: Send Twilio SMS' on incident 2095, destination: {destination}")
     sent = soar.fire_rule("Example: Send Twilio SMS", incident_id=2095,
                           properties={"twilio_sms_destination": destination})
     if sent.error:
         return _failed(sent.error)
     for status in sent.call.statuses:
-        print("   action status: {}".format(status), flush=True)
+        print(f"   action status: {status}", flush=True)
     row = next(r for r in sent.rows_of("twilio_sms_log") if r["phone_number"] == number)
-    _step(3, "{} replies 'ACK, on it' (the Twilio emulator receives the SMS)".format(number))
+    _step(3, f"{number} replies 'ACK, on it' (the Twilio emulator receives the SMS)")
     sandbox.twilio.inject_inbound(from_=number, body="ACK, on it")
-    _step(4, "rule 'Twilio: Get Responses' on {}'s row of the SMS Activity Log".format(number))
+    _step(4, f"rule 'Twilio: Get Responses' on {number}'s row of the SMS Activity Log")
     got = soar.fire_rule("Twilio: Get Responses", incident_id=2095, row=row)
     if got.error:
         return _failed(got.error)
     print("   result: success={}, {} repl{}".format(
         got.results.get("success"), len(got.results.get("content") or []),
         "y" if len(got.results.get("content") or []) == 1 else "ies"), flush=True)
-    _step(5, "rule 'Example: Twilio Page On-Call': tier 1 {}, tier 2 {}, escalate after {}; {} answers "
-             "'ACK 2095' once paged".format(number, DEMO_OTHER, DEMO_ESCALATE, DEMO_OTHER))
+    _step(5, f"rule 'Example: Twilio Page On-Call': tier 1 {number}, tier 2 {DEMO_OTHER}, "
+             f"escalate after {DEMO_ESCALATE}; {DEMO_OTHER} answers 'ACK 2095' once paged")
     _answer_when_paged(sandbox.twilio, DEMO_OTHER, "ACK 2095")
     paged = soar.fire_rule("Example: Twilio Page On-Call", incident_id=2095, properties={
-        "twilio_page_tiers": "{}; {}".format(number, DEMO_OTHER), "twilio_escalate_after": DEMO_ESCALATE})
+        "twilio_page_tiers": f"{number}; {DEMO_OTHER}", "twilio_escalate_after": DEMO_ESCALATE})
     if paged.error:
         return _failed(paged.error)
     for status in paged.call.statuses:
-        print("   action status: {}".format(status), flush=True)
+        print(f"   action status: {status}", flush=True)
     print("   result: success={}, acknowledged by {} in tier {}".format(
         paged.results.get("success"), (paged.results.get("content") or {}).get("acknowledged_by"),
         (paged.results.get("content") or {}).get("tier")), flush=True)
@@ -181,15 +187,15 @@ def _print_log(sandbox):
                   for r in sandbox.rest.rows(2095, "twilio_sms_log")]))
     print("\nNotes")
     for index, note in enumerate(sandbox.rest.notes(2095), 1):
-        print("  {}. {}".format(index, _plain(note)))
+        print(f"  {index}. {_plain(note)}")
 
 
 def _step(number, text):
-    print("\n[{}] {}".format(number, text), flush=True)
+    print(f"\n[{number}] {text}", flush=True)
 
 
 def _failed(error):
-    print("   the function failed: {}".format(error), flush=True)
+    print(f"   the function failed: {error}", flush=True)
     return 1
 
 
@@ -204,7 +210,7 @@ def _cell(column, value):
 
 def _table(rows):
     widths = [max([len(title)] + [len(r[key]) for r in rows]) for key, title in LOG_COLUMNS]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*(title for _, title in LOG_COLUMNS)), line.format(*("-" * w for w in widths))]
     out += [line.format(*(r[key] for key, _ in LOG_COLUMNS)) for r in rows]
     return "\n".join(out)

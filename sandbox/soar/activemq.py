@@ -19,8 +19,8 @@ _XML = """<beans xmlns="http://www.springframework.org/schema/beans"
        xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
        xsi:schemaLocation="http://www.springframework.org/schema/beans http://www.springframework.org/schema/beans/spring-beans.xsd
                            http://activemq.apache.org/schema/core http://activemq.apache.org/schema/core/activemq-core.xsd">
-  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="sandbox" useJmx="false" persistent="false"
-          dataDirectory={data}>
+  <broker xmlns="http://activemq.apache.org/schema/core" brokerName="sandbox" useJmx="false"
+          persistent="false" dataDirectory={data}>
     <plugins>
       <simpleAuthenticationPlugin>
         <users>
@@ -101,10 +101,12 @@ class ActiveMQBroker:
         keystore = os.path.join(conf, "broker.p12")
         if not os.path.exists(keystore):
             _make_keystore(self.cert, keystore)
-        users = "\n".join('          <authenticationUser username={} password={} groups="users"/>'.format(
-            quoteattr(login), quoteattr(passcode)) for login, passcode in self.users.items())
+        users = "\n".join(f'          <authenticationUser username={quoteattr(login)} '
+                          f'password={quoteattr(passcode)} groups="users"/>'
+                          for login, passcode in self.users.items())
         with open(os.path.join(conf, "activemq.xml"), "w", encoding="utf-8") as handle:
-            handle.write(_XML.format(data=quoteattr(data), users=users, keystore=quoteattr("file:" + keystore),
+            handle.write(_XML.format(data=quoteattr(data), users=users,
+                                     keystore=quoteattr("file:" + keystore),
                                      password=KEYSTORE_PASSWORD, port=self.port))
         with open(os.path.join(conf, "log4j2.properties"), "w", encoding="utf-8") as handle:
             handle.write(_LOG4J)
@@ -121,22 +123,24 @@ class ActiveMQBroker:
         self.process = subprocess.Popen(
             ["java", "-Xms" + self.java_heap, "-Xmx" + self.java_heap,
              "-Dactivemq.home=" + ACTIVEMQ_HOME, "-Dactivemq.base=" + self.workdir, "-Dactivemq.conf=" + conf,
-             "-Dactivemq.data=" + data, "-Dlog4j2.configurationFile=" + os.path.join(conf, "log4j2.properties"),
+             "-Dactivemq.data=" + data,
+             "-Dlog4j2.configurationFile=" + os.path.join(conf, "log4j2.properties"),
              "-jar", ACTIVEMQ_JAR, "start", "xbean:file:" + os.path.join(conf, "activemq.xml")],
             cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("ActiveMQ exited with {}:\n{}".format(self.process.returncode, self.log_text()[-4000:]))
+                raise RuntimeError("ActiveMQ exited with "
+                                   f"{self.process.returncode}:\n{self.log_text()[-4000:]}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self
             except OSError:
                 time.sleep(0.25)
         self.stop()
-        raise TimeoutError("ActiveMQ did not listen on {} within {}s:\n{}".format(self.port, timeout,
-                                                                                   self.log_text()[-4000:]))
+        raise TimeoutError(f"ActiveMQ did not listen on {self.port} within "
+                           f"{timeout}s:\n{self.log_text()[-4000:]}")
 
     def stop(self, timeout=15.0):
         proc = self.process

@@ -170,7 +170,7 @@ class StompBroker:
         self.port = sock.getsockname()[1]
         self._listener = sock
         self._running = True
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="stomp-accept-{}".format(self.port),
+        self._accept_thread = threading.Thread(target=self._accept_loop, name=f"stomp-accept-{self.port}",
                                                daemon=True)
         self._accept_thread.start()
         return self
@@ -267,7 +267,10 @@ class StompBroker:
             return count
 
     def unacked(self, destination=None):
-        """Messages delivered but not acknowledged yet: list of (connection id, subscription id, message-id)."""
+        """Messages delivered but not acknowledged yet.
+
+        A list of (connection id, subscription id, message-id).
+        """
         want = queue_name(destination) if destination is not None else None
         with self._lock:
             out = []
@@ -292,7 +295,7 @@ class StompBroker:
             while len(self.subscriptions(destination)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError("no subscription to {} within {}s".format(destination, timeout))
+                    raise TimeoutError(f"no subscription to {destination} within {timeout}s")
                 self._changed.wait(left)
 
     @property
@@ -312,7 +315,7 @@ class StompBroker:
             raw.settimeout(None)
             conn_id = next(self._conn_ids)
             threading.Thread(target=self._serve, args=(raw, address, conn_id),
-                             name="stomp-conn-{}".format(conn_id), daemon=True).start()
+                             name=f"stomp-conn-{conn_id}", daemon=True).start()
 
     def _serve(self, raw, address, conn_id):
         try:
@@ -321,7 +324,7 @@ class StompBroker:
             sock.settimeout(None)
         except (ssl.SSLError, OSError) as exc:
             LOG.debug("TLS handshake from %s failed: %s", address, exc)
-            self._event(conn_id, "TLS handshake failed: {}".format(exc))
+            self._event(conn_id, f"TLS handshake failed: {exc}")
             raw.close()
             return
         self._event(conn_id, "connected from {}:{}".format(*address[:2]))
@@ -331,7 +334,7 @@ class StompBroker:
                 sock.close()
                 return
             self._connections[conn_id] = conn
-        writer = threading.Thread(target=self._write_loop, args=(conn,), name="stomp-write-{}".format(conn_id),
+        writer = threading.Thread(target=self._write_loop, args=(conn,), name=f"stomp-write-{conn_id}",
                                   daemon=True)
         writer.start()
         parser = FrameParser()
@@ -340,7 +343,7 @@ class StompBroker:
                 try:
                     data = sock.recv(65536)
                 except (OSError, ValueError) as exc:
-                    self._event(conn.id, "read failed: {!r}".format(exc))
+                    self._event(conn.id, f"read failed: {exc!r}")
                     break
                 if not data:
                     self._event(conn.id, "closed by the client")
@@ -348,7 +351,7 @@ class StompBroker:
                 try:
                     frames = parser.feed(data)
                 except (FrameError, UnicodeDecodeError) as exc:
-                    self._protocol_error(conn, "malformed frame: {}".format(exc))
+                    self._protocol_error(conn, f"malformed frame: {exc}")
                     break
                 for frame in frames:
                     if frame is None:   # heart-beat
@@ -374,7 +377,7 @@ class StompBroker:
             try:
                 conn.sock.sendall(item)
             except (OSError, ValueError) as exc:
-                self._event(conn.id, "write failed: {!r}".format(exc))
+                self._event(conn.id, f"write failed: {exc!r}")
                 break
         if not conn.aborted:
             conn.closed = True
@@ -435,7 +438,7 @@ class StompBroker:
         cmd = frame.command
         if not conn.connected:
             if cmd not in ("CONNECT", "STOMP"):
-                self._protocol_error(conn, "{} before CONNECT".format(cmd))
+                self._protocol_error(conn, f"{cmd} before CONNECT")
                 return False
             return self._connect(conn, frame)
         handler = {
@@ -448,7 +451,7 @@ class StompBroker:
             conn.close_after_flush()
             return False
         if handler is None:
-            self._protocol_error(conn, "unknown command {}".format(cmd), frame)
+            self._protocol_error(conn, f"unknown command {cmd}", frame)
             return False
         error = handler(conn, frame)
         if error:
@@ -464,12 +467,13 @@ class StompBroker:
     def _connect(self, conn, frame):
         versions = [v.strip() for v in frame.headers.get("accept-version", "1.0").split(",")]
         if "1.2" not in versions:
-            conn.send_frame(Frame("ERROR", {"version": "1.2", "message": "Supported protocol versions are 1.2"}))
+            conn.send_frame(Frame("ERROR",
+                                  {"version": "1.2", "message": "Supported protocol versions are 1.2"}))
             conn.close_after_flush()
             return False
         login, passcode = frame.headers.get("login"), frame.headers.get("passcode")
         if login not in self.users or self.users[login] != passcode:
-            self._protocol_error(conn, "Authentication failed for user '{}'".format(login))
+            self._protocol_error(conn, f"Authentication failed for user '{login}'")
             return False
         try:
             cx, cy = (int(x) for x in frame.headers.get("heart-beat", "0,0").split(","))
@@ -480,9 +484,9 @@ class StompBroker:
         conn.login = login
         conn.heartbeat_send_ms = send_ms
         conn.connected = True
-        conn.send_frame(Frame("CONNECTED", {"version": "1.2", "heart-beat": "{},0".format(send_ms),
+        conn.send_frame(Frame("CONNECTED", {"version": "1.2", "heart-beat": f"{send_ms},0",
                                             "server": "sandbox-stomp/1.0",
-                                            "session": "sandbox-session-{}".format(conn.id)}))
+                                            "session": f"sandbox-session-{conn.id}"}))
         with self._lock:
             self._changed.notify_all()
         return True
@@ -494,7 +498,7 @@ class StompBroker:
         tx = frame.headers.get("transaction")
         if tx is not None:
             if tx not in conn.transactions:
-                return "unknown transaction {}".format(tx)
+                return f"unknown transaction {tx}"
             conn.transactions[tx].append(frame)
             return None
         self._deliver_send(frame)
@@ -512,14 +516,14 @@ class StompBroker:
             return "SUBSCRIBE needs destination and id"
         ack_mode = frame.headers.get("ack", "auto")
         if ack_mode not in ("auto", "client", "client-individual"):
-            return "bad ack mode {}".format(ack_mode)
+            return f"bad ack mode {ack_mode}"
         try:
             prefetch = int(frame.headers.get("activemq.prefetchSize", self.default_prefetch))
         except ValueError:
             return "bad activemq.prefetchSize"
         with self._lock:
             if sub_id in conn.subscriptions:
-                return "duplicate subscription id {}".format(sub_id)
+                return f"duplicate subscription id {sub_id}"
             conn.subscriptions[sub_id] = _Subscription(conn, sub_id, queue_name(destination), ack_mode,
                                                        max(prefetch, 1))
             self._dispatch()
@@ -531,7 +535,7 @@ class StompBroker:
         with self._lock:
             sub = conn.subscriptions.pop(sub_id, None)
             if sub is None:
-                return "no subscription {}".format(sub_id)
+                return f"no subscription {sub_id}"
             self._requeue(list(sub.unacked.values()))
             self._dispatch()
             self._changed.notify_all()
@@ -550,7 +554,7 @@ class StompBroker:
             if sub is None:
                 # ActiveMQ answers an unknown ack with an ERROR; the sandbox records it and goes on,
                 # so that a late ACK after a reconnect does not end the new session.
-                self.errors.append("ACK of unknown id {} on connection {}".format(ack_id, conn.id))
+                self.errors.append(f"ACK of unknown id {ack_id} on connection {conn.id}")
                 return None
             if sub.ack_mode == "client":
                 for key in list(sub.unacked):
@@ -568,7 +572,7 @@ class StompBroker:
         with self._lock:
             sub = self._find_unacked(conn, ack_id)
             if sub is None:
-                self.errors.append("NACK of unknown id {} on connection {}".format(ack_id, conn.id))
+                self.errors.append(f"NACK of unknown id {ack_id} on connection {conn.id}")
                 return None
             returned = []
             if sub.ack_mode == "client":
@@ -586,14 +590,14 @@ class StompBroker:
     def _on_begin(self, conn, frame):
         tx = frame.headers.get("transaction")
         if not tx or tx in conn.transactions:
-            return "bad or duplicate transaction {}".format(tx)
+            return f"bad or duplicate transaction {tx}"
         conn.transactions[tx] = []
         return None
 
     def _on_commit(self, conn, frame):
         tx = frame.headers.get("transaction")
         if tx not in conn.transactions:
-            return "unknown transaction {}".format(tx)
+            return f"unknown transaction {tx}"
         for send in conn.transactions.pop(tx):
             self._deliver_send(send)
         return None
@@ -601,7 +605,7 @@ class StompBroker:
     def _on_abort(self, conn, frame):
         tx = frame.headers.get("transaction")
         if tx not in conn.transactions:
-            return "unknown transaction {}".format(tx)
+            return f"unknown transaction {tx}"
         conn.transactions.pop(tx)
         return None
 
@@ -611,7 +615,7 @@ class StompBroker:
         # keeps it (a SEND's own timestamp header wins).
         headers.setdefault("timestamp", str(int(time.time() * 1000)))
         msg = _Message(next(self._msg_ids), "", name, headers, bytes(body))
-        msg.message_id = "ID:sandbox-broker-{}-{}".format(self.port, msg.seq)
+        msg.message_id = f"ID:sandbox-broker-{self.port}-{msg.seq}"
         self._queues.setdefault(name, deque()).append(msg)
         return msg
 
@@ -651,7 +655,7 @@ class StompBroker:
         msg.deliveries += 1
         headers = dict(msg.headers)
         headers.update({
-            "destination": "/queue/{}".format(msg.queue),
+            "destination": f"/queue/{msg.queue}",
             "message-id": msg.message_id,
             "subscription": sub.id,
         })
@@ -661,7 +665,7 @@ class StompBroker:
         if msg.redelivered:
             headers["redelivered"] = "true"
         if sub.ack_mode != "auto":
-            ack_id = "ID:sandbox-ack-{}".format(next(self._ack_ids))
+            ack_id = f"ID:sandbox-ack-{next(self._ack_ids)}"
             headers["ack"] = ack_id
             sub.unacked[ack_id] = msg
         sub.conn.send_frame(Frame("MESSAGE", headers, msg.body))

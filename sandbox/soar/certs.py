@@ -68,7 +68,7 @@ def _with_openssl(cert_path, key_path, common_name, days):
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
          "-keyout", key_path, "-out", cert_path, "-days", str(days),
-         "-subj", "/CN={}".format(common_name),
+         "-subj", f"/CN={common_name}",
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

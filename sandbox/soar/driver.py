@@ -14,7 +14,7 @@ import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 import stomp
 
@@ -34,11 +34,11 @@ class FunctionCall:
         self.correlation_id = correlation_id
         self.workflow_instance_id = workflow_instance_id
         self.message = message          # the body SOAR sent (dict)
-        self.statuses: List[str] = []   # status texts, in arrival order
+        self.statuses: list[str] = []   # status texts, in arrival order
         self.results: Optional[dict] = None
         self.error: Optional[str] = None
         self.completed = False
-        self.replies: List[dict] = []   # every reply body, raw
+        self.replies: list[dict] = []   # every reply body, raw
         self.started = time.monotonic()
         self.finished: Optional[float] = None
         self._done = threading.Event()
@@ -63,8 +63,8 @@ class FunctionCall:
     def wait(self, timeout=30.0):
         """Wait for the final reply; raises TimeoutError when none came in time."""
         if not self._done.wait(timeout):
-            raise TimeoutError("function {} ({}) did not complete within {}s; statuses so far: {}".format(
-                self.name, self.correlation_id, timeout, self.statuses))
+            raise TimeoutError(f"function {self.name} ({self.correlation_id}) did not complete within "
+                               f"{timeout}s; statuses so far: {self.statuses}")
         return self
 
     @property
@@ -79,7 +79,7 @@ class FunctionCall:
 
     def __repr__(self):
         state = "error" if self.error is not None else ("done" if self.completed else "running")
-        return "<FunctionCall {} {} {}>".format(self.name, self.correlation_id, state)
+        return f"<FunctionCall {self.name} {self.correlation_id} {state}>"
 
 
 @dataclass
@@ -89,17 +89,17 @@ class RuleRun:
     incident_id: int
     workflow: str = None
     function_name: str = None
-    inputs: Dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
     call: Optional[FunctionCall] = None
     pre: Any = None                  # sandbox.scripting.ScriptRun of the pre-processing script
     post: Any = None                 # ScriptRun of the post-processing script (None when the call failed)
-    notes: List[str] = field(default_factory=list)                 # note texts added to the incident
-    rows: List[Tuple[str, dict]] = field(default_factory=list)     # (table, row with "id") kept
-    calls: List[FunctionCall] = field(default_factory=list)        # every function task, in order
+    notes: list[str] = field(default_factory=list)                 # note texts added to the incident
+    rows: list[tuple[str, dict]] = field(default_factory=list)     # (table, row with "id") kept
+    calls: list[FunctionCall] = field(default_factory=list)        # every function task, in order
     workflow_instance_id: int = None
     row_table: Optional[str] = None     # the datatable of the row it ran on (None: on the incident)
     row_id: Optional[int] = None        # that row's id, when the caller's row had one
-    updated_rows: List[Tuple[str, dict]] = field(default_factory=list)   # the row after each in-place update
+    updated_rows: list[tuple[str, dict]] = field(default_factory=list)   # the row after each in-place update
 
     @property
     def results(self):
@@ -149,6 +149,23 @@ class _Listener(stomp.ConnectionListener):
         self.driver._on_disconnected(self.generation)
 
 
+def _contains(actual, value):
+    return value is not None and actual is not None and str(value) in str(actual)
+
+
+# How a rule condition compares the field's value (actual) with the condition's value, by method.
+_CONDITION_CHECKS = {
+    "equals": lambda actual, value: actual == value,
+    "not_equals": lambda actual, value: actual != value,
+    "contains": _contains,
+    "not_contains": lambda actual, value: not _contains(actual, value),
+    "has_a_value": lambda actual, value: actual not in (None, ""),
+    "not_has_a_value": lambda actual, value: actual in (None, ""),
+    "in": lambda actual, value: actual in (value or []),
+    "not_in": lambda actual, value: actual not in (value or []),
+}
+
+
 class SoarDriver:
     """SOAR's side of the message bus, plus rule execution against the REST emulator.
 
@@ -167,9 +184,9 @@ class SoarDriver:
         self.passcode = passcode
         self.host = host
         self.reconnect = reconnect
-        self.reply_queue = "/queue/acks.{}.{}".format(org_id, destination)
-        self.calls: Dict[str, FunctionCall] = {}
-        self.unmatched: List[Tuple[dict, dict]] = []    # replies with an unknown correlation-id
+        self.reply_queue = f"/queue/acks.{org_id}.{destination}"
+        self.calls: dict[str, FunctionCall] = {}
+        self.unmatched: list[tuple[dict, dict]] = []    # replies with an unknown correlation-id
         self._ids = itertools.count(2001)
         self._receipt_ids = itertools.count(1)
         self._receipts = {}                             # receipt id -> threading.Event
@@ -191,8 +208,8 @@ class SoarDriver:
             except Exception as exc:  # broker not up yet, or restarting
                 last = exc
                 time.sleep(0.2)
-        raise ConnectionError("SOAR driver could not connect to the broker on port {}: {}".format(
-            self.broker_port, last))
+        raise ConnectionError(f"SOAR driver could not connect to the broker on port {self.broker_port}: "
+                              f"{last}")
 
     def _open(self):
         with self._lock:
@@ -247,7 +264,8 @@ class SoarDriver:
                 return
             if self._reconnect_thread is not None and self._reconnect_thread.is_alive():
                 return
-            self._reconnect_thread = threading.Thread(target=self._reconnect_loop, name="soar-driver-reconnect",
+            self._reconnect_thread = threading.Thread(target=self._reconnect_loop,
+                                                      name="soar-driver-reconnect",
                                                       daemon=True)
             self._reconnect_thread.start()
 
@@ -274,9 +292,9 @@ class SoarDriver:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self._connected.wait(left):
-                raise ConnectionError("SOAR driver could not deliver a message to {} within {}s".format(
-                    destination, timeout))
-            receipt = "soar-send-{}".format(next(self._receipt_ids))
+                raise ConnectionError(f"SOAR driver could not deliver a message to {destination} within "
+                                      f"{timeout}s")
+            receipt = f"soar-send-{next(self._receipt_ids)}"
             event = threading.Event()
             with self._lock:
                 self._receipts[receipt] = event
@@ -353,7 +371,7 @@ class SoarDriver:
         elif workflow_instance_id is None:
             workflow_instance_id = next(self._ids)
         invid = next(self._ids)
-        corr = "invid:{}".format(invid)
+        corr = f"invid:{invid}"
         workflow = workflow or {"workflow_id": 352, "programmatic_name": "sandbox_workflow",
                                 "name": "Sandbox workflow", "object_type": {"id": 0, "name": "incident"},
                                 "uuid": str(uuidlib.uuid4()), "tags": [], "actions": []}
@@ -378,7 +396,7 @@ class SoarDriver:
         self._send_confirmed(queue, json.dumps(message), headers={
             "reply-to": self.reply_queue, "correlation-id": corr,
             "Co3MessagePayload": "FunctionDataDTO", "Co3ContentType": "application/json",
-            "Co3ContextToken": "sandbox-context-token-{}".format(invid)})
+            "Co3ContextToken": f"sandbox-context-token-{invid}"})
         return call
 
     def call_function(self, name, inputs, workflow_instance_id=None, timeout=30.0):
@@ -399,7 +417,7 @@ class SoarDriver:
                 rule_name, ", ".join(sorted(index.rules)) or "none; import the customizations first"))
         incident = self.rest.incident(incident_id, handle_names=True)
         if incident is None:
-            raise RuleNotAvailable("no incident {}".format(incident_id))
+            raise RuleNotAvailable(f"no incident {incident_id}")
         object_type = rule.get("object_type")
         row_cells = self._row_cells(index, object_type, row, f"rule {rule_name!r}")
         self._check_conditions(rule, incident, object_type, row_cells)
@@ -429,8 +447,9 @@ class SoarDriver:
                 run.calls.append(call)
                 call.wait(max(deadline - time.monotonic(), 0.1))
                 if call.error is not None:
-                    self.rest.terminate_workflow_instance(instance, "function {} failed: {}".format(
-                        task.function_name, call.error))
+                    self.rest.terminate_workflow_instance(instance,
+                                                          f"function {task.function_name} failed: "
+                                                          f"{call.error}")
                     return run
                 if task.result_name:
                     wf_props[task.result_name] = call.results
@@ -551,21 +570,12 @@ class SoarDriver:
             else:
                 continue
             method, value = cond.get("method"), cond.get("value")
-            checks = {
-                "equals": lambda: actual == value,
-                "not_equals": lambda: actual != value,
-                "contains": lambda: value is not None and actual is not None and str(value) in str(actual),
-                "not_contains": lambda: not (value is not None and actual is not None and str(value) in str(actual)),
-                "has_a_value": lambda: actual not in (None, ""),
-                "not_has_a_value": lambda: actual in (None, ""),
-                "in": lambda: actual in (value or []),
-                "not_in": lambda: actual not in (value or []),
-            }
-            if method in checks:
-                results.append((field_name, method, value, checks[method]()))
+            check = _CONDITION_CHECKS.get(method)
+            if check is not None:
+                results.append((field_name, method, value, check(actual, value)))
         logic = rule.get("logic_type", "all")
         outcomes = [r[3] for r in results]
         if outcomes and not (all(outcomes) if logic == "all" else any(outcomes)):
-            failed = ["{} {} {!r}".format(f, m, v) for f, m, v, ok in results if not ok]
+            failed = [f"{f} {m} {v!r}" for f, m, v, ok in results if not ok]
             raise RuleNotAvailable("{} {!r} is not offered here: condition {} is false".format(
                 kind, rule.get("name"), ", ".join(failed)))

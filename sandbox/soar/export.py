@@ -53,7 +53,7 @@ def load_export(source):
         source = source.decode("utf-8")
     if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith("{")
                                            and os.path.exists(source)):
-        with open(source, "r", encoding="utf-8") as handle:
+        with open(source, encoding="utf-8") as handle:
             return json.load(handle)
     text = source.strip()
     if not text.startswith("{"):
@@ -79,8 +79,8 @@ def parse_workflow_tasks(workflow, functions_by_uuid=None):
         return []
     root = ET.fromstring(xml_text.encode("utf-8"))
     tasks = []
-    for task in root.iter("{%s}serviceTask" % BPMN_NS):
-        fn_el = task.find("{%s}extensionElements/{%s}function" % (BPMN_NS, RESILIENT_NS))
+    for task in root.iter(f"{{{BPMN_NS}}}serviceTask"):
+        fn_el = task.find(f"{{{BPMN_NS}}}extensionElements/{{{RESILIENT_NS}}}function")
         if fn_el is None:
             continue
         uuid = fn_el.get("uuid")
@@ -259,12 +259,12 @@ class ExportIndex:
                                     "(export_key {})".format(name, fld.get("name"), fld.get("export_key")))
             handle = fn.get("destination_handle")
             if handle and handle not in self.message_destinations:
-                problems.append("function '{}' uses message destination '{}' which is not in the export"
-                                .format(name, handle))
+                problems.append(f"function '{name}' uses message destination '{handle}' which is not in the "
+                                "export")
         return problems
 
     def _field_exists(self, type_name, name):
-        if "{}/{}".format(type_name, name) in self.fields:
+        if f"{type_name}/{name}" in self.fields:
             return True
         if type_name == "incident" and name in BUILTIN_INCIDENT_FIELDS:
             return True
@@ -277,8 +277,8 @@ class ExportIndex:
         for name, rule in self.rules.items():
             object_type = rule.get("object_type")
             if object_type not in BUILTIN_OBJECT_TYPES and object_type not in self.datatables:
-                problems.append("rule '{}' is on object type '{}' which is neither a built-in type nor a "
-                                "datatable of the export".format(name, object_type))
+                problems.append(f"rule '{name}' is on object type '{object_type}' which is neither a "
+                                "built-in type nor a datatable of the export")
             for item in rule.get("view_items") or []:
                 if item.get("element") != "field_uuid":
                     continue
@@ -297,11 +297,11 @@ class ExportIndex:
                 if type_name in ("properties", "actioninvocation"):
                     type_name = "actioninvocation"
                 if not self._field_exists(type_name, fname):
-                    problems.append("rule '{}' has a condition on field '{}' which does not exist"
-                                    .format(name, field_name))
+                    problems.append(f"rule '{name}' has a condition on field '{field_name}' which does not "
+                                    "exist")
             for wf in rule.get("workflows") or []:
                 if wf not in self.workflows:
-                    problems.append("rule '{}' runs workflow '{}' which is not in the export".format(name, wf))
+                    problems.append(f"rule '{name}' runs workflow '{wf}' which is not in the export")
         return problems
 
     def _check_workflows(self):
@@ -311,39 +311,38 @@ class ExportIndex:
             try:
                 tasks = parse_workflow_tasks(wf, self.functions_by_uuid)
             except ET.ParseError as exc:
-                problems.append("workflow '{}' has XML that does not parse: {}".format(wf_name, exc))
+                problems.append(f"workflow '{wf_name}' has XML that does not parse: {exc}")
                 continue
             object_type = wf.get("object_type")
             if isinstance(object_type, dict):
                 object_type = object_type.get("name")
             for task in tasks:
-                where = "workflow '{}' task '{}'".format(wf_name, task.task_name)
+                where = f"workflow '{wf_name}' task '{task.task_name}'"
                 if task.function_name is None:
-                    problems.append("{} calls function uuid {} which is not a function of the export"
-                                    .format(where, task.function_uuid))
+                    problems.append(f"{where} calls function uuid {task.function_uuid} which is not a "
+                                    "function of the export")
                     continue
                 inputs = set(self.function_inputs(task.function_name))
                 for input_name in task.static_inputs:
                     if input_name not in inputs:
-                        problems.append("{} sets input '{}' which is not an input of function '{}'"
-                                        .format(where, input_name, task.function_name))
+                        problems.append(f"{where} sets input '{input_name}' which is not an input of "
+                                        f"function '{task.function_name}'")
                 pre = task.pre_processing_script
                 for input_name in _script_vars(pre, r"\binputs\.(\w+)\s*=(?!=)"):
                     if input_name not in inputs:
-                        problems.append("{} pre-processing script sets inputs.{} which is not an input of "
-                                        "function '{}'".format(where, input_name, task.function_name))
+                        problems.append(f"{where} pre-processing script sets inputs.{input_name} which is "
+                                        f"not an input of function '{task.function_name}'")
                 for script_kind, script in (("pre", pre), ("post", task.post_processing_script)):
                     for prop in _script_vars(script, r"\brule\.properties\.(\w+)"):
                         if prop not in action_fields:
-                            problems.append("{} {}-processing script reads rule.properties.{} which is not "
-                                            "a rule field of the export".format(where, script_kind, prop))
+                            problems.append(f"{where} {script_kind}-processing script reads "
+                                            f"rule.properties.{prop} which is not a rule field of the export")
                     if object_type in self.datatables:
                         columns = self.datatable_columns(object_type)
                         for col in _row_reads(script):
                             if col not in columns:
-                                problems.append("{} {}-processing script reads row.{} but datatable '{}' "
-                                                "has no such column".format(where, script_kind, col,
-                                                                            object_type))
+                                problems.append(f"{where} {script_kind}-processing script reads row.{col} "
+                                                f"but datatable '{object_type}' has no such column")
                 problems += self._check_added_rows(where, task.post_processing_script, "post")
                 problems += self._check_added_rows(where, pre, "pre")
         return problems
@@ -352,14 +351,14 @@ class ExportIndex:
         problems = []
         for table, columns in rows_written(script).items():
             if table not in self.datatables:
-                problems.append("{} {}-processing script adds rows to datatable '{}' which is not in the export"
-                                .format(where, kind, table))
+                problems.append(f"{where} {kind}-processing script adds rows to datatable '{table}' which is "
+                                "not in the export")
                 continue
             have = self.datatable_columns(table)
             for col in columns:
                 if col not in have:
-                    problems.append("{} {}-processing script writes column '{}' but datatable '{}' has no "
-                                    "such column".format(where, kind, col, table))
+                    problems.append(f"{where} {kind}-processing script writes column '{col}' but datatable "
+                                    f"'{table}' has no such column")
         return problems
 
 
@@ -371,8 +370,9 @@ def rows_written(script):
     written = {}
     for var, table in _ADD_ROW.findall(script or ""):
         cols = written.setdefault(table, [])
-        patterns = (r"\b%s\s*\[\s*['\"](\w+)['\"]\s*\]\s*=(?!=)" % re.escape(var),
-                    r"\b%s\.(\w+)\s*=(?!=)" % re.escape(var))
+        var_re = re.escape(var)
+        patterns = (rf"\b{var_re}\s*\[\s*['\"](\w+)['\"]\s*\]\s*=(?!=)",
+                    rf"\b{var_re}\.(\w+)\s*=(?!=)")
         for pattern in patterns:
             for col in re.findall(pattern, script):
                 if col not in cols:

@@ -14,7 +14,7 @@ def console_script(name="resilient-circuits"):
     """The console script installed next to the running interpreter (the venv's bin directory)."""
     path = os.path.join(os.path.dirname(sys.executable), name)
     if not os.path.exists(path):
-        raise FileNotFoundError("{} is not installed next to {}".format(name, sys.executable))
+        raise FileNotFoundError(f"{name} is not installed next to {sys.executable}")
     return path
 
 
@@ -39,7 +39,7 @@ def app_config_text(*, rest_port, stomp_port, cafile, logdir, api_key_id="emu-ke
         "loglevel": loglevel,
     }
     resilient.update(extra_resilient or {})
-    lines = ["[resilient]"] + ["{} = {}".format(k, v) for k, v in resilient.items() if v is not None]
+    lines = ["[resilient]"] + [f"{k} = {v}" for k, v in resilient.items() if v is not None]
     text = "\n".join(lines) + "\n"
     if app_section:
         text += "\n" + textwrap.dedent(app_section).strip() + "\n"
@@ -67,7 +67,8 @@ class ResilientCircuits:
         self.log_path = os.path.join(self.logdir, "app.log")
         if config_text is None:
             config_text = app_config_text(rest_port=rest_port, stomp_port=stomp_port, cafile=cafile,
-                                          logdir=self.logdir, api_key_id=api_key_id, api_key_secret=api_key_secret,
+                                          logdir=self.logdir, api_key_id=api_key_id,
+                                          api_key_secret=api_key_secret,
                                           org=org, loglevel=loglevel, num_workers=num_workers,
                                           app_section=app_section, extra_resilient=extra_resilient)
         self.write_config(config_text)
@@ -104,7 +105,7 @@ class ResilientCircuits:
     def start(self, timeout=60.0, wait=True):
         """Launch ``resilient-circuits run``; with wait, block until it reports it started."""
         if self.process is not None and self.process.poll() is None:
-            raise RuntimeError("resilient-circuits is already running (pid {})".format(self.process.pid))
+            raise RuntimeError(f"resilient-circuits is already running (pid {self.process.pid})")
         self._console = open(self.console_path, "ab")
         self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         self._console_offset = os.path.getsize(self.console_path)
@@ -204,11 +205,11 @@ class ResilientCircuits:
             if match:
                 return match
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError("resilient-circuits exited with {} before logging {!r}; output:\n{}".format(
-                    self.process.returncode, regex.pattern, self.console_text(since_start)[-6000:]))
+                raise RuntimeError(f"resilient-circuits exited with {self.process.returncode} before logging "
+                                   f"{regex.pattern!r}; output:\n{self.console_text(since_start)[-6000:]}")
             if time.monotonic() > deadline:
-                raise TimeoutError("resilient-circuits did not log {!r} within {}s; output:\n{}".format(
-                    regex.pattern, timeout, self.console_text(since_start)[-6000:]))
+                raise TimeoutError(f"resilient-circuits did not log {regex.pattern!r} within {timeout}s; "
+                                   f"output:\n{self.console_text(since_start)[-6000:]}")
             time.sleep(0.1)
 
     # ------------------------------------------------------------------ other subcommands
@@ -248,11 +249,11 @@ class CommandRun:
             return self._result
         try:
             out, _ = self.process.communicate(self._input, timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.kill()
             out, _ = self.process.communicate()
             raise TimeoutError("resilient-circuits {} did not finish within {}s:\n{}".format(
-                " ".join(self.args), timeout, out.decode("utf-8", "replace")[-6000:]))
+                " ".join(self.args), timeout, out.decode("utf-8", "replace")[-6000:])) from exc
         self._result = (self.process.returncode, out.decode("utf-8", "replace"))
         return self._result
 

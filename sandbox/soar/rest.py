@@ -64,7 +64,7 @@ class RequestRecord:
     time: float = field(default_factory=time.time)
 
     def __str__(self):
-        return "{} {} -> {}".format(self.method, self.path, self.status)
+        return f"{self.method} {self.path} -> {self.status}"
 
 
 class HttpError(Exception):
@@ -125,14 +125,14 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     body = json.loads(raw.decode("utf-8"))
                 except ValueError:
-                    raise HttpError(400, "request body is not JSON")
+                    raise HttpError(400, "request body is not JSON") from None
             status, payload, extra_headers = emulator._handle(self.command, path, query, body, self.headers)
         except HttpError as exc:
             status, payload = exc.status, {"success": False, "title": "Error", "message": exc.message,
                                            "error_code": "generic", "hints": []}
         except Exception as exc:  # pragma: no cover - a bug in the emulator
             LOG.exception("emulator failure on %s %s", self.command, path)
-            status, payload = 500, {"message": "emulator failure: {}".format(exc)}
+            status, payload = 500, {"message": f"emulator failure: {exc}"}
         emulator._record(RequestRecord(self.command, path, query, status, body))
         data = json.dumps(payload).encode("utf-8")
         self.send_response(status)
@@ -206,7 +206,7 @@ class SoarRestEmulator:
         self._server = _Server((self.host, port), _Handler, self, ctx)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="soar-rest-{}".format(self.port), daemon=True)
+                                        name=f"soar-rest-{self.port}", daemon=True)
         self._thread.start()
         return self
 
@@ -226,7 +226,7 @@ class SoarRestEmulator:
 
     @property
     def url(self):
-        return "https://localhost:{}".format(self.port)
+        return f"https://localhost:{self.port}"
 
     # ------------------------------------------------------------------ controls
     def _record(self, record):
@@ -262,7 +262,7 @@ class SoarRestEmulator:
                   "version": 0, "tags": [], "view_items": [], "workflows": [],
                   "export_key": name}
             for input_name in inputs:
-                key = "__function/{}".format(input_name)
+                key = f"__function/{input_name}"
                 fld = self.fields.get(key) or self._add_field({"export_key": key, "name": input_name,
                                                                "input_type": "text", "type_id": 11})
                 fn["view_items"].append({"element": "field_uuid", "field_type": "__function",
@@ -279,7 +279,7 @@ class SoarRestEmulator:
         """Seed an incident. ``severity`` is a name (Low/Medium/High) or a code (4/5/6)."""
         if isinstance(severity, str):
             if severity not in SEVERITY_CODES:
-                raise ValueError("severity must be one of {}".format(sorted(SEVERITY_CODES)))
+                raise ValueError(f"severity must be one of {sorted(SEVERITY_CODES)}")
             code = SEVERITY_CODES[severity]
         else:
             code = int(severity)
@@ -437,9 +437,9 @@ class SoarRestEmulator:
                 name, uuid = incoming.get(key), incoming.get("uuid")
                 by_uuid = next((n for n, o in objects.items() if uuid and o.get("uuid") == uuid), None)
                 if by_uuid is not None and by_uuid != name and name in objects:
-                    problems.append("{} '{}' has the uuid {} of the existing {} '{}', and '{}' already exists "
-                                    "with uuid {}".format(section, name, uuid, section, by_uuid, name,
-                                                          objects[name].get("uuid")))
+                    problems.append("{} '{}' has the uuid {} of the existing {} '{}', and '{}' already "
+                                    "exists with uuid {}".format(section, name, uuid, section, by_uuid, name,
+                                                                 objects[name].get("uuid")))
                     continue
                 existing = objects.pop(by_uuid if by_uuid is not None else name, None)
                 objects[name] = self._imported_object(section, incoming, existing)
@@ -470,7 +470,7 @@ class SoarRestEmulator:
         for fn in functions.values():
             named.setdefault(fn.get("display_name"), []).append(fn.get("name"))
         return ["functions {} would share the display name '{}'".format(
-                    " and ".join("'{}'".format(n) for n in sorted(names)), display)
+                    " and ".join(f"'{n}'" for n in sorted(names)), display)
                 for display, names in sorted(named.items(), key=lambda item: str(item[0])) if len(names) > 1]
 
     @staticmethod
@@ -485,8 +485,8 @@ class SoarRestEmulator:
                 continue
             for task in tasks:
                 if task.function_name is None:
-                    problems.append("workflow '{}' task '{}' would call function uuid {}, which is not a "
-                                    "function of this server".format(wf_name, task.task_name, task.function_uuid))
+                    problems.append(f"workflow '{wf_name}' task '{task.task_name}' would call function uuid "
+                                    f"{task.function_uuid}, which is not a function of this server")
         return problems
 
     # ------------------------------------------------------------------ internals
@@ -515,7 +515,7 @@ class SoarRestEmulator:
         except (TypeError, ValueError):
             inc = None
         if inc is None:
-            raise HttpError(404, "Incident {} not found".format(incident_id))
+            raise HttpError(404, f"Incident {incident_id} not found")
         return inc
 
     def _check_auth(self, headers):
@@ -530,7 +530,7 @@ class SoarRestEmulator:
         cookie = headers.get("Cookie") or ""
         with self._lock:
             jsession = self._sessions.get(sess)
-        return bool(sess) and jsession is not None and "JSESSIONID={}".format(jsession) in cookie
+        return bool(sess) and jsession is not None and f"JSESSIONID={jsession}" in cookie
 
     def _session_body(self):
         return {"orgs": [{"id": self.org_id, "name": self.org_name, "enabled": True,
@@ -554,7 +554,7 @@ class SoarRestEmulator:
                 self._sessions[token] = jsession
             payload = self._session_body()
             payload["csrf_token"] = token
-            return 200, payload, {"Set-Cookie": "JSESSIONID={}; Path=/; Secure; HttpOnly".format(jsession)}
+            return 200, payload, {"Set-Cookie": f"JSESSIONID={jsession}; Path=/; Secure; HttpOnly"}
 
         if not self._check_auth(headers):
             raise HttpError(401, "Unauthorized")
@@ -566,9 +566,9 @@ class SoarRestEmulator:
 
         match = re.match(r"^/rest/orgs/(\d+)(/.*)?$", path)
         if not match:
-            raise HttpError(404, "No route for {} {}".format(method, path))
+            raise HttpError(404, f"No route for {method} {path}")
         if int(match.group(1)) != self.org_id:
-            raise HttpError(403, "Not a member of organisation {}".format(match.group(1)))
+            raise HttpError(403, f"Not a member of organisation {match.group(1)}")
         rel = match.group(2) or ""
         with self._lock:
             return self._route_org(method, rel, query, body)
@@ -587,13 +587,13 @@ class SoarRestEmulator:
             found = [f for key, f in self.fields.items() if key.split("/", 1)[0] == type_name]
             if not found and type_name not in ("incident", "actioninvocation", "__function", "task",
                                                "artifact", "note", "attachment", "milestone"):
-                raise HttpError(404, "Type {} not found".format(type_name))
+                raise HttpError(404, f"Type {type_name} not found")
             return 200, found, {}
         m = re.match(r"^/types/([^/]+)$", rel)
         if m and method == "GET":
             table = self.datatables.get(m.group(1))
             if table is None:
-                raise HttpError(404, "Type {} not found".format(m.group(1)))
+                raise HttpError(404, f"Type {m.group(1)} not found")
             return 200, table, {}
 
         if rel == "/actions" and method == "GET":
@@ -607,7 +607,7 @@ class SoarRestEmulator:
         if m and method == "GET":
             fn = self.functions.get(m.group(1))
             if fn is None:
-                raise HttpError(404, "Function {} not found".format(m.group(1)))
+                raise HttpError(404, f"Function {m.group(1)} not found")
             return 200, self._function_view(fn), {}
 
         m = re.match(r"^/incidents/(\d+)$", rel)
@@ -646,13 +646,13 @@ class SoarRestEmulator:
         if m and method == "GET":
             inst = self.workflow_instances.get(int(m.group(1)))
             if inst is None:
-                raise HttpError(404, "Workflow instance {} not found".format(m.group(1)))
+                raise HttpError(404, f"Workflow instance {m.group(1)} not found")
             return 200, dict(inst), {}
         m = re.match(r"^/playbooks/instances/(\d+)$", rel)
         if m and method == "GET":
             inst = self.playbook_instances.get(int(m.group(1)))
             if inst is None:
-                raise HttpError(404, "Playbook instance {} not found".format(m.group(1)))
+                raise HttpError(404, f"Playbook instance {m.group(1)} not found")
             return 200, dict(inst), {}
 
         if rel == "/configurations/imports" and method == "POST":
@@ -661,7 +661,7 @@ class SoarRestEmulator:
         if m:
             imp = self.imports.get(int(m.group(1)))
             if imp is None:
-                raise HttpError(404, "Import {} not found".format(m.group(1)))
+                raise HttpError(404, f"Import {m.group(1)} not found")
             if method == "GET":
                 return 200, self._import_view(int(m.group(1))), {}
             if method == "PUT":
@@ -677,7 +677,7 @@ class SoarRestEmulator:
         if m:
             dest = next((d for d in self.message_destinations.values() if d["id"] == int(m.group(1))), None)
             if dest is None:
-                raise HttpError(404, "Message destination {} not found".format(m.group(1)))
+                raise HttpError(404, f"Message destination {m.group(1)} not found")
             if method == "GET":
                 return 200, dict(dest), {}
             if method == "PUT":
@@ -686,7 +686,7 @@ class SoarRestEmulator:
                         dest[key] = body[key]
                 return 200, dict(dest), {}
 
-        raise HttpError(404, "No route for {} {}".format(method, rel))
+        raise HttpError(404, f"No route for {method} {rel}")
 
     def _function_view(self, fn):
         view = {k: copy.deepcopy(v) for k, v in fn.items() if not k.startswith("_")}
@@ -712,7 +712,7 @@ class SoarRestEmulator:
         if imp["status"] != "PENDING":
             raise HttpError(409, "Import {} is already {}".format(import_id, imp["status"]))
         if status not in ("ACCEPTED", "REJECTED"):
-            raise HttpError(400, "status must be ACCEPTED or REJECTED, not {!r}".format(status))
+            raise HttpError(400, f"status must be ACCEPTED or REJECTED, not {status!r}")
         imp["status"] = status
         if status == "ACCEPTED":
             self.apply_export(imp["export"], check=False)

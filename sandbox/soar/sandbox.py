@@ -49,7 +49,7 @@ class Sandbox:
                  rest_port=0, stomp_port=0, broker_heartbeat_ms=0, keep_workdir=None, check_preload=True,
                  broker="builtin"):
         if broker not in ("builtin", "activemq"):
-            raise ValueError("broker must be 'builtin' or 'activemq', not {!r}".format(broker))
+            raise ValueError(f"broker must be 'builtin' or 'activemq', not {broker!r}")
         self.broker_kind = broker
         self._own_workdir = workdir is None
         self.workdir = os.path.abspath(workdir or tempfile.mkdtemp(prefix="soar-sandbox-"))
@@ -83,7 +83,8 @@ class Sandbox:
             if preload == "app":
                 preload = app_export_path()
             self.rest = SoarRestEmulator(self.certs, port=self._rest_port, org_id=self.org_id,
-                                         org_name=self.org_name, api_key_id=API_KEY_ID, api_key_secret=API_KEY_SECRET,
+                                         org_name=self.org_name, api_key_id=API_KEY_ID,
+                                         api_key_secret=API_KEY_SECRET,
                                          preload=preload, extra_functions=self.extra_functions,
                                          check_preload=self.check_preload).start()
             users = {API_KEY_ID: API_KEY_SECRET, SOAR_LOGIN: SOAR_PASSCODE}
@@ -140,7 +141,7 @@ class Sandbox:
                         "twilio_src_address": module.SENDER, "twilio_base_url": self.twilio.base_url}
         settings.update(self.app_settings)
         settings.update(overrides)
-        return "[fn_twilio_send_sms]\n" + "".join("{} = {}\n".format(k, v) for k, v in settings.items()
+        return "[fn_twilio_send_sms]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()
                                                    if v is not None)
 
     def launcher(self, name="app", *, app_section=None, loglevel=None, extra_resilient=None, env=None,
@@ -179,17 +180,17 @@ class Sandbox:
 
     @property
     def action_queue(self):
-        return "actions.{}.fn_twilio".format(self.org_id)
+        return f"actions.{self.org_id}.fn_twilio"
 
     def describe(self):
         lines = [
-            "workdir      {}".format(self.workdir),
-            "SOAR REST    {} (api key {} / {})".format(self.rest.url, API_KEY_ID, API_KEY_SECRET),
-            "STOMP (TLS)  127.0.0.1:{} ({} broker; app login {}, SOAR login {} / {})".format(
-                self.broker.port, self.broker_kind, API_KEY_ID, SOAR_LOGIN, SOAR_PASSCODE),
-            "certificate  {}".format(self.certs.cert),
-            "app.config   {}".format(self.app.config_path),
+            f"workdir      {self.workdir}",
+            f"SOAR REST    {self.rest.url} (api key {API_KEY_ID} / {API_KEY_SECRET})",
+            f"STOMP (TLS)  127.0.0.1:{self.broker.port} ({self.broker_kind} broker; app login {API_KEY_ID}, "
+            f"SOAR login {SOAR_LOGIN} / {SOAR_PASSCODE})",
+            f"certificate  {self.certs.cert}",
+            f"app.config   {self.app.config_path}",
         ]
         if self.twilio is not None:
-            lines.append("Twilio       {}".format(self.twilio.base_url))
+            lines.append(f"Twilio       {self.twilio.base_url}")
         return "\n".join(lines)

@@ -40,7 +40,7 @@ def unescape(value, command):
         ch = value[i]
         if ch == "\\":
             if i + 1 >= len(value) or value[i + 1] not in _UNESCAPES:
-                raise FrameError("undefined escape sequence in header value {!r}".format(value))
+                raise FrameError(f"undefined escape sequence in header value {value!r}")
             out.append(_UNESCAPES[value[i + 1]])
             i += 2
         else:
@@ -57,7 +57,7 @@ def encode(frame, with_content_length=True):
     if with_content_length and body:
         headers["content-length"] = str(len(body))
     for key, value in headers.items():
-        lines.append("{}:{}".format(escape(key, frame.command), escape(value, frame.command)))
+        lines.append(f"{escape(key, frame.command)}:{escape(value, frame.command)}")
     head = ("\n".join(lines) + "\n\n").encode("utf-8")
     return head + bytes(body) + b"\x00"
 
@@ -103,11 +103,11 @@ class FrameParser:
         lines = head.replace("\r\n", "\n").split("\n")
         command = lines[0]
         if not command or not command.isupper():
-            self._error("bad command line {!r}".format(command))
+            self._error(f"bad command line {command!r}")
         headers = {}
         for line in lines[1:]:
             if ":" not in line:
-                self._error("header line without colon: {!r}".format(line))
+                self._error(f"header line without colon: {line!r}")
             key, _, value = line.partition(":")
             key, value = unescape(key, command), unescape(value, command)
             headers.setdefault(key, value)   # the first occurrence wins (STOMP 1.2)

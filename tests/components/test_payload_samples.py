@@ -43,7 +43,8 @@ def merge(a, b):
     if a.get("type") == b.get("type") == "object":
         keys = set(a["properties"]) | set(b["properties"])
         return {"type": "object",
-                "properties": {k: merge(a["properties"].get(k, {}), b["properties"].get(k, {})) for k in sorted(keys)},
+                "properties": {k: merge(a["properties"].get(k, {}), b["properties"].get(k, {}))
+                               for k in sorted(keys)},
                 "required": sorted(set(a["required"]) & set(b["required"]))}
     if not a or not b:
         return {}
@@ -95,7 +96,8 @@ class TestPayloadSamples:
 
     def test_send(self, circuits_app, twilio):
         call = call_function(circuits_app, "twilio_send_sms", {
-            "twilio_sms_destination": "+353861234567, 12345", "twilio_sms_message": "Bridge call now: dial in",
+            "twilio_sms_destination": "+353861234567, 12345",
+            "twilio_sms_message": "Bridge call now: dial in",
             "incident_id": 2095})
         check_or_update("twilio_send_sms", call.result)
 
@@ -121,8 +123,8 @@ class TestPayloadSamples:
         assert [e["status"] for e in call.result["content"]] == ["delivered", "undelivered"]
         check_or_update("twilio_get_message_status", call.result)
 
-    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages", "twilio_get_responses",
-                                          "twilio_get_message_status"])
+    @pytest.mark.parametrize("function", ["twilio_send_sms", "twilio_receive_messages",
+                                          "twilio_get_responses", "twilio_get_message_status"])
     def test_samples_are_not_empty(self, function):
         for name in ("output_json_example.json", "output_json_schema.json"):
             assert json.loads((SAMPLES / function / name).read_text())
@@ -136,7 +138,8 @@ class TestPagePayloadSample:
         answer_when_paged(twilio, "+353861234567", "no")
         answer_when_paged(twilio, "+14155552345", "ACK 2095, on my way")
         call = call_function(circuits_app, "twilio_page", {
-            "twilio_page_tiers": "+353861234567; +14155552345", "twilio_sms_message": "Incident 2095 needs you.",
+            "twilio_page_tiers": "+353861234567; +14155552345",
+            "twilio_sms_message": "Incident 2095 needs you.",
             "incident_id": 2095, "twilio_escalate_after": "5m"}, timeout=60)
         assert call.result["success"] is True
         check_or_update("twilio_page", call.result)

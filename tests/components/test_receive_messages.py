@@ -3,7 +3,6 @@
 The app's poll_interval is 0.2 s here (tests/conftest.py), so "one interval" is short.
 """
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -78,7 +77,8 @@ class TestReplies:
         call = receive(circuits_app, wait="1s", twilio_date_sent=since)
         assert call.result["success"] is False
         assert call.result["content"] == []
-        assert call.result["reason"] == f"Timeout waiting for responses for phone number: {ALICE} since {since}"
+        assert call.result["reason"] == (f"Timeout waiting for responses for phone number: {ALICE} "
+                                         f"since {since}")
 
     def test_zero_wait_looks_once(self, circuits_app, twilio):
         call = receive(circuits_app, wait="0s")
@@ -119,7 +119,8 @@ class TestSince:
     def history(self, twilio):
         base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
         for minutes, body in ((-10, "before"), (0, "at"), (10, "after")):
-            twilio.inject_inbound(from_=ALICE, to=SENDER, body=body, date_sent=base + timedelta(minutes=minutes))
+            twilio.inject_inbound(from_=ALICE, to=SENDER, body=body,
+                                  date_sent=base + timedelta(minutes=minutes))
         return base
 
     @pytest.mark.parametrize("inputs", [
@@ -143,7 +144,8 @@ class TestSince:
 
     def test_moment_in_the_timeout_reason(self, circuits_app, twilio):
         call = receive(circuits_app, twilio_date_sent_ts=1772366400000)
-        assert call.result["reason"].endswith(f"since {format_date(datetime(2026, 3, 1, 12, tzinfo=timezone.utc))}")
+        since = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+        assert call.result["reason"].endswith(f"since {format_date(since)}")
 
     @pytest.mark.parametrize("inputs, expected", [
         ({"twilio_date_sent": "not a date"}, "twilio_date_sent"),

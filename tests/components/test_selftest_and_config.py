@@ -39,14 +39,17 @@ def test_selftest_alphanumeric_sender_checks_credentials_and_form(twilio):
 
 
 def test_selftest_alphanumeric_sender_with_wrong_credentials_fails(twilio):
-    result = selftest_function(opts_for(twilio, twilio_src_address="MyCompany", twilio_auth_token=WRONG_TOKEN))
+    result = selftest_function(opts_for(twilio, twilio_src_address="MyCompany",
+                                        twilio_auth_token=WRONG_TOKEN))
     assert result["state"] == "failure" and "Twilio rejected the credentials" in result["reason"]
 
 
 @pytest.mark.parametrize("section, expected", [
     ({"twilio_auth_token": WRONG_TOKEN}, "Twilio rejected the credentials"),
-    ({"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": WRONG_TOKEN}, "Twilio rejected the credentials"),
-    ({"twilio_src_address": "+15005550123"}, "twilio_src_address is not a phone number of this Twilio account"),
+    ({"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": WRONG_TOKEN},
+     "Twilio rejected the credentials"),
+    ({"twilio_src_address": "+15005550123"},
+     "twilio_src_address is not a phone number of this Twilio account"),
     ({"twilio_src_address": None, "twilio_messaging_service_sid": "MG" + "9" * 32},
      "twilio_messaging_service_sid is not a Messaging Service of this account"),
     ({"twilio_account_sid": None}, "twilio_account_sid"),
@@ -92,7 +95,8 @@ def test_config_section_lists_every_optional_key_commented_with_its_default():
 
 def test_commented_defaults_read_back_as_the_documented_defaults():
     section = dict(_section()[SECTION])
-    section.update({"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_src_address": SENDER})
+    section.update({"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+                    "twilio_src_address": SENDER})
     settings = load_settings(section)
     assert (settings.max_recipients, settings.max_concurrency, settings.poll_interval,
             settings.max_wait_timeout, settings.timeout, settings.base_url) == \

@@ -83,7 +83,8 @@ class TestRecipients:
         assert entry["date_created"].endswith("+00:00")
         # date_created_ts is the same instant in epoch milliseconds
         from fn_twilio.lib.dates import parse_since
-        assert entry["date_created_ts"] == int(parse_since(entry["date_created"], name="x").timestamp() * 1000)
+        created = parse_since(entry["date_created"], name="x")
+        assert entry["date_created_ts"] == int(created.timestamp() * 1000)
 
     def test_results_carry_inputs_at_top_level(self, circuits_app, twilio):
         result = send(circuits_app, "+353861234567").result

@@ -1,4 +1,6 @@
-"""The three example workflows, as SOAR runs them: pre-processing script -> function -> post-processing script.
+"""The three example workflows, as SOAR runs them.
+
+Each runs pre-processing script -> function -> post-processing script.
 
 The scripts are the real files from customizations/scripts (the ones export.res embeds), run by
 sandbox.scripting's SOAR-like engine; the function in between is the real one, inside
@@ -20,7 +22,8 @@ ALICE = "+353861234567"
 
 def fire(circuits_app, workflow, function, *, rule_properties=None, row=None):
     """Run one workflow; returns (pre-processing run, function call, post-processing run)."""
-    pre = run_script(script_path(workflow, "pre"), incident=INCIDENT, rule_properties=rule_properties, row=row)
+    pre = run_script(script_path(workflow, "pre"), incident=INCIDENT, rule_properties=rule_properties,
+                     row=row)
     call = call_function(circuits_app, function, pre.inputs)
     assert call.error is None, call.error
     post = run_script(script_path(workflow, "post"), incident=INCIDENT, results=call.result)
@@ -70,11 +73,12 @@ class TestExampleWorkflows:
     def test_receive_example_timeout_gives_a_note(self, circuits_app, twilio):
         _, call, post = fire(circuits_app, "example_twilio_receive_messages", "twilio_receive_messages",
                              rule_properties={"twilio_sms_destination": ALICE,
-                                              "twilio_after_date_ts": 1772366400000, "twilio_wait_timeout": "0s"})
+                                              "twilio_after_date_ts": 1772366400000,
+                                              "twilio_wait_timeout": "0s"})
         assert not post.rows
         (note,) = post.notes
-        assert "Timeout waiting for responses for phone number: +353861234567 since 2026-03-01 12:00:00+00:00" \
-            in note["text"]
+        assert ("Timeout waiting for responses for phone number: +353861234567 "
+                "since 2026-03-01 12:00:00+00:00") in note["text"]
 
     def test_get_responses_from_a_sent_row(self, circuits_app, twilio):
         _, _, sent = fire(circuits_app, "example_twilio_send_sms", "twilio_send_sms",

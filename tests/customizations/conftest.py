@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Fixtures for the customizations tests: the built export and realistic function results."""
 import copy
 import json

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The committed export.res is exactly what customizations/build_export.py makes."""
 import base64
 import io

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Each workflow script, run through sandbox.scripting with realistic function results."""
 import re
 

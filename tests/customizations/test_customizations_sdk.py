@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Smoke tests: the IBM tools read the export (resilient-sdk codegen/docgen, resilient-circuits
 customize). Skipped only when resilient-sdk is not installed."""
 import json
@@ -41,8 +40,9 @@ def test_codegen_reads_the_export(tmp_path):
           "-d", "twilio_sms_log", "-o", str(tmp_path)], cwd=str(tmp_path))
     package = tmp_path / "fn_twilio" / "fn_twilio"
     components = sorted(p.name for p in (package / "components").glob("funct_*.py"))
-    assert components == ["funct_twilio_get_message_status.py", "funct_twilio_get_responses.py", "funct_twilio_page.py",
-                          "funct_twilio_receive_messages.py", "funct_twilio_send_sms.py"]
+    assert components == ["funct_twilio_get_message_status.py", "funct_twilio_get_responses.py",
+                          "funct_twilio_page.py", "funct_twilio_receive_messages.py",
+                          "funct_twilio_send_sms.py"]
 
     # the export codegen re-emits holds every object we asked for
     regenerated = json.loads((package / "util" / "data" / "export.res").read_text())

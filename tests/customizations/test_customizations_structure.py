@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """The export hangs together and holds contract.md §3, §4 and §6."""
 import ast
 import json
@@ -26,8 +25,7 @@ def _workflow_task(workflow):
 
 def _function_elements(workflow):
     _, process = _workflow_task(workflow)
-    return process.findall("./{0}serviceTask/{0}extensionElements/{1}function".format(
-        BPMN, RESILIENT))
+    return process.findall(f"./{BPMN}serviceTask/{BPMN}extensionElements/{RESILIENT}function")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +216,7 @@ def test_workflow_is_start_task_end_calling_an_existing_function(export_res, wf)
     for key, path in (("pre_processing_script", wf.pre_script),
                       ("post_processing_script", wf.post_script)):
         with open(os.path.join(CUSTOMIZATIONS_DIR, path), encoding="utf-8") as handle:
-            assert settings[key] == handle.read(), "{} is not embedded verbatim".format(path)
+            assert settings[key] == handle.read(), f"{path} is not embedded verbatim"
     # resilient-sdk validate flags python 2 scripts by this exact text
     assert '"pre_processing_script_language":"python"' not in workflow["content"]["xml"]
     assert '"post_processing_script_language":"python"' not in workflow["content"]["xml"]
@@ -288,7 +286,7 @@ def test_scripts_use_only_what_exists(export_res, wf):
     by_uuid = _by(export_res["fields"], "uuid")
     function_inputs = {by_uuid[v["content"]]["name"] for v in function["view_items"]}
     rules = [a for a in export_res["actions"] if wf.programmatic_name in a["workflows"]]
-    assert rules, "no rule runs {}".format(wf.programmatic_name)
+    assert rules, f"no rule runs {wf.programmatic_name}"
     rule_fields = {by_uuid[v["content"]]["name"] for r in rules for v in r["view_items"]}
     tables = {t["type_name"]: set(t["fields"]) for t in export_res["types"]}
 
@@ -301,8 +299,7 @@ def test_scripts_use_only_what_exists(export_res, wf):
                 assert chain[2] in rule_fields, "rule field {} not shown by {}".format(
                     chain[2], [r["name"] for r in rules])
             if chain[:1] == ["inputs"] and len(chain) == 2 and tree is pre:
-                assert chain[1] in function_inputs, "{} has no input {}".format(
-                    wf.function, chain[1])
+                assert chain[1] in function_inputs, f"{wf.function} has no input {chain[1]}"
             if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
                     node.value.id == "row":
                 assert wf.object_type in tables, "row used outside a datatable workflow"

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """sandbox.scripting behaves like SOAR's python3 script engine, strictly."""
 import pytest
 

@@ -11,7 +11,8 @@ from sandbox.soar.broker import StompBroker
 from sandbox.soar.certs import make_self_signed
 from sandbox.soar.export import load_export
 from sandbox.soar.rest import SoarRestEmulator
-from sandbox.soar.sandbox import API_KEY_ID, API_KEY_SECRET, SOAR_LOGIN, SOAR_PASSCODE, Sandbox, app_export_path
+from sandbox.soar.sandbox import (API_KEY_ID, API_KEY_SECRET, SOAR_LOGIN, SOAR_PASSCODE, Sandbox,
+                                  app_export_path)
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,7 @@ class StompClient:
             frame = self.listener.messages.get(timeout=wait)
         except queue.Empty:
             return True
-        raise AssertionError("unexpected message: {} {}".format(frame.headers, frame.body))
+        raise AssertionError(f"unexpected message: {frame.headers} {frame.body}")
 
     def close(self):
         try:
@@ -116,7 +116,7 @@ class RawStomp:
                     return item
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("no frame within {}s".format(timeout))
+                raise TimeoutError(f"no frame within {timeout}s")
             self.sock.settimeout(left)
             data = self.sock.recv(65536)
             if not data:
@@ -141,7 +141,9 @@ class RawStomp:
 
 
 def make_customize_app(folder, name, export):
-    """A throwaway installed-looking distribution on ``folder`` whose customize entry point imports ``export``.
+    """A throwaway installed-looking distribution on ``folder``.
+
+    Its customize entry point imports ``export``.
 
     Put ``folder`` on PYTHONPATH and run ``resilient-circuits customize -y -l <name>``.
     """
@@ -160,12 +162,12 @@ def make_customize_app(folder, name, export):
                 with open(os.path.join(os.path.dirname(__file__), "export.json"), "rb") as handle:
                     yield ImportDefinition(base64.b64encode(handle.read()))
             """))
-    dist = os.path.join(folder, "{}-1.0.0.dist-info".format(name))
+    dist = os.path.join(folder, f"{name}-1.0.0.dist-info")
     os.makedirs(dist, exist_ok=True)
     with open(os.path.join(dist, "METADATA"), "w", encoding="utf-8") as handle:
-        handle.write("Metadata-Version: 2.1\nName: {}\nVersion: 1.0.0\n".format(name))
+        handle.write(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n")
     with open(os.path.join(dist, "entry_points.txt"), "w", encoding="utf-8") as handle:
-        handle.write("[resilient.circuits.customize]\ncustomize = {}.customize:customization_data\n".format(name))
+        handle.write(f"[resilient.circuits.customize]\ncustomize = {name}.customize:customization_data\n")
     return folder
 
 

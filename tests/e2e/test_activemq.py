@@ -12,7 +12,8 @@ from sandbox.soar import activemq
 from sandbox.soar.sandbox import Sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.activemq, requires_app, requires_export,
-              pytest.mark.skipif(not activemq.available(), reason="ActiveMQ (Debian package activemq) is not installed")]
+              pytest.mark.skipif(not activemq.available(),
+                                 reason="ActiveMQ (Debian package activemq) is not installed")]
 
 NUMBER = "+353861234567"
 
@@ -79,7 +80,8 @@ def test_two_instances_share_the_destination_and_handle_each_call_once(sandbox):
         handled = [sandbox.app.log_text().count(marker) - before, second.log_text().count(marker)]
         assert sum(handled) == len(numbers) and min(handled) > 0, handled
         for number in numbers:
-            creates = [r for r in sandbox.twilio.requests if r.method == "POST" and r.form.get("To") == number]
+            creates = [r for r in sandbox.twilio.requests
+                       if r.method == "POST" and r.form.get("To") == number]
             assert len(creates) == 1, number
     finally:
         second.stop()

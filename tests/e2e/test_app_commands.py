@@ -45,7 +45,8 @@ def test_customize_imports_the_customizations(sandbox, customized):
     assert {"twilio_send_sms", "twilio_receive_messages"} <= set(rest.functions)
     # the legacy name is exported since 2.2.0, under a display name of its own
     assert rest.functions["twilio_get_responses"]["display_name"] == "Twilio: Get Responses (2.0.x)"
-    assert {"Example: Send Twilio SMS", "Example: Twilio Receive Messages", "Twilio: Get Responses"} <= set(rest.rules)
+    assert {"Example: Send Twilio SMS", "Example: Twilio Receive Messages",
+            "Twilio: Get Responses"} <= set(rest.rules)
     assert "twilio_sms_log" in rest.datatables
     assert rest.message_destinations["fn_twilio"]["api_keys"] == [rest.api_key_handle]
     calls = [(r.method, r.path.replace("/rest/orgs/201", ""), r.status) for r in rest.requests
@@ -54,10 +55,10 @@ def test_customize_imports_the_customizations(sandbox, customized):
     dest_id = rest.message_destinations["fn_twilio"]["id"]
     assert [(m, p) for m, p, _ in calls] == [
         ("POST", "/configurations/imports"),
-        ("PUT", "/configurations/imports/{}".format(list(rest.imports)[0])),
+        ("PUT", f"/configurations/imports/{list(rest.imports)[0]}"),
         ("GET", "/message_destinations"),
-        ("GET", "/message_destinations/{}".format(dest_id)),
-        ("PUT", "/message_destinations/{}".format(dest_id)),
+        ("GET", f"/message_destinations/{dest_id}"),
+        ("PUT", f"/message_destinations/{dest_id}"),
     ]
     assert all(status == 200 for _, _, status in calls)
 
@@ -90,7 +91,8 @@ def test_selftest_succeeds_with_working_credentials(sandbox, customized):
 
 def test_selftest_fails_with_a_reason_on_a_wrong_token(sandbox, customized):
     secret = "not-the-token-1234567890"
-    launcher = sandbox.launcher("selftest-bad-token", app_section=sandbox.app_section(twilio_auth_token=secret))
+    launcher = sandbox.launcher("selftest-bad-token",
+                                app_section=sandbox.app_section(twilio_auth_token=secret))
     code, output = launcher.selftest()
     assert code == 1, output
     assert "failure" in output and "Twilio rejected the credentials" in output
@@ -98,7 +100,8 @@ def test_selftest_fails_with_a_reason_on_a_wrong_token(sandbox, customized):
 
 
 def test_selftest_fails_when_the_sender_is_not_on_the_account(sandbox, customized):
-    launcher = sandbox.launcher("selftest-bad-sender", app_section=sandbox.app_section(twilio_src_address="+15005550123"))
+    launcher = sandbox.launcher("selftest-bad-sender",
+                                app_section=sandbox.app_section(twilio_src_address="+15005550123"))
     code, output = launcher.selftest()
     assert code == 1, output
     assert "twilio_src_address is not a phone number of this Twilio account" in output
@@ -129,6 +132,7 @@ def test_customize_rejects_an_export_whose_datatable_lacks_a_written_column(sand
     assert code != 0, output
     assert "Import rejected" in output
     assert "writes column 'msg_body' but datatable 'twilio_sms_log' has no such column" in output
-    rejected = [r for r in sandbox.rest.requests if r.path.endswith("/configurations/imports") and r.status == 400]
+    rejected = [r for r in sandbox.rest.requests
+                if r.path.endswith("/configurations/imports") and r.status == 400]
     assert len(rejected) == 5               # resilient's default request_max_retries
     assert all(imp["export"]["types"][0]["fields"].get("msg_body") for imp in sandbox.rest.imports.values())

@@ -106,7 +106,8 @@ def test_the_process_survives_every_fault(sandbox, calls):
         assert by_number[ALICE]["success"] is True, fault
         assert set(by_number) == {ALICE, BOB}, fault
     sandbox.twilio.clear_faults()
-    ok = soar.call_function("twilio_send_sms", {"twilio_sms_destination": BOB, "twilio_sms_message": "all clear"})
+    ok = soar.call_function("twilio_send_sms",
+                            {"twilio_sms_destination": BOB, "twilio_sms_message": "all clear"})
     calls.append(ok)
     assert ok.results["success"] is True
     assert sandbox.app.running and sandbox.app.pid == pid
@@ -118,12 +119,14 @@ def test_example_rules_after_reconnect(sandbox, calls):
                           properties={"twilio_sms_destination": f"{ALICE}, 12345"})
     sandbox.twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK")
     received = soar.fire_rule("Example: Twilio Receive Messages", incident_id=2095, properties={
-        "twilio_sms_destination": ALICE, "twilio_after_date_ts": sent.rows_of("twilio_sms_log")[0]["date_created"],
+        "twilio_sms_destination": ALICE,
+        "twilio_after_date_ts": sent.rows_of("twilio_sms_log")[0]["date_created"],
         "twilio_wait_timeout": "10s"})
     calls.extend([sent.call, received.call])
     assert received.error is None, received.error
     assert [r["msg_body"] for r in received.rows_of("twilio_sms_log")] == ["ACK"]
-    bad = soar.call_function("twilio_receive_messages", {"twilio_phone_number": ALICE, "twilio_wait_timeout": "5y"})
+    bad = soar.call_function("twilio_receive_messages",
+                             {"twilio_phone_number": ALICE, "twilio_wait_timeout": "5y"})
     calls.append(bad)
     assert "twilio_wait_timeout" in bad.error
 

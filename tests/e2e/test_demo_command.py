@@ -26,6 +26,7 @@ def test_demo_sends_collects_a_reply_pages_and_prints_the_log():
     assert any("Acknowledged" in r and "ACK 2095" in r for r in rows)
     assert "action status: Escalating to tier 2: no acknowledgement within 3s" in out
     assert "result: success=True, acknowledged by +14155552345 in tier 2" in out
-    notes = [line for line in out[out.index("\nNotes"):].splitlines() if line.strip()[:2].rstrip(".").isdigit()]
+    notes = [line for line in out[out.index("\nNotes"):].splitlines()
+             if line.strip()[:2].rstrip(".").isdigit()]
     assert len(notes) == 4 and "Twilio page acknowledged" in notes[-1]
     assert "emu-key-secret" not in "\n".join(rows + notes)

@@ -14,7 +14,7 @@ _names = itertools.count(1)
 @pytest.fixture
 def qname():
     """A queue name no other test uses."""
-    return "actions.201.test{}".format(next(_names))
+    return f"actions.201.test{next(_names)}"
 
 
 @pytest.fixture
@@ -96,10 +96,10 @@ def test_each_message_goes_to_one_subscriber_round_robin(broker, clients, qname)
     second.subscribe(qname, "b", ack="auto")
     broker.wait_for_subscription(qname, count=2)
     for i in range(6):
-        broker.inject(qname, "m{}".format(i))
+        broker.inject(qname, f"m{i}")
     got_first = [first.get().body for _ in range(3)]
     got_second = [second.get().body for _ in range(3)]
-    assert sorted(got_first + got_second) == ["m{}".format(i) for i in range(6)]
+    assert sorted(got_first + got_second) == [f"m{i}" for i in range(6)]
     assert len(set(got_first) & set(got_second)) == 0
     first.get_nothing()
     second.get_nothing()
@@ -109,7 +109,7 @@ def test_prefetch_limits_unacknowledged_messages(broker, clients, qname):
     consumer = clients()
     consumer.subscribe(qname, qname, prefetch=2)
     for i in range(3):
-        broker.inject(qname, "p{}".format(i))
+        broker.inject(qname, f"p{i}")
     one, two = consumer.get(), consumer.get()
     consumer.get_nothing()                         # the third waits for an ACK
     assert len(broker.unacked(qname)) == 2

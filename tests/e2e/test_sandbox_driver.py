@@ -36,7 +36,8 @@ class FakeApp:
             reply = frame.headers["reply-to"]
             headers = {"correlation-id": frame.headers["correlation-id"]}
             send = self.client.conn.send
-            send(reply, json.dumps({"message_type": 0, "message": "working", "complete": False}), headers=headers)
+            send(reply, json.dumps({"message_type": 0, "message": "working", "complete": False}),
+                 headers=headers)
             self.client.conn.ack(frame.headers["ack"])
             if body["inputs"].get("fail"):
                 send(reply, json.dumps({"message_type": 1, "message": "ERROR:\n\nboom", "complete": True}),

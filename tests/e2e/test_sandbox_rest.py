@@ -22,19 +22,22 @@ def http(rest, certs):
     session.headers["Content-Type"] = "application/json"
 
     def call(method, path, body=None, **kwargs):
-        return session.request(method, rest.url + path, data=None if body is None else json.dumps(body), **kwargs)
+        return session.request(method, rest.url + path, data=None if body is None else json.dumps(body),
+                               **kwargs)
 
     return call
 
 
 def test_wrong_or_missing_credentials_get_401(rest, certs):
     assert requests.get(rest.url + "/rest/session", verify=certs.cert).status_code == 401
-    assert requests.get(rest.url + "/rest/session", auth=(API_KEY_ID, "wrong"), verify=certs.cert).status_code == 401
+    assert requests.get(rest.url + "/rest/session", auth=(API_KEY_ID, "wrong"),
+                        verify=certs.cert).status_code == 401
 
 
 def test_startup_routes(http):
     session = http("GET", "/rest/session?include_permissions=false").json()
-    assert session["orgs"][0] == {**session["orgs"][0], "id": 201, "name": "Test Organization", "enabled": True}
+    assert session["orgs"][0] == {**session["orgs"][0], "id": 201, "name": "Test Organization",
+                                  "enabled": True}
     assert session["api_key_handle"] == 7
     assert http("GET", "/rest/orgs/201").json()["actions_framework_enabled"] is True
     assert http("GET", "/rest/const").json()["server_version"]["major"] == 51
@@ -65,10 +68,10 @@ def test_incidents_with_and_without_handle_names(rest, http):
 
 def test_workflow_instance_status_and_termination(rest, http):
     instance = rest.add_workflow_instance()
-    body = http("GET", "/rest/orgs/201/workflow_instances/{}".format(instance)).json()
+    body = http("GET", f"/rest/orgs/201/workflow_instances/{instance}").json()
     assert body["status"] == "running" and body["end_date"] is None and body["terminate_reason"] is None
     rest.terminate_workflow_instance(instance, "stopped by the analyst")
-    body = http("GET", "/rest/orgs/201/workflow_instances/{}".format(instance)).json()
+    body = http("GET", f"/rest/orgs/201/workflow_instances/{instance}").json()
     assert body["status"] == "terminated"
     assert body["terminate_reason"] == "stopped by the analyst"
     assert body["end_date"] >= body["start_date"]
@@ -164,7 +167,8 @@ def test_app_export_is_importable(rest, app_export):
 
 def test_rows_written_finds_item_and_attribute_assignments():
     script = ("row = incident.addRow('twilio_sms_log')\nrow['status'] = 'x'\nrow[\"phone_number\"] = 1\n"
-              "row.msg_body = 'b'\nif row.status == 'x':\n  pass\nother = incident.addRow(\"t2\")\nother.a = 1\n")
+              "row.msg_body = 'b'\nif row.status == 'x':\n  pass\n"
+              "other = incident.addRow(\"t2\")\nother.a = 1\n")
     assert rows_written(script) == {"twilio_sms_log": ["status", "phone_number", "msg_body"], "t2": ["a"]}
 
 
@@ -173,8 +177,10 @@ def test_session_login_with_email_and_password(certs):
         session = requests.Session()
         session.trust_env = False
         session.verify = certs.cert
-        login = session.post(rest.url + "/rest/session", json={"email": rest.email, "password": rest.password})
+        login = session.post(rest.url + "/rest/session",
+                             json={"email": rest.email, "password": rest.password})
         assert login.ok and login.json()["csrf_token"]
         session.headers["X-sess-id"] = login.json()["csrf_token"]
         assert session.get(rest.url + "/rest/orgs/201").ok
-        assert session.post(rest.url + "/rest/session", json={"email": rest.email, "password": "x"}).status_code == 401
+        assert session.post(rest.url + "/rest/session",
+                            json={"email": rest.email, "password": "x"}).status_code == 401

@@ -157,8 +157,8 @@ def test_every_object_is_present_once_with_its_2_0_1_identity(upgraded, app_expo
     assert sorted(rest.functions) == ["twilio_get_message_status", "twilio_get_responses", "twilio_page",
                                       "twilio_receive_messages", "twilio_send_sms"]
     new_in_2_2 = ["example_twilio_page_on_call", "twilio_update_delivery_status"]   # beside the 2.0.1 ones
-    assert sorted(rest.workflows) == sorted([USER_WORKFLOW] + new_in_2_2 + [r["programmatic name"]
-                                                                            for r in facts.table("Workflows")])
+    old_workflows = [r["programmatic name"] for r in facts.table("Workflows")]
+    assert sorted(rest.workflows) == sorted([USER_WORKFLOW] + new_in_2_2 + old_workflows)
     assert len(rest.datatables) == 1
     columns = rest.datatables["twilio_sms_log"]["fields"]
     noted = {r["column"]: r["uuid"] for r in facts.table("Datatable")}

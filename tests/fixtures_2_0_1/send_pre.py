@@ -5,5 +5,5 @@ inputs.twilio_sms_destination = rule.properties.twilio_sms_destination
 if rule.properties.twilio_sms_message:
     inputs.twilio_sms_message = rule.properties.twilio_sms_message
 else:
-    inputs.twilio_sms_message = "An incident {} ({}) with {} priority may require your attention".format(
-        incident.name, incident.id, incident.severity_code)
+    inputs.twilio_sms_message = (f"An incident {incident.name} ({incident.id}) with {incident.severity_code} "
+                                 "priority may require your attention")

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Tests for fn_twilio.lib.dates."""
 from datetime import date, datetime, timedelta, timezone
 
@@ -112,7 +111,7 @@ def test_parse_since_invalid(value, problem):
     with pytest.raises(DateError) as info:
         parse_since(value, name="twilio_date_sent")
     message = str(info.value)
-    assert message.startswith("twilio_date_sent {!r} ".format(value))
+    assert message.startswith(f"twilio_date_sent {value!r} ")
     assert problem in message
 
 

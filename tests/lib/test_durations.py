@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Tests for fn_twilio.lib.durations."""
 import pytest
 
@@ -117,8 +116,8 @@ def test_maximum(value, maximum, ok):
         with pytest.raises(DurationError) as info:
             parse_duration(value, name="poll_interval", maximum=maximum)
         message = str(info.value)
-        assert message.startswith("poll_interval {!r}".format(value))
-        assert "maximum of {}".format(format_duration(maximum)) in message
+        assert message.startswith(f"poll_interval {value!r}")
+        assert f"maximum of {format_duration(maximum)}" in message
 
 
 def test_maximum_message_is_readable():
@@ -157,7 +156,8 @@ def test_format_duration(seconds, expected):
     assert format_duration(seconds) == expected
 
 
-@pytest.mark.parametrize("seconds", [0, 0.2, 1, 59, 60, 61, 119, 120, 3599, 3600, 5400, 86399, 86400, 90061, 604800, 1e6])
+@pytest.mark.parametrize("seconds", [0, 0.2, 1, 59, 60, 61, 119, 120, 3599, 3600, 5400, 86399, 86400, 90061,
+                                     604800, 1e6])
 def test_format_then_parse_round_trip(seconds):
     assert parse_duration(format_duration(seconds), name="x") == pytest.approx(seconds)
 

@@ -1,4 +1,6 @@
 """Tests for fn_twilio.lib.settings: every key valid and invalid; secrets never shown."""
+import dataclasses
+
 import pytest
 
 from fn_twilio.lib.intents import Keywords
@@ -70,7 +72,8 @@ VALID = [
     ({"twilio_src_address": "Acme"}, "src_address", "Acme"),
     ({"twilio_src_address": "ACME SOC 24"}, "src_address", "ACME SOC 24"),
     ({"twilio_src_address": "A"}, "src_address", "A"),
-    ({"twilio_src_address": _DROP, "twilio_messaging_service_sid": SERVICE}, "messaging_service_sid", SERVICE),
+    ({"twilio_src_address": _DROP, "twilio_messaging_service_sid": SERVICE}, "messaging_service_sid",
+     SERVICE),
     ({"twilio_src_address": "", "twilio_messaging_service_sid": SERVICE}, "sender", SERVICE),
     ({"twilio_messaging_service_sid": SERVICE}, "sender", "+14155552345"),
     ({"default_region": "ie"}, "default_region", "IE"),
@@ -245,8 +248,8 @@ SECRET_CASES = [
     {"twilio_base_url": "https://" + TOKEN + "/x"},
     {"twilio_api_key_sid": KEY_SECRET, "twilio_api_key_secret": KEY_SECRET},
     {"twilio_api_key_sid": TOKEN, "twilio_api_key_secret": KEY_SECRET},
-    {"twilio_messaging_service_sid": KEY_SECRET, "twilio_api_key_sid": API_KEY, "twilio_api_key_secret": KEY_SECRET,
-     "twilio_src_address": _DROP},
+    {"twilio_messaging_service_sid": KEY_SECRET, "twilio_api_key_sid": API_KEY,
+     "twilio_api_key_secret": KEY_SECRET, "twilio_src_address": _DROP},
     # malformed secrets themselves
     {"twilio_auth_token": "<" + TOKEN + ">"},
     {"twilio_auth_token": "$" + TOKEN.replace("-", "_")},
@@ -282,7 +285,7 @@ def test_api_key_without_auth_token():
 
 def test_settings_is_frozen():
     settings = load()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.timeout = 1
 
 

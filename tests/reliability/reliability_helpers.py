@@ -171,7 +171,8 @@ class PrivacyWatch:
         dropped = sorted(set(self._keep.dropped))
         assert not dropped, f"resilient-circuits' log handlers silently drop these fn_twilio lines: {dropped}"
         statuses = [s for c in self.observer.calls for s in c.statuses if FULL_NUMBER.search(s)]
-        assert not statuses, f"a status message (logged at INFO by resilient-circuits) holds a full number: {statuses}"
+        assert not statuses, ("a status message (logged at INFO by resilient-circuits) holds a full number: "
+                              f"{statuses}")
 
 
 def call(circuits_app, fn: str, inputs: dict, timeout: float = 40):
@@ -282,7 +283,7 @@ class ForwardProxy:
 
     @property
     def url(self) -> str:
-        return "http://127.0.0.1:%d" % self._server.server_address[1]
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def seen(self) -> list:

@@ -55,7 +55,8 @@ def msg(text, dest=ALICE, **kw):
 
 def dest(destination, text=None):
     """A send row about the destination; the text is unique to the row."""
-    return {"twilio_sms_destination": destination, "twilio_sms_message": text or helpers.unique_body("Bad input")}
+    return {"twilio_sms_destination": destination,
+            "twilio_sms_message": text or helpers.unique_body("Bad input")}
 
 
 SEND_OK = [
@@ -77,10 +78,12 @@ SEND_OK = [
     Row("mixed separators , ; LF CRLF", dest(f"{ALICE};{BOB}\n{CAROL},{GERMAN}\r\n{FRENCH}"),
         sent=[ALICE, BOB, CAROL, GERMAN, FRENCH]),
     Row("long list: 40 numbers", dest(",".join(FORTY[:20]) + "\n" + ";".join(FORTY[20:])), sent=FORTY),
-    Row("one number written four ways", dest(f"{ALICE}, 00353861234567, +353 (0)86 123 4567, +353-86-123-4567"),
+    Row("one number written four ways",
+        dest(f"{ALICE}, 00353861234567, +353 (0)86 123 4567, +353-86-123-4567"),
         sent=[ALICE]),
     Row("whatsapp: kept", dest("whatsapp:+353861234567"), sent=["whatsapp:+353861234567"]),
-    Row("WhatsApp: with spaces normalised", dest("WhatsApp: +353 86 123 4567"), sent=["whatsapp:+353861234567"]),
+    Row("WhatsApp: with spaces normalised", dest("WhatsApp: +353 86 123 4567"),
+        sent=["whatsapp:+353861234567"]),
     Row("whatsapp and SMS to one number are two recipients", dest(f"whatsapp:{ALICE}; {ALICE}"),
         sent=["whatsapp:+353861234567", ALICE]),
     Row("national number without default_region is invalid, others sent", dest(f"086 123 4567, {CAROL}"),
@@ -103,7 +106,8 @@ SEND_REFUSED = [
     Row("only an empty whatsapp: entry", dest("whatsapp:"), error="has no number after 'whatsapp:'"),
     Row("letters", dest("1-800-FLOWERS"), error="contains letters"),
     Row("extension", dest("+353861234567 ext. 12"), error="has an extension"),
-    Row("two numbers without a separator", dest("+353861234567+14155552345"), error="has a '+' inside the number"),
+    Row("two numbers without a separator", dest("+353861234567+14155552345"),
+        error="has a '+' inside the number"),
     Row("101 recipients, more than max_recipients", dest(",".join(HUNDRED_AND_ONE)),
         error="twilio_sms_destination has 101 different recipients, more than max_recipients (100)"),
     Row("1601 GSM-7 characters", msg("x" * 1601), error="twilio_sms_message has 1601 characters"),
@@ -212,9 +216,11 @@ RECEIVE_REFUSED = [
     Row("wait: years are no unit", waiting("5y"), error="twilio_wait_timeout '5y' has an unknown unit"),
     Row("wait: negative", waiting("-5s"), error="twilio_wait_timeout '-5s' is negative"),
     Row("wait: unit alone", waiting("s"), error="twilio_wait_timeout 's'"),
-    Row("wait: unit spelt out", waiting("5 minutes"), error="twilio_wait_timeout '5 minutes' has an unknown unit"),
+    Row("wait: unit spelt out", waiting("5 minutes"),
+        error="twilio_wait_timeout '5 minutes' has an unknown unit"),
     Row("wait: repeated unit", waiting("1h1h"), error="twilio_wait_timeout '1h1h' repeats the unit"),
-    Row("wait: beyond max_wait_timeout", waiting("3w"), error="twilio_wait_timeout '3w' is longer than the maximum"),
+    Row("wait: beyond max_wait_timeout", waiting("3w"),
+        error="twilio_wait_timeout '3w' is longer than the maximum"),
     Row("wait: two decimal points", waiting("1.5.2s"), error="twilio_wait_timeout '1.5.2s'"),
     Row("wait: exponent", waiting("1e3s"), error="twilio_wait_timeout '1e3s'"),
 ]
@@ -256,7 +262,8 @@ STATUS_REFUSED = [
     Row("sids: an account SID", sids("AC" + "a" * 32), error="is not a message SID"),
     Row("sids: lower-case prefix", sids("sm" + "a" * 32), error="is not a message SID"),
     Row("sids: not hexadecimal", sids("SM" + "z" * 32), error="is not a message SID"),
-    Row("sids: one bad among good", sids(f"{SID_1}, SM{'1' * 31}"), error="twilio_message_sids holds 1 value"),
+    Row("sids: one bad among good", sids(f"{SID_1}, SM{'1' * 31}"),
+        error="twilio_message_sids holds 1 value"),
     Row("sids: a phone number", sids(ALICE), error="is not a message SID"),
     Row("sids: 101, more than max_recipients", sids(",".join(f"SM{n:032x}" for n in range(101))),
         error="twilio_message_sids has 101 different message SIDs, more than max_recipients (100)"),
@@ -373,7 +380,8 @@ def check_received(batch, row):
     else:
         number = row.number or ALICE
         assert result["success"] is False
-        assert result["reason"] == f"Timeout waiting for responses for phone number: {number} since {row.since}"
+        assert result["reason"] == (f"Timeout waiting for responses for phone number: {number} "
+                                    f"since {row.since}")
 
 
 def check_statuses(batch, row):

@@ -26,8 +26,8 @@ from fn_twilio.lib.settings import load_settings
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER
 from tests.conftest import app_section
 from tests.reliability import reliability_helpers as helpers
-from tests.reliability.reliability_helpers import (ALICE, BOB, LEDGER, ForwardProxy, closed_port, creates, lists,
-                                                   outbound, receive, send, settle, unique_body)
+from tests.reliability.reliability_helpers import (ALICE, BOB, LEDGER, ForwardProxy, closed_port, creates,
+                                                   lists, outbound, receive, send, settle, unique_body)
 
 BOUND = 20.0          # seconds: a guard against a hanging job (the call itself ends by its reason)
 APP_TIMEOUT = "1"     # the app's HTTP timeout in these classes, so that "slower than timeout" is quick
@@ -55,7 +55,8 @@ class SendFault:
 
 def status_fault(status, code=None, retry_after=None, times=1):
     def inject(emu, victim):
-        emu.inject_fault("status", status=status, code=code, retry_after=retry_after, times=times, match_to=victim)
+        emu.inject_fault("status", status=status, code=code, retry_after=retry_after, times=times,
+                         match_to=victim)
     return inject
 
 
@@ -73,8 +74,8 @@ SEND_FAULTS = [
     SendFault("429 with Retry-After", status_fault(429, retry_after=1), "sent", 2, 1),
     SendFault("429 without Retry-After", status_fault(429), "sent", 2, 1),
     SendFault("20429 twice", status_fault(429, code=20429, retry_after=0, times=2), "sent", 3, 1),
-    SendFault("429 longer than the retry budget", status_fault(429, retry_after=0, times=5), "rate_limited", 5, 0,
-              code=20429, words=("rate limiting", "not sent after 5 attempts")),
+    SendFault("429 longer than the retry budget", status_fault(429, retry_after=0, times=5), "rate_limited",
+              5, 0, code=20429, words=("rate limiting", "not sent after 5 attempts")),
     SendFault("500 on create", status_fault(500), "maybe_sent", 1, 0, code=20500,
               words=("HTTP 500", MAY_HAVE_SENT), reference=True),
     SendFault("503 on create", status_fault(503), "maybe_sent", 1, 0, code=20503,
@@ -95,10 +96,10 @@ SEND_FAULTS = [
               words=(explained(20003),)),
     SendFault("21211 invalid number", lambda emu, victim: None, "refused", 1, 0, code=21211,
               words=(explained(21211),), victim=DUD, lasting=True),
-    SendFault("21408 region not enabled", lambda emu, victim: emu.disable_geo(33), "refused", 1, 0, code=21408,
-              words=(explained(21408),), victim="+33612345678", lasting=True),
-    SendFault("21610 recipient replied STOP", lambda emu, victim: emu.opt_out(SENDER, victim), "refused", 1, 0,
-              code=21610, words=(explained(21610),), lasting=True),
+    SendFault("21408 region not enabled", lambda emu, victim: emu.disable_geo(33), "refused", 1, 0,
+              code=21408, words=(explained(21408),), victim="+33612345678", lasting=True),
+    SendFault("21610 recipient replied STOP", lambda emu, victim: emu.opt_out(SENDER, victim), "refused",
+              1, 0, code=21610, words=(explained(21610),), lasting=True),
     SendFault("21614 not a mobile number", lambda emu, victim: emu.add_landline(victim), "refused", 1, 0,
               code=21614, words=(explained(21614),), lasting=True),
     SendFault("21617 body too long", status_fault(400, code=21617), "refused", 1, 0, code=21617,
@@ -119,11 +120,13 @@ class SendFaultBatch:
             case.inject(emu, case.victim)
         LEDGER["fault_scenarios"] += len(cases)
         with helpers.PrivacyWatch() as watch:
-            self.first = self._all(circuits_app, {c.id: (f"{c.victim}, {BOB}", unique_body(c.id)) for c in cases})
+            self.first = self._all(circuits_app,
+                                   {c.id: (f"{c.victim}, {BOB}", unique_body(c.id)) for c in cases})
             settle(emu)
             self.victim_creates = {c.id: creates(emu, c.victim) for c in cases}
             self.victim_accepted = {c.id: outbound(emu, c.victim) for c in cases}
-            self.next = self._all(circuits_app, {c.id: (c.next_number, unique_body(f"after {c.id}")) for c in cases})
+            self.next = self._all(circuits_app,
+                                  {c.id: (c.next_number, unique_body(f"after {c.id}")) for c in cases})
             settle(emu)
         watch.check()
         self.creates = creates(emu)
@@ -135,7 +138,8 @@ class SendFaultBatch:
     @staticmethod
     def _all(circuits_app, calls):
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            futures = {key: pool.submit(send, circuits_app, dest, message=text) for key, (dest, text) in calls.items()}
+            futures = {key: pool.submit(send, circuits_app, dest, message=text)
+                       for key, (dest, text) in calls.items()}
         return {key: future.result() for key, future in futures.items()}
 
 
@@ -228,7 +232,8 @@ class TestPollFaults:
         ("drop", {}, 1),
         ("delay", {"delay": 1.6}, 1),
     ], ids=["500", "503 twice", "429 twice", "html", "garbage", "empty", "drop", "slower than timeout"])
-    def test_transient_failure_is_retried_at_the_next_interval(self, circuits_app, twilio, kind, kwargs, times):
+    def test_transient_failure_is_retried_at_the_next_interval(self, circuits_app, twilio, kind, kwargs,
+                                                               times):
         LEDGER["fault_scenarios"] += 1
         reply = twilio.inject_inbound(from_=ALICE, to=SENDER, body=unique_body("on my way"))
         twilio.inject_fault(kind, times=times, **POLL, **kwargs)
@@ -300,8 +305,8 @@ class TestProxyHonoured:
         through = proxy.seen
         base = twilio.base_url
         assert ("POST", f"{base}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json") in through
-        assert any(method == "GET" and url.startswith(f"{base}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json?")
-                   for method, url in through)
+        messages = f"{base}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+        assert any(method == "GET" and url.startswith(messages + "?") for method, url in through)
         # everything the emulator saw came through the proxy
         assert len(through) == len(twilio.requests)
 
@@ -313,7 +318,8 @@ class TestProxyUnreachable:
         LEDGER["fault_scenarios"] += 1
         call, _ = receive(circuits_app, ALICE, wait="60s")
         reason = call.result["reason"]
-        assert reason.startswith("Could not read replies from Twilio: the proxy configured for Twilio"), reason
+        assert reason.startswith("Could not read replies from Twilio: "
+                                 "the proxy configured for Twilio"), reason
         assert not twilio.requests
 
 
@@ -323,8 +329,8 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.1, budget=2.0)
 
 
 def lib_settings(base_url, **extra):
-    section = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_src_address": SENDER,
-               "twilio_base_url": base_url, "timeout": APP_TIMEOUT}
+    section = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+               "twilio_src_address": SENDER, "twilio_base_url": base_url, "timeout": APP_TIMEOUT}
     proxies = extra.pop("proxies", None)
     section.update(extra)
     return load_settings(section, proxies=proxies)

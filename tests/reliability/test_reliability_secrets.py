@@ -21,8 +21,8 @@ import pytest
 
 from fn_twilio.lib.settings import SECTION
 from fn_twilio.util.selftest import selftest_function
-from sandbox.twilio_emulator import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, \
-    SENDER
+from sandbox.twilio_emulator import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN,
+                                     MESSAGING_SERVICE_SID, SENDER)
 from tests.reliability import reliability_helpers as helpers
 from tests.reliability.reliability_helpers import (ALICE, BOB, FULL_NUMBER, LEDGER, PrivacyWatch, closed_port,
                                                    lists, receive, send, unique_body)
@@ -54,7 +54,8 @@ def assert_only_expected_numbers(watch):
 class TestThroughTheFunctions:
     """API key credentials (the auth token is configured too: the key wins)."""
 
-    APP_SETTINGS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET, "timeout": "1"}
+    APP_SETTINGS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET,
+                    "timeout": "1"}
 
     def test_secrets_stay_out_of_logs_statuses_results_and_errors(self, circuits_app, twilio):
         assert circuits_app.app.opts.get("api_key_secret") == helpers.SOAR_API_KEY_SECRET   # in play
@@ -86,7 +87,8 @@ class TestThroughTheFunctions:
         assert lasting.result["reason"].startswith("Could not read replies from Twilio: Twilio error 20003")
         assert all(call.error for call in refused)
         # the API key secret was really sent with every request
-        users = {base64.b64decode(r.header("Authorization")[6:]).decode().split(":")[0] for r in twilio.requests}
+        users = {base64.b64decode(r.header("Authorization")[6:]).decode().split(":")[0]
+                 for r in twilio.requests}
         assert twilio.requests and users == {API_KEY_SID}
 
 
@@ -122,11 +124,12 @@ class TestSecretInTheWrongKey:
 # -- the selftest ---------------------------------------------------------------------------------------
 
 def opts(emu, integrations=None, **section):
-    values = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "twilio_src_address": SENDER,
-              "twilio_base_url": emu.base_url, "timeout": "1"}
+    values = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+              "twilio_src_address": SENDER, "twilio_base_url": emu.base_url, "timeout": "1"}
     values.update(section)
     return {SECTION: {k: v for k, v in values.items() if v is not None}, "integrations": integrations or {},
-            "resilient": {"api_key_id": helpers.SOAR_API_KEY_ID, "api_key_secret": helpers.SOAR_API_KEY_SECRET},
+            "resilient": {"api_key_id": helpers.SOAR_API_KEY_ID,
+                          "api_key_secret": helpers.SOAR_API_KEY_SECRET},
             "api_key_secret": helpers.SOAR_API_KEY_SECRET}
 
 
@@ -168,7 +171,8 @@ SELFTESTS = [
     ("token in twilio_base_url's query", {"twilio_base_url": f"http://127.0.0.1:1/?token={AUTH_TOKEN}"}, None,
      "twilio_base_url"),
     ("auth token missing", {"twilio_auth_token": None}, None, "twilio_auth_token is not set"),
-    ("API key without its secret", {"twilio_api_key_sid": API_KEY_SID}, None, "twilio_api_key_secret is not set"),
+    ("API key without its secret", {"twilio_api_key_sid": API_KEY_SID}, None,
+     "twilio_api_key_secret is not set"),
     ("unresolved $ENV reference", {"twilio_auth_token": "$TWILIO_AUTH_TOKEN_NOT_SET"}, None,
      "unresolved $ENV or ^keystore reference"),
 ]
