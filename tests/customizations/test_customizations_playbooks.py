@@ -13,7 +13,7 @@ from customizations import definitions as d
 from customizations import playbooks as pb
 from sandbox.scripting import ScriptError, run_script, script_path
 
-from conftest import EXPORT_RES_PATH, REPO_ROOT
+from tests.customizations.conftest import EXPORT_RES_PATH, REPO_ROOT
 
 INCIDENT = {"id": 2095, "name": "Phishing from example.com", "severity_code": "High"}
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"

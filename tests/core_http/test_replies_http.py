@@ -1,4 +1,4 @@
-"""The shared reply poller (fn_twilio.lib.replies) against the Twilio emulator, without SOAR."""
+"""The shared reply poller (fn_twilio.lib.replies) against the Twilio emulator over HTTP, in real time, without SOAR."""
 import time
 from datetime import datetime, timedelta, timezone
 

@@ -1,4 +1,4 @@
-"""The parallel sender (fn_twilio.lib.sender) against the Twilio emulator, without SOAR."""
+"""The parallel sender (fn_twilio.lib.sender) against the Twilio emulator over HTTP, without SOAR."""
 import pytest
 
 from fn_twilio.lib.phone import parse_recipients
