@@ -1,4 +1,4 @@
-"""The shared reply poller (fn_twilio.lib.replies) against the Twilio emulator over HTTP, in real time, without SOAR."""
+"""The shared reply poller (fn_twilio.lib.replies) against the Twilio emulator over HTTP, in real time."""
 import time
 from datetime import datetime, timedelta, timezone
 
