@@ -28,7 +28,7 @@ def _text(fn_inputs, name):
 
 
 class FunctionComponent(AppFunctionComponent):
-    """Serves twilio_page."""
+    """Pages the tiers one after another until someone acknowledges, and reports every page and reply."""
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
