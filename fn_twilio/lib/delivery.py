@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Failure
 from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register, wait_on
-from fn_twilio.lib.records import DeliveryStatus
+from fn_twilio.lib.records import DeliveryStatus, listed_at
 from fn_twilio.lib.twilio_client import build_client
 
 LOG = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
             for message in page:
                 if message.sid in wanted:
                     found[message.sid] = DeliveryStatus.from_message(message)
-                listed = message.date_sent or message.date_created
+                listed = listed_at(message)
                 oldest = listed if listed is not None else oldest
             below = floor is not None and oldest is not None and oldest < floor
             if len(found) == len(wanted) or below or not page.next_page_url:

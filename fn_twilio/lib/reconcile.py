@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
-from fn_twilio.lib.records import SendOutcome
+from fn_twilio.lib.records import SendOutcome, listed_at
 from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.twilio_client import build_client
 
@@ -71,11 +71,6 @@ def _aware(value: Any) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _listed_at(message: Any) -> datetime | None:
-    """The date Twilio's list is sorted by: date_sent, else date_created (None: unknown, keep reading)."""
-    return _aware(getattr(message, "date_sent", None)) or _aware(getattr(message, "date_created", None))
-
-
 def _matches(message: Any, wanted: Wanted, body: str, since: datetime) -> bool:
     if not str(getattr(message, "direction", "") or "").startswith("outbound"):
         return False
@@ -111,7 +106,7 @@ def _scan(client: Any, group: Sequence[Wanted], body: str, since: datetime, *, p
         pages = 1
         while True:
             for message in page:
-                listed = _listed_at(message)
+                listed = listed_at(message)   # None: unknown, keep reading
                 if listed is not None and listed < since:
                     return found
                 to = getattr(message, "to", None)

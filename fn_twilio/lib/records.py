@@ -34,6 +34,16 @@ def _aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else _utc(dt)
 
 
+def listed_at(message: Any) -> datetime | None:
+    """The date Twilio's Messages list sorts a message by: ``date_sent``, else ``date_created`` (a
+    message still queued has no ``date_sent``); None when it has neither."""
+    for name in ("date_sent", "date_created"):
+        value = getattr(message, name, None)
+        if isinstance(value, datetime):
+            return _utc(value)
+    return None
+
+
 @dataclass(frozen=True)
 class SendOutcome:
     """What happened to one recipient of twilio_send_sms (one ``twilio_status`` entry)."""
@@ -209,8 +219,8 @@ class DeliveryStatus:
 
     @property
     def listed_at(self) -> datetime | None:
-        """The date Twilio's list sorts this message by: date_sent, or date_created before it is sent."""
-        return self.date_sent or self.date_created
+        """The date Twilio's list sorts this message by (see :func:`listed_at`)."""
+        return listed_at(self)
 
     @classmethod
     def from_message(cls, message: Any) -> DeliveryStatus:
