@@ -17,7 +17,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._settings import function_settings
 from fn_twilio.components._termination import termination_check
-from fn_twilio.lib.attribution import Attribution
+from fn_twilio.lib.attribution import Attribution, ReplyReader, refused_by
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
 from fn_twilio.lib.intents import Intent
@@ -29,7 +29,6 @@ DEFAULT_WAIT = "120s"
 WAIT_FOR_REPLY = "reply"
 WAIT_FOR_ACK = "acknowledgement"
 WAIT_FOR = (WAIT_FOR_REPLY, WAIT_FOR_ACK)
-REFUSALS = (Intent.DECLINE.value, Intent.OPT_OUT.value)
 LOG = logging.getLogger(__name__)
 
 
@@ -62,34 +61,6 @@ def incident_code(fn_inputs, name="incident_id"):
     except ValueError:
         raise FunctionError_(f"{name} must be a positive whole number, not {raw!r}") from None
     return str(number)
-
-
-class ReplyReader:
-    """The replies of one call as the results show them: read once each (intent, reply code), and
-    only those that belong to the call's incident (none named another code)."""
-
-    def __init__(self, attribution, code):
-        self.attribution = attribution
-        self.code = code
-        self._read = {}
-
-    def kept(self, replies):
-        out = []
-        for reply in replies:
-            if reply.sid not in self._read:
-                self._read[reply.sid] = self.attribution.read(reply)
-            read = self._read[reply.sid]
-            if self.code is None or read.reply_code is None or read.reply_code == self.code:
-                out.append(read)
-        return out
-
-
-def refused_by(replies, numbers):
-    """The numbers when every one of them has declined or opted out (its latest such reply), else []."""
-    latest = {}
-    for reply in replies:
-        latest[reply.from_] = reply.intent
-    return list(numbers) if all(latest.get(n) in REFUSALS for n in numbers) else []
 
 
 class ReceiveMessagesComponent(AppFunctionComponent):

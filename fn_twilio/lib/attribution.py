@@ -17,13 +17,13 @@ A listing that fails leaves the reply's code null (logged); it never fails the c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from fn_twilio.lib.errors import Action, classify
-from fn_twilio.lib.intents import Keywords, SentText, read_reply, reply_code
+from fn_twilio.lib.intents import REFUSALS, Keywords, SentText, read_reply, reply_code
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import MAX_PAGES_PER_LOOK, ClientFactory, PageBudget
 from fn_twilio.lib.records import Reply, SendOutcome
@@ -33,7 +33,7 @@ LOG = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 
-__all__ = ["Attribution", "sent_text"]
+__all__ = ["Attribution", "ReplyReader", "refused_by", "sent_text"]
 
 
 def sent_text(outcome: SendOutcome) -> SentText | None:
@@ -131,3 +131,31 @@ class Attribution:
     def _sent(message: Any) -> SentText:
         date = message.date_sent or message.date_created
         return SentText(to=message.to, body=message.body or "", date=date)
+
+
+class ReplyReader:
+    """The replies of one call as its result shows them: each read once (intent, reply code) and kept
+    unless it names another code than the call's ``code`` (None: every reply is kept)."""
+
+    def __init__(self, attribution: Attribution, code: str | None) -> None:
+        self.attribution = attribution
+        self.code = code
+        self._read: dict[str, Reply] = {}
+
+    def kept(self, replies: Iterable[Reply]) -> list[Reply]:
+        out = []
+        for reply in replies:
+            if reply.sid not in self._read:
+                self._read[reply.sid] = self.attribution.read(reply)
+            read = self._read[reply.sid]
+            if self.code is None or read.reply_code is None or read.reply_code == self.code:
+                out.append(read)
+        return out
+
+
+def refused_by(replies: Iterable[Reply], numbers: Sequence[str]) -> list[str]:
+    """The numbers when every one of them has declined or opted out (its latest such reply), else []."""
+    latest: dict[str, str | None] = {}
+    for reply in replies:
+        latest[reply.from_] = reply.intent
+    return list(numbers) if all(latest.get(n) in REFUSALS for n in numbers) else []

@@ -36,6 +36,7 @@ from datetime import datetime
 from enum import Enum
 
 __all__ = [
+    "REFUSALS",
     "Intent", "Keywords", "KeywordError", "Reading", "SentText",
     "OPT_OUT_KEYWORDS", "OPT_IN_KEYWORDS", "HELP_KEYWORDS", "TWILIO_KEYWORDS",
     "DEFAULT_ACK_KEYWORDS", "DEFAULT_DECLINE_KEYWORDS", "ACK_SETTING", "DECLINE_SETTING",
@@ -72,6 +73,9 @@ class Intent(str, Enum):
     DECLINE = "decline"
     OTHER = "other"
 
+
+#: The intents that take a person out of a wait for an acknowledgement (receive and page alike).
+REFUSALS = frozenset({Intent.DECLINE.value, Intent.OPT_OUT.value})
 
 _TWILIO_INTENTS = {
     **{w: Intent.OPT_OUT for w in OPT_OUT_KEYWORDS},

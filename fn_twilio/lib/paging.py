@@ -32,7 +32,7 @@ from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.dates import format_date, to_epoch_ms
 from fn_twilio.lib.delivery import DeliveryWatch, watch_deliveries
 from fn_twilio.lib.durations import format_duration
-from fn_twilio.lib.intents import Intent
+from fn_twilio.lib.intents import REFUSALS, Intent
 from fn_twilio.lib.phone import Recipient, mask, parse_recipients
 from fn_twilio.lib.polling import ClientFactory
 from fn_twilio.lib.records import Reply, SendOutcome
@@ -139,9 +139,6 @@ class PageOutcome:
             "replies": [r.as_result() for r in self.replies],
             "timeline": [e.as_result() for e in self.timeline],
         }
-
-
-_OUT = (Intent.DECLINE.value, Intent.OPT_OUT.value)
 
 
 class Page:
@@ -277,7 +274,7 @@ class Page:
             self._event(Event.REPLY, tier, reply.from_, reply.body, at=reply.date_sent)
             if reply.intent == Intent.ACKNOWLEDGE.value:
                 return self._acknowledged(reply)
-            if reply.intent in _OUT:
+            if reply.intent in REFUSALS:
                 self._out.add(reply.from_)
                 self._event(Event.DECLINED, tier, reply.from_, reply.intent, at=reply.date_sent)
         return False

@@ -5,7 +5,9 @@ from datetime import timedelta
 
 from twilio.base.exceptions import TwilioRestException
 
-from fn_twilio.lib.attribution import Attribution
+import pytest
+
+from fn_twilio.lib.attribution import Attribution, ReplyReader, refused_by
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.records import Reply
 from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
@@ -95,3 +97,33 @@ def test_the_latest_text_before_the_reply_counts_even_without_a_request():
     attribution = Attribution(settings(), client_factory=twilio.client)
     assert attribution.read(reply(ALICE, "ok", 3)).reply_code is None
     assert len(twilio.lists) == 1
+
+
+def test_a_call_for_an_incident_keeps_its_own_replies_and_bare_ones_read_once():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), page(ALICE, 2096, 5))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    reader = ReplyReader(attribution, "2095")
+    own, other, bare = reply(ALICE, "ACK 2095", 6), reply(ALICE, "ack 2096", 7), reply(ALICE, "hello", 8)
+    kept = reader.kept([own, other, bare])
+    assert [(r.sid, r.reply_code) for r in kept] == [(own.sid, "2095")]   # bare "hello" answers 2096
+    assert reader.kept([own, other, bare]) == kept and len(twilio.lists) == 1   # each reply read once
+    assert [r.sid for r in ReplyReader(attribution, None).kept([own, other])] == [own.sid, other.sid]
+
+
+@pytest.mark.parametrize("bodies, refused", [
+    ({ALICE: "no", BOB: "STOP"}, [ALICE, BOB]),        # a decline and an opt-out: everyone is out
+    ({ALICE: "no"}, []),                                # Bob has not answered
+    ({ALICE: "no", BOB: "maybe"}, []),                  # "maybe" is no refusal
+    ({ALICE: "decline", BOB: "no"}, [ALICE, BOB]),
+])
+def test_refused_by_needs_every_number_out(bodies, refused):
+    attribution = Attribution(settings(), client_factory=FakeTwilio().client)
+    replies = [attribution.read(reply(n, body, i)) for i, (n, body) in enumerate(bodies.items())]
+    assert refused_by(replies, [ALICE, BOB]) == refused
+
+
+def test_refused_by_reads_each_numbers_latest_reply():
+    attribution = Attribution(settings(), client_factory=FakeTwilio().client)
+    replies = [attribution.read(reply(ALICE, "no", 1)), attribution.read(reply(ALICE, "ack", 2))]
+    assert refused_by(replies, [ALICE]) == []
