@@ -51,17 +51,34 @@ class Collector(stomp.ConnectionListener):
 class StompClient:
     """A stomp.py client (Connection12 over unverified TLS, as resilient-circuits connects)."""
 
+    CONNECT_ATTEMPTS = 3
+
     def __init__(self, port, login="soar", passcode="soar-secret", heartbeats=(0, 0)):
         self.port = port
         self.listener = Collector()
-        self.conn = stomp.Connection12([("127.0.0.1", port)], heartbeats=heartbeats, reconnect_attempts_max=1,
-                                       timeout=5)
-        self.conn.set_ssl(for_hosts=[("127.0.0.1", port)])
-        self.conn.set_listener("test", self.listener)
+        self.heartbeats = heartbeats
+        self.conn = self._connection()
         self.login, self.passcode = login, passcode
 
+    def _connection(self):
+        conn = stomp.Connection12([("127.0.0.1", self.port)], heartbeats=self.heartbeats,
+                                  reconnect_attempts_max=1, timeout=5)
+        conn.set_ssl(for_hosts=[("127.0.0.1", self.port)])
+        conn.set_listener("test", self.listener)
+        return conn
+
     def connect(self):
-        self.conn.connect(self.login, self.passcode, wait=True)
+        """Connect, on a new connection each time the CONNECT goes unanswered. stomp.py's concurrent TLS
+        reads and writes can lose it to a broker's post-handshake TLS 1.3 session tickets: the built-in
+        broker sends none, ActiveMQ's Java TLS does (a fresh ActiveMQ connection failed so, now and then)."""
+        for attempt in range(1, self.CONNECT_ATTEMPTS + 1):
+            try:
+                self.conn.connect(self.login, self.passcode, wait=True)
+                return self
+            except stomp.exception.ConnectFailedException:
+                if attempt == self.CONNECT_ATTEMPTS:
+                    raise
+                self.conn = self._connection()
         return self
 
     def subscribe(self, destination, sub_id, ack="client-individual", prefetch=None, receipt=None):
