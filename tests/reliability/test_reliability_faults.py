@@ -8,11 +8,14 @@ reported in input order, the other recipient was still sent, each SMS was sent a
 the readable explanation from fn_twilio.lib.errors and, when the SMS may have been sent, "may or may
 not have been sent" and Twilio's request id; and the next call works.
 
-Faults while polling for replies run one by one (calls share the poller). Faults that need a small
+Faults while polling for replies run one by one (calls share the poller); so do the faults while
+reading delivery statuses, and a page whose first tier's text may have been sent. Faults that need a small
 retry budget to stay fast (refused connections, an unreachable proxy, 429s outlasting the time
 budget) run through the lib-level SendJob with a small RetryPolicy, against the same emulator and
 the real twilio SDK.
 """
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -389,3 +392,75 @@ class TestLibLevelRetries:
         (outcome,) = run_job(lib_settings(twilio.base_url), ALICE, RetryPolicy(max_attempts=3, max_delay=0.2))
         assert outcome.success is True
         assert len(creates(twilio, ALICE)) == 2 and len(outbound(twilio, ALICE)) == 1
+
+
+# -- delivery status and paging under faults ----------------------------------------------------
+
+def sent_sid(circuits_app, twilio, number):
+    """Send to ``number`` and mark the text delivered in the emulator; its SID."""
+    call, _ = send(circuits_app, number)
+    sid = call.result["twilio_status"][0]["sid"]
+    twilio.set_status(sid, "delivered")
+    return sid
+
+
+class TestStatusFaults:
+    APP_SETTINGS = {"timeout": APP_TIMEOUT}
+    STATUS_READS = dict(method="GET", path_contains="/Messages")   # the list and a fetch by SID alike
+
+    @pytest.mark.parametrize("kind, kwargs, times", [
+        ("status", {"status": 500}, 1),
+        ("status", {"status": 429, "retry_after": 0}, 2),
+        ("garbage", {}, 1),
+        ("drop", {}, 1),
+    ], ids=["500", "429 twice", "garbage", "drop"])
+    def test_transient_failure_is_retried_within_the_wait(self, circuits_app, twilio, kind, kwargs, times):
+        LEDGER["fault_scenarios"] += 1
+        sid = sent_sid(circuits_app, twilio, ALICE)
+        twilio.clear_requests()
+        twilio.inject_fault(kind, times=times, **self.STATUS_READS, **kwargs)
+        call, _ = helpers.call(circuits_app, "twilio_get_message_status",
+                               {"twilio_message_sids": sid, "twilio_wait_timeout": "30s"})
+        assert call.result["success"] is True, call.result["reason"]
+        entries = [(e["sid"], e["status"], e["final"]) for e in call.result["content"]]
+        assert entries == [(sid, "delivered", True)]
+        assert sum(1 for r in twilio.requests if r.fault) == times
+
+    def test_lasting_failure_ends_the_call_with_the_reason(self, circuits_app, twilio):
+        LEDGER["fault_scenarios"] += 1
+        sid = sent_sid(circuits_app, twilio, ALICE)
+        twilio.inject_fault("status", times=None, status=401, code=20003, **self.STATUS_READS)
+        call, _ = helpers.call(circuits_app, "twilio_get_message_status",
+                               {"twilio_message_sids": sid, "twilio_wait_timeout": "60s"})
+        result = call.result
+        assert result["success"] is False
+        assert result["reason"].startswith("Could not read delivery statuses from Twilio"), result["reason"]
+        assert explained(20003) in result["reason"]
+
+
+class TestPageFaults:
+    APP_SETTINGS = {"timeout": APP_TIMEOUT, "max_wait_timeout": "1h"}
+
+    def test_a_page_that_may_have_been_sent_is_not_resent_and_the_next_tier_is_paged(self, circuits_app,
+                                                                                      twilio):
+        LEDGER["fault_scenarios"] += 1
+        twilio.inject_fault("status", status=500, match_to=ALICE)
+        answer = threading.Thread(target=self._ack_when_paged, args=(twilio, BOB), daemon=True)
+        answer.start()
+        call, _ = helpers.call(circuits_app, "twilio_page",
+                               {"twilio_page_tiers": f"{ALICE}; {BOB}", "twilio_escalate_after": "10m",
+                                "twilio_sms_message": unique_body("Page"), "incident_id": 2095}, timeout=60)
+        content = call.result["content"]
+        assert content["acknowledged_by"] == BOB and content["tier"] == 2
+        alice = content["pages"][0]
+        assert alice["phone_number"] == ALICE and alice["success"] is False and alice["may_have_sent"] is True
+        assert MAY_HAVE_SENT in alice["error_message"]
+        assert len(creates(twilio, ALICE)) == 1                      # never sent again
+        assert [e["event"] for e in content["timeline"]][:3] == ["send_failed", "escalated", "paged"]
+
+    @staticmethod
+    def _ack_when_paged(twilio, number, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not twilio.outbound_messages(to=number):
+            time.sleep(0.02)
+        twilio.inject_inbound(from_=number, to=SENDER, body="ack")
