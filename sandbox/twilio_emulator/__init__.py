@@ -40,6 +40,11 @@ What it implements (twilio-api.md §8):
   ``advance_statuses``). ``set_delivery_outcome(number, "undelivered", 30003)`` (or ``"failed"``
   with a code, or ``"sent"``: no receipt) says how messages to a number end, for the schedule and
   ``advance_statuses`` alike. ``clock=`` replaces the emulator's clock (aware UTC datetimes).
+* Twilio's loop guard (error 14107): a text beyond 30 between the same two numbers within 30 s is
+  accepted (201, ``queued``) and then ``failed`` with error 14107, and so is every further text
+  between them for 30 s; ``emu.limit_pairs(limit, window, block)`` (``pair_limit=PairRateLimit(...)``,
+  ``--pair-limit/--pair-window/--pair-block``) shrinks the numbers, ``emu.pair_limit = None``
+  (``--no-pair-limit``) turns it off.
 * Inspection: ``emu.outbound_messages(to=, from_=)``, ``emu.find_messages(direction=, to=, from_=)``,
   ``emu.message(sid)``.
 * A JSON control API under ``/_emulator/…`` (no auth) for an emulator in another process — see
@@ -52,12 +57,12 @@ gets one); the list sorts on ``date_sent``, falling back to ``date_created`` for
 sent, and a ``DateSent`` filter leaves out messages whose ``date_sent`` is null, as Twilio's does.
 """
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER,
-                    DeliveryOutcome, DeliverySchedule, TwilioError, segment_count)
+                    DeliveryOutcome, DeliverySchedule, PairRateLimit, TwilioError, segment_count)
 from .remote import RemoteEmulator
 from .server import FAULT_KINDS, Fault, RequestRecord, TwilioEmulator
 
 __all__ = [
     "ACCOUNT_SID", "AUTH_TOKEN", "API_KEY_SID", "API_KEY_SECRET", "SENDER", "MESSAGING_SERVICE_SID",
     "TwilioEmulator", "RemoteEmulator", "RequestRecord", "Fault", "FAULT_KINDS", "TwilioError",
-    "segment_count", "DeliverySchedule", "DeliveryOutcome",
+    "segment_count", "DeliverySchedule", "DeliveryOutcome", "PairRateLimit",
 ]

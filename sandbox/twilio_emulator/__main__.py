@@ -1,5 +1,6 @@
 """python -m sandbox.twilio_emulator [--port N] [--account-sid AC…] [--auth-token T] [--number +E164 …]
                                     [--sent-after S] [--delivered-after S]
+                                    [--pair-limit N] [--pair-window S] [--pair-block S] [--no-pair-limit]
 
 Prints the base URL on one line to stdout, then serves until SIGTERM or SIGINT.
 """
@@ -11,7 +12,7 @@ import sys
 import threading
 
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID, SENDER,
-                    DeliverySchedule)
+                    DeliverySchedule, PairRateLimit)
 from .server import TwilioEmulator
 
 
@@ -36,6 +37,13 @@ def _parse_args(argv):
     p.add_argument("--delivered-after", type=float, metavar="S",
                    help="with the schedule on, the delivery receipt comes S seconds after sending "
                         "(default 0)")
+    p.add_argument("--pair-limit", type=int, default=30, metavar="N",
+                   help="Twilio's loop guard (error 14107): a text beyond N between two numbers within the "
+                        "window fails (default 30)")
+    p.add_argument("--pair-window", type=float, default=30.0, metavar="S", help="its window (default 30 s)")
+    p.add_argument("--pair-block", type=float, default=30.0, metavar="S",
+                   help="how long every further text between the pair fails (default 30 s)")
+    p.add_argument("--no-pair-limit", action="store_true", help="no 14107 guard at all")
     return p.parse_args(argv)
 
 
@@ -54,9 +62,11 @@ def main(argv=None) -> int:
     schedule = None
     if args.sent_after is not None or args.delivered_after is not None:
         schedule = DeliverySchedule(args.sent_after or 0.0, args.delivered_after or 0.0)
+    pair_limit = None if args.no_pair_limit else PairRateLimit(args.pair_limit, args.pair_window,
+                                                               args.pair_block)
     emu = TwilioEmulator(account_sid=args.account_sid, auth_token=args.auth_token, api_keys=api_keys,
                          numbers=numbers, messaging_services=services, latency=args.latency,
-                         host=args.host, port=args.port, delivery_schedule=schedule)
+                         host=args.host, port=args.port, delivery_schedule=schedule, pair_limit=pair_limit)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())

@@ -61,6 +61,7 @@ STATUS_FLOW = {"accepted": "queued", "queued": "sending", "sending": "sent", "se
 FINAL_STATUSES = {"delivered", "undelivered", "failed", "received", "canceled", "read"}
 
 DELIVERY_ERRORS = {
+    14107: "SMS send rate limit exceeded",
     30001: "Queue overflow",
     30002: "Account suspended",
     30003: "Unreachable destination handset",
@@ -69,7 +70,9 @@ DELIVERY_ERRORS = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30022: "US A2P 10DLC - Rate Limits Exceeded",
     30036: "Validity Period Expired",
+    63038: "Account exceeded the daily messages limit",
 }
 
 HTTP_DEFAULT_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 429: 20429,
@@ -320,6 +323,41 @@ class DeliveryOutcome:
             raise ValueError(f"a {self.status!r} outcome has no error_code or error_message")
 
 
+# --------------------------------------------------------------------------------------------
+# Twilio's loop guard between two numbers (error 14107)
+
+RATE_LIMITED_CODE = 14107
+
+
+@dataclass(frozen=True)
+class PairRateLimit:
+    """Twilio's guard against runaway loops (error 14107, "SMS send rate limit exceeded"): a text beyond
+    ``limit`` from one number to another within ``window`` seconds is accepted (201, ``queued``) and then
+    fails (``failed``, error 14107), and so does every further text between that pair for ``block``
+    seconds after it; then the count starts again. Twilio's figures are 30 texts, 30 s, 30 s; tests may
+    shrink them. Raises ValueError for a limit below 1 or a duration not above 0."""
+    limit: int = 30
+    window: float = 30.0
+    block: float = 30.0
+
+    def __post_init__(self):
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ValueError(f"limit must be a whole number of texts, 1 or more, not {self.limit!r}")
+        for name in ("window", "block"):
+            value = getattr(self, name)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+            object.__setattr__(self, name, float(value))
+
+
+@dataclass
+class _PairState:
+    """What the loop guard remembers of one (sender, recipient) pair."""
+    sent: list = field(default_factory=list)   # creation dates of the texts counted, oldest first
+    blocked_until: datetime | None = None
+
+
 def encode_token(prefix: str, key: tuple[int, int]) -> str:
     raw = f"{key[0]}.{key[1]}".encode("ascii")
     return prefix + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
@@ -344,6 +382,7 @@ class Store:
     messaging_services: dict = field(default_factory=dict)
     clock: Callable[[], datetime] = now_utc       # the emulator's "now" (aware UTC); tests may drive it
     schedule: DeliverySchedule | None = None   # None: messages move only by set_status/advance_statuses
+    pair_limit: PairRateLimit | None = field(default_factory=PairRateLimit)   # None: no 14107 guard
 
     def __post_init__(self):
         self.lock = threading.RLock()
@@ -368,6 +407,7 @@ class Store:
             self.opt_outs: set[tuple[str, str]] = set()
             self.geo_disabled: set[str] = set()
             self.landlines: set[str] = set()
+            self.pairs: dict[tuple[str, str], _PairState] = {}
 
     def add_number(self, e164: str) -> None:
         with self.lock:
@@ -415,6 +455,30 @@ class Store:
     def opt_in(self, sender: str, recipient: str) -> None:
         with self.lock:
             self.opt_outs.discard((sender, recipient))
+
+    def set_pair_limit(self, limit: PairRateLimit | None) -> None:
+        """Texts created from now on are checked against ``limit`` (None: never fail with 14107)."""
+        with self.lock:
+            self.pair_limit = limit
+            self.pairs.clear()
+
+    def _rate_limited(self, sender: str, to: str, now: datetime) -> bool:
+        """Count a new text between ``sender`` and ``to``: True when Twilio's loop guard fails it."""
+        rule = self.pair_limit
+        if rule is None:
+            return False
+        state = self.pairs.setdefault((sender, to), _PairState())
+        if state.blocked_until is not None:
+            if now < state.blocked_until:
+                return True
+            state.blocked_until, state.sent = None, []      # the block is over: counting starts again
+        floor = now - timedelta(seconds=rule.window)
+        state.sent = [at for at in state.sent if at > floor]
+        if len(state.sent) >= rule.limit:
+            state.blocked_until = now + timedelta(seconds=rule.block)
+            return True
+        state.sent.append(now)
+        return False
 
     def disable_geo(self, code) -> None:
         with self.lock:
@@ -585,7 +649,12 @@ class Store:
                                       messaging_service_sid=mss, num_media=len(media))
         with self.lock:
             msg = self._add(data, created, None)
-            self._plan(msg)
+            if self._rate_limited(from_ or mss, to, created):
+                # accepted like any text, then failed by the loop guard (before it would be sent)
+                msg.plan = [(created, "rate_limited")]
+                self.planned[sid] = msg
+            else:
+                self._plan(msg)
             return self.copy(data)
 
     def inject_inbound(self, from_: str, to: str, body: str, date_sent: datetime | None = None) -> dict:
@@ -753,7 +822,10 @@ class Store:
             while msg.plan and msg.plan[0][0] <= now:
                 at, step = msg.plan.pop(0)
                 outcome = self.outcome_for(msg.data["to"])
-                if step == "queued":
+                if step == "rate_limited":
+                    self._set_status(msg, "failed", RATE_LIMITED_CODE, at=at)
+                    msg.plan = []
+                elif step == "queued":
                     self._set_status(msg, "queued", at=at)
                 elif outcome.status == "failed":          # never sent: fails where it would have been sent
                     self._set_status(msg, "failed", outcome.error_code, outcome.error_message, at=at)

@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from .model import DeliveryOutcome, DeliverySchedule
+from .model import DeliveryOutcome, DeliverySchedule, PairRateLimit
 
 
 class RemoteEmulator:
@@ -69,6 +69,21 @@ class RemoteEmulator:
 
     def deliver_after(self, sent_after: float = 0.0, delivered_after: float = 0.0) -> None:
         self.delivery_schedule = DeliverySchedule(sent_after, delivered_after)
+
+    @property
+    def pair_limit(self) -> PairRateLimit | None:
+        rule = self._call("GET", "pair_limit")["pair_limit"]
+        return None if rule is None else PairRateLimit(**rule)
+
+    @pair_limit.setter
+    def pair_limit(self, limit: PairRateLimit | None) -> None:
+        if limit is None:
+            self._call("DELETE", "pair_limit")
+        else:
+            self._call("POST", "pair_limit", asdict(limit))
+
+    def limit_pairs(self, limit: int = 30, window: float = 30.0, block: float = 30.0) -> None:
+        self.pair_limit = PairRateLimit(limit, window, block)
 
     def set_delivery_outcome(self, recipient: str, status: str, error_code: int | None = None,
                              error_message: str | None = None) -> None:

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from .._http import TrackingHTTPServer
 from . import model
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID,
-                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body,
-                    new_sid, parse_filter_date)
+                    SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, PairRateLimit, Store, TwilioError,
+                    error_body, new_sid, parse_filter_date)
 
 FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -338,15 +338,16 @@ class TwilioEmulator:
                  api_keys: dict | None = None, numbers=(SENDER,), messaging_services: dict | None = None,
                  latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
                  delivery_schedule: DeliverySchedule | None = None,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], datetime] | None = None,
+                 pair_limit: PairRateLimit | None = PairRateLimit()):
         if api_keys is None:
             api_keys = {API_KEY_SID: API_KEY_SECRET}
         if messaging_services is None:
             messaging_services = {MESSAGING_SERVICE_SID: (SENDER,)}
-        self._initial = (list(numbers), float(latency), delivery_schedule)
+        self._initial = (list(numbers), float(latency), delivery_schedule, pair_limit)
         self.store = Store(account_sid=account_sid, auth_token=auth_token, api_keys=dict(api_keys),
                            numbers=list(numbers), messaging_services=dict(messaging_services),
-                           clock=clock or model.now_utc, schedule=delivery_schedule)
+                           clock=clock or model.now_utc, schedule=delivery_schedule, pair_limit=pair_limit)
         self.latency = float(latency)
         self.host, self.port = host, port
         self._lock = threading.Lock()
@@ -401,15 +402,16 @@ class TwilioEmulator:
 
     def reset(self) -> None:
         """Back to the constructor's state: no messages, faults, requests, opt-outs, delivery
-        outcomes, geo blocks or landlines; numbers, latency and delivery schedule as given to the
-        constructor."""
+        outcomes, geo blocks or landlines, no pair counted by the 14107 guard; numbers, latency,
+        delivery schedule and pair limit as given to the constructor."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
         self.store.reset()
         with self.store.lock:
-            numbers, latency, schedule = self._initial
+            numbers, latency, schedule, pair_limit = self._initial
             self.store.schedule = schedule
+            self.store.pair_limit = pair_limit
             self.store.numbers = list(numbers)
             for pool in self.store.messaging_services.values():
                 for n in pool:
@@ -467,6 +469,24 @@ class TwilioEmulator:
         (the default), ``undelivered`` or ``failed`` with ``error_code`` (30003, ...), or ``sent``
         (no receipt). Messages already final are not changed. ValueError for a bad outcome."""
         self.store.set_delivery_outcome(recipient, DeliveryOutcome(status, error_code, error_message))
+
+    @property
+    def pair_limit(self) -> PairRateLimit | None:
+        """Twilio's loop guard between two numbers (error 14107): ``PairRateLimit(limit=30, window=30,
+        block=30)`` by default, as Twilio does; None turns it off. A change applies from the next text
+        and forgets what was counted."""
+        return self.store.pair_limit
+
+    @pair_limit.setter
+    def pair_limit(self, limit: PairRateLimit | None) -> None:
+        if limit is not None and not isinstance(limit, PairRateLimit):
+            raise TypeError("pair_limit is a PairRateLimit or None")
+        self.store.set_pair_limit(limit)
+
+    def limit_pairs(self, limit: int = 30, window: float = 30.0, block: float = 30.0) -> None:
+        """Fail a text beyond ``limit`` between two numbers within ``window`` s, and every further one
+        between them for ``block`` s, with error 14107 (accepted first, then ``failed``)."""
+        self.pair_limit = PairRateLimit(limit, window, block)
 
     @property
     def delivery_outcomes(self) -> dict[str, DeliveryOutcome]:
@@ -741,6 +761,14 @@ class TwilioEmulator:
                                           p.get("error_message"))
             if post or get:
                 return 200, {"outcomes": {n: asdict(o) for n, o in self.delivery_outcomes.items()}}
+        if route == "pair_limit":
+            if post:
+                self.limit_pairs(p.get("limit", 30), p.get("window", 30.0), p.get("block", 30.0))
+            elif method == "DELETE":
+                self.pair_limit = None
+            if post or get or method == "DELETE":
+                rule = self.pair_limit
+                return 200, {"pair_limit": None if rule is None else asdict(rule)}
         if route == "inbound" and post:
             return 201, self.inject_inbound(p["from"], p.get("to", SENDER), p.get("body", "ACK"),
                                             _parse_dt(p.get("date_sent")))
