@@ -85,7 +85,13 @@ TWILIO_CODES: dict[int, Code] = {
     30002: Code("the Twilio account was suspended when the message was due to go out"),
     30009: Code("part of a long message went missing, so the carrier did not deliver it"),
     30010: Code("the message would have cost more than the maximum price set for it"),
-    30022: Code("the carrier's rate limit for this sender (US A2P 10DLC) was exceeded"),
+    # rate limits: Twilio's loop guard between two numbers, the carriers' campaign limits, the account's day
+    14107: Code("Twilio's loop guard failed the text: more than 30 texts went between the sender and this "
+                "number within 30 s, and Twilio fails every further one between them for 30 s"),
+    30022: Code("the carriers refused the text for exceeding the sender's US A2P 10DLC campaign rate limit "
+                "(throughput), or for too many texts to this number in a short time"),
+    63038: Code("the Twilio account reached its daily message limit (messages in a rolling 24 hours); "
+                "texts fail until that window allows more"),
     30023: Code("the carrier's daily message limit for this sender (US A2P 10DLC) was reached"),
     30032: Code("the sender is a toll-free number that is not verified for messaging"),
     30034: Code("the sender is a US number not registered for A2P 10DLC messaging"),

@@ -24,6 +24,10 @@ Rules:
   above zero (``24h``); ``timeout``: a positive number of seconds (``30``; a duration such as
   ``30s`` also reads), the ``timeout`` argument overriding the key.
 * ``twilio_base_url``: an http(s) URL with no path beyond ``/``; a trailing ``/`` is removed.
+* Storms (contract §15): ``max_texts_per_person`` 1..30 (whole number, default 10) texts from the
+  sender to one number in any ``person_window`` (a duration, 5 s to 1 h, default ``60s``). Twilio
+  fails every text beyond 30 between two numbers within 30 s (error 14107), hence the cap; a window
+  shorter than 30 s whose limit would still let more than 30 texts through in 30 s is refused too.
 * ``ack_keywords`` / ``decline_keywords``: words separated by commas (``ACK, OK``), each one word
   of letters and digits, case ignored (kept upper case); none of Twilio's own keywords (STOP,
   START, YES, HELP, ...) and no word in both lists (checked by ``fn_twilio.lib.intents``).
@@ -57,6 +61,8 @@ DEFAULTS = {
     "max_wait_timeout": "24h",
     "timeout": "30",
     "twilio_base_url": "https://api.twilio.com",
+    "max_texts_per_person": "10",
+    "person_window": "60s",
     ACK_SETTING: ", ".join(DEFAULT_ACK_KEYWORDS),
     DECLINE_SETTING: ", ".join(DEFAULT_DECLINE_KEYWORDS),
 }
@@ -67,6 +73,12 @@ MAX_RECIPIENTS_LIMIT = 1000
 MAX_CONCURRENCY_LIMIT = 50
 POLL_INTERVAL_MIN = 0.2
 POLL_INTERVAL_MAX = 600.0
+PERSON_WINDOW_MIN = 5.0
+PERSON_WINDOW_MAX = 3600.0
+# Twilio fails a text beyond 30 between the same two numbers within 30 s (error 14107)
+TWILIO_PAIR_LIMIT = 30
+TWILIO_PAIR_WINDOW = 30.0
+MAX_TEXTS_PER_PERSON_LIMIT = TWILIO_PAIR_LIMIT
 
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
@@ -108,6 +120,8 @@ class Settings:
     verify: object = True
     ack_keywords: tuple[str, ...] = DEFAULT_ACK_KEYWORDS
     decline_keywords: tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
+    max_texts_per_person: int = 10
+    person_window: float = 60.0
 
     @property
     def keywords(self) -> Keywords:
@@ -254,6 +268,24 @@ def _keywords(reader: _Reader) -> Keywords:
         raise reader.error(str(exc)) from None
 
 
+def _person_limit(reader: _Reader) -> tuple[int, float]:
+    """``max_texts_per_person`` and ``person_window``, refused together when they would let Twilio's loop
+    guard (error 14107) fail texts."""
+    texts = reader.whole_number("max_texts_per_person", MAX_TEXTS_PER_PERSON_LIMIT)
+    window = reader.duration("person_window", allow_zero=False, maximum=PERSON_WINDOW_MAX)
+    if window < PERSON_WINDOW_MIN:
+        raise reader.error(f"person_window {reader.raw('person_window')!r} is shorter than the minimum of "
+                           f"{format_duration(PERSON_WINDOW_MIN)}")
+    # the most texts one number can get in any 30 s when each window holds at most ``texts``
+    windows = 1 if window >= TWILIO_PAIR_WINDOW else -(-TWILIO_PAIR_WINDOW // window)
+    if texts * windows > TWILIO_PAIR_LIMIT:
+        raise reader.error(f"max_texts_per_person {texts} per person_window {format_duration(window)} lets up "
+                           f"to {int(texts * windows)} texts reach one number within 30 s; Twilio fails every "
+                           f"text beyond {TWILIO_PAIR_LIMIT} in 30 s (error 14107): lower "
+                           "max_texts_per_person or lengthen person_window")
+    return texts, window
+
+
 def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
                   verify: object = True, timeout: Any = None) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
@@ -318,6 +350,7 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
         timeout_seconds = reader.duration("timeout", allow_zero=False)
 
     checked_keywords = _keywords(reader)
+    max_texts_per_person, person_window = _person_limit(reader)
 
     return Settings(
         account_sid=account_sid,
@@ -337,4 +370,6 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
         verify=verify,
         ack_keywords=checked_keywords.acknowledge,
         decline_keywords=checked_keywords.decline,
+        max_texts_per_person=max_texts_per_person,
+        person_window=person_window,
     )

@@ -49,6 +49,7 @@ def test_defaults_table():
         "max_recipients": "100", "max_concurrency": "5", "poll_interval": "2s", "max_wait_timeout": "24h",
         "timeout": "30", "twilio_base_url": "https://api.twilio.com",
         "ack_keywords": "ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK", "decline_keywords": "NO, DECLINE",
+        "max_texts_per_person": "10", "person_window": "60s",
     }
     assert all(isinstance(value, str) for value in DEFAULTS.values())
 
@@ -103,6 +104,15 @@ VALID = [
     ({"twilio_base_url": "HTTPS://api.twilio.com/"}, "base_url", "https://api.twilio.com"),
     ({"twilio_base_url": "http://[::1]:8080"}, "base_url", "http://[::1]:8080"),
     ({"unknown_key": "whatever", "twilio_sms_unused": "x"}, "account_sid", ACCOUNT),
+    ({}, "max_texts_per_person", 10),
+    ({}, "person_window", 60.0),
+    ({"max_texts_per_person": " 3 "}, "max_texts_per_person", 3),
+    ({"max_texts_per_person": 30, "person_window": "30s"}, "max_texts_per_person", 30),
+    ({"max_texts_per_person": "30", "person_window": "1h"}, "max_texts_per_person", 30),
+    ({"person_window": "5s", "max_texts_per_person": "5"}, "person_window", 5.0),
+    ({"person_window": "10s", "max_texts_per_person": "10"}, "person_window", 10.0),
+    ({"person_window": "1h"}, "person_window", 3600.0),
+    ({"person_window": "90"}, "person_window", 90.0),
 ]
 
 
@@ -186,6 +196,18 @@ INVALID = [
     ({"twilio_base_url": "https://api.twilio.com#frag"}, "twilio_base_url", "must not have a path"),
     ({"twilio_base_url": "http://localhost:99999"}, "twilio_base_url", "not a valid URL"),
     ({"twilio_base_url": "http://user:pw@localhost"}, "twilio_base_url", "user name or password"),
+    ({"max_texts_per_person": "0"}, "max_texts_per_person", "at least 1"),
+    ({"max_texts_per_person": "31", "person_window": "1h"}, "max_texts_per_person", "at most 30"),
+    ({"max_texts_per_person": "ten"}, "max_texts_per_person", "not a whole number"),
+    ({"max_texts_per_person": "2.5"}, "max_texts_per_person", "not a whole number"),
+    ({"person_window": "4s"}, "person_window", "shorter than the minimum of 5s"),
+    ({"person_window": "0s"}, "person_window", "longer than zero"),
+    ({"person_window": "61m"}, "person_window", "longer than the maximum of 1h"),
+    ({"person_window": "a minute"}, "person_window", "'a minute' is not a duration"),
+    ({"person_window": "-60s"}, "person_window", "negative"),
+    # more than 30 texts to one number within 30 s: Twilio would fail them (14107)
+    ({"max_texts_per_person": "6", "person_window": "5s"}, "person_window", "error 14107"),
+    ({"max_texts_per_person": "11", "person_window": "10s"}, "max_texts_per_person", "up to 33 texts"),
 ]
 
 
