@@ -28,6 +28,13 @@ a message the tracker knows nothing of yet.
 :func:`wait_for_statuses` is the wait loop the SOAR component calls. Another loop (the paging engine)
 follows its messages with :func:`watch_deliveries`: ``watch.track(sids)`` adds messages as they are
 sent, ``watch.statuses()`` gives what is known so far at any moment, ``watch.close()`` ends it.
+
+**The sender's recent outbound log.** The same listing also keeps the sender's latest outbound texts
+for whoever needs them (the storm limiter counts the texts each number got in its window from it):
+an :class:`OutboundWatch` (:func:`watch_outbound`) asks for ``horizon`` seconds of them. While one is
+registered, the listing of each interval reads back to that horizon (within the page cap) and hands
+every such watch an :class:`OutboundView`; a watch that joins while the last view is less than one
+interval old gets that view at once, without a request.
 """
 from __future__ import annotations
 
@@ -55,7 +62,8 @@ SID_PATTERN = re.compile(r"^(?:SM|MM)[0-9a-fA-F]{32}$")
 SID_SEPARATORS = re.compile(r"[,;\s]+")
 
 __all__ = ["KIND", "SidError", "parse_sids", "DeliveryWatch", "DeliveryTracker", "watch_deliveries",
-           "TrackOutcome", "wait_for_statuses"]
+           "TrackOutcome", "wait_for_statuses", "OutboundText", "OutboundView", "OutboundWatch",
+           "watch_outbound"]
 
 
 class SidError(ValueError):
@@ -132,6 +140,74 @@ class DeliveryWatch(Watch):
             self.changed.notify_all()
 
 
+@dataclass(frozen=True)
+class OutboundText:
+    """One outbound message of the sender, as a listing read it."""
+
+    sid: str
+    to: str
+    body: str
+    status: str
+    at: datetime        # the date Twilio lists it by: date_sent, else date_created (the listing's when none)
+
+
+@dataclass(frozen=True)
+class OutboundView:
+    """The sender's outbound messages one listing read, newest first, back to its horizon.
+
+    ``taken`` is ``clock.now()`` and ``wall`` ``clock.wall()`` when the listing began; ``complete`` is
+    False when the page cap stopped it before the horizon (older texts of the window are then missing).
+    """
+
+    texts: tuple[OutboundText, ...]
+    taken: float
+    wall: datetime
+    complete: bool = True
+
+
+class OutboundWatch(DeliveryWatch):
+    """Asks the tracker to keep ``horizon`` seconds of the sender's outbound log; ``on_view`` receives
+    each view the tracker reads (on the tracker's thread: keep it short, and take no lock there that
+    is held while registering or closing a watch).
+
+    ``linger(until)`` lets the tracker close the watch itself once ``clock.now()`` passes ``until``
+    (so a caller that stopped sending keeps the view fresh a little longer without a thread of its
+    own); ``keep()`` takes that back, and is False when the tracker already closed it."""
+
+    def __init__(self, horizon: float, on_view: Callable[[OutboundView], None],
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__((), clock)
+        self.horizon = float(horizon)
+        self._on_view = on_view
+        self._until: float | None = None
+        self._expired = False
+
+    def has_news(self) -> bool:
+        return False
+
+    def linger(self, until: float) -> None:
+        with self.changed:
+            self._until = until
+
+    def keep(self) -> bool:
+        with self.changed:
+            self._until = None
+            return not self._expired
+
+    def expire(self, now: float) -> bool:
+        """True (once) when the watch has lingered long enough: the tracker then closes it."""
+        with self.changed:
+            if self._expired or self._until is None or now < self._until:
+                return False
+            self._expired = True
+            return True
+
+    def offer_view(self, view: OutboundView) -> None:
+        self._on_view(view)
+        with self.changed:
+            self.changed.notify_all()
+
+
 class DeliveryTracker(SharedPoller[DeliveryWatch]):
     """Reads the statuses of the messages every :class:`DeliveryWatch` of one sender follows."""
 
@@ -143,10 +219,22 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
         self.fetches = 0                            # fetches by SID made (diagnostics and benchmarks)
         self._asked: dict[str, float] = {}          # sid -> clock.now() of its last fetch
         self._last_listing: float | None = None     # clock.now() of the last shared listing
+        self.view: OutboundView | None = None       # the last outbound view read
 
     def add(self, watch: DeliveryWatch, *, fresh: bool = True) -> None:
         """Register ``watch``, handing it what is known at once; a look for it when it follows a
-        message the tracker knows nothing of (``fresh`` asks for one in any case)."""
+        message the tracker knows nothing of (``fresh`` asks for one in any case). An
+        :class:`OutboundWatch` gets the last view at once when it is less than one interval old, and a
+        look when it is not (whatever ``fresh`` says)."""
+        if isinstance(watch, OutboundWatch):
+            with self.lock:
+                view = self.view
+                current = view is not None and self.clock.now() - view.taken < self.interval
+                super().add(watch, fresh=not current)
+            if view is not None and current:
+                self.hand_out(watch, _view_giver(view))
+                watch.looked()
+            return
         with self.lock:
             known = [self.known[s] for s in watch.sids if s in self.known]
             covered = len(known) == len(watch.sids)
@@ -158,17 +246,25 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
     # -- one look -------------------------------------------------------------------------------
     def look(self, client: Any, watches: list[DeliveryWatch], fresh: list[DeliveryWatch],
              budget: PageBudget) -> None:
+        expired = [w for w in watches if isinstance(w, OutboundWatch) and w.expire(self.clock.now())]
+        for watch in expired:
+            watch.close()
+        watches = [w for w in watches if w not in expired]
+        fresh = [w for w in fresh if w not in expired]
         with self.lock:
             wanted = list(dict.fromkeys(s for w in watches for s in w.sids))
             pending = [s for s in wanted if s not in self.known or not self.known[s].settled]
         unknown = [s for s in pending if s not in self.known]
         due = self._last_listing is None or self.clock.now() - self._last_listing >= self.interval * 0.9
+        horizon = max((w.horizon for w in watches if isinstance(w, OutboundWatch)), default=0.0)
+        wants_view = horizon > 0 and (due or any(isinstance(w, OutboundWatch) for w in fresh))
         found: dict[str, DeliveryStatus] = {}
+        view: OutboundView | None = None
         failure: Exception | None = None
         try:
-            if pending and (due or unknown):
+            if (pending and (due or unknown)) or wants_view:
                 self._last_listing = self.clock.now()
-                found = self._listing(client, budget, pending)
+                found, view = self._listing(client, budget, pending, horizon)
             if pending and not found.keys() >= set(pending) and (due or unknown):
                 self._fetch(client, [s for s in pending if s not in found], found)
         except Exception as exc:  # hand out what was read, then let the look count as failed
@@ -177,8 +273,12 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
             self.known.update(found)
             self.known = {s: v for s, v in self.known.items() if s in wanted}
             current = list(self.watches)
+            if view is not None:
+                self.view = view
         for watch in current:
             self.hand_out(watch, lambda w: w.offer(self.known.values()))
+            if view is not None and isinstance(watch, OutboundWatch):
+                self.hand_out(watch, _view_giver(view))
         if failure is not None:
             raise failure
         with self.lock:
@@ -189,17 +289,23 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
         if ended:
             LOG.info("Twilio: %s message%s reached a final status", ended, "" if ended == 1 else "s")
 
-    def _listing(self, client: Any, budget: PageBudget, pending: list[str]) -> dict[str, DeliveryStatus]:
-        """The pending messages found in the sender's list, newest first, as far as they can be."""
+    def _listing(self, client: Any, budget: PageBudget, pending: list[str],
+                 horizon: float = 0.0) -> tuple[dict[str, DeliveryStatus], OutboundView | None]:
+        """The pending messages found in the sender's list, newest first, as far as they can be; with a
+        ``horizon`` (seconds), also the view of the sender's outbound texts back to it."""
         wanted = set(pending)
         floors = [self.known[s].date_created for s in pending if s in self.known]
         floor = (min(d for d in floors if d is not None) - FLOOR_MARGIN
                  if floors and len(floors) == len(pending) and all(d is not None for d in floors) else None)
+        taken, wall = self.clock.now(), self.clock.wall()
+        view_floor = wall - timedelta(seconds=horizon) - FLOOR_MARGIN if horizon > 0 else None
         params: dict[str, Any] = {"page_size": PAGE_SIZE}
         if self.settings.src_address:
             params["from_"] = self.settings.src_address
         found: dict[str, DeliveryStatus] = {}
+        texts: list[OutboundText] = []
         page = None
+        reached = last = False
         while budget.take():
             self.requests += 1
             page = client.messages.page(**params) if page is None else page.next_page()
@@ -208,11 +314,26 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
                 if message.sid in wanted:
                     found[message.sid] = DeliveryStatus.from_message(message)
                 listed = listed_at(message)
+                if view_floor is not None and (listed is None or listed >= view_floor) \
+                        and self._from_sender(message):
+                    texts.append(OutboundText(message.sid, message.to or "", message.body or "",
+                                              message.status or "", listed or wall))
                 oldest = listed if listed is not None else oldest
             below = floor is not None and oldest is not None and oldest < floor
-            if len(found) == len(wanted) or below or not page.next_page_url:
+            reached = view_floor is None or (oldest is not None and oldest < view_floor)
+            last = not page.next_page_url
+            if ((len(found) == len(wanted) or below) and reached) or last:
                 break
-        return found
+        view = OutboundView(tuple(texts), taken, wall, reached or last) if view_floor is not None else None
+        return found, view
+
+    def _from_sender(self, message: Any) -> bool:
+        """An outbound message of this sender (the number, else the Messaging Service)."""
+        if not str(getattr(message, "direction", "") or "").startswith("outbound"):
+            return False
+        if self.settings.src_address:
+            return bool(getattr(message, "from_", None) == self.settings.src_address)
+        return bool(getattr(message, "messaging_service_sid", None) == self.settings.messaging_service_sid)
 
     def _fetch(self, client: Any, sids: list[str], found: dict[str, DeliveryStatus]) -> None:
         """Fetch by SID what the listing did not show into ``found`` (what was read before a failure
@@ -243,6 +364,24 @@ def watch_deliveries(settings: Any, sids: Sequence[str], *, client_factory: Clie
     are settled (True) or a look failed for good (``watch.error``).
     """
     watch = DeliveryWatch(sids, clock)
+    register(DeliveryTracker, settings, watch, fresh=True, client_factory=client_factory, clock=clock)
+    return watch
+
+
+def _view_giver(view: OutboundView) -> Callable[[DeliveryWatch], None]:
+    """What hands ``view`` to an outbound watch (other watches take no view)."""
+    def give(watch: DeliveryWatch) -> None:
+        if isinstance(watch, OutboundWatch):
+            watch.offer_view(view)
+    return give
+
+
+def watch_outbound(settings: Any, horizon: float, on_view: Callable[[OutboundView], None], *,
+                   client_factory: ClientFactory = build_client,
+                   clock: Clock = SYSTEM_CLOCK) -> OutboundWatch:
+    """Keep ``horizon`` seconds of the sender's outbound log (the delivery tracker's listing, once per
+    interval); ``on_view`` receives each view. Close the watch when done."""
+    watch = OutboundWatch(horizon, on_view, clock)
     register(DeliveryTracker, settings, watch, fresh=True, client_factory=client_factory, clock=clock)
     return watch
 

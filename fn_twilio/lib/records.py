@@ -60,6 +60,7 @@ class SendOutcome:
     error_message: str | None = None
     may_have_sent: bool = False
     already_sent: bool = False       # sent by an earlier run of a redelivered call (found in Twilio's log)
+    bundled: bool = False            # held over the storm limit and sent in a digest: the digest's message
 
     @classmethod
     def sent(cls, phone_number: str, message: Any) -> SendOutcome:
@@ -97,6 +98,7 @@ class SendOutcome:
             "error_message": self.error_message,
             "may_have_sent": self.may_have_sent,
             "already_sent": self.already_sent,
+            "bundled": self.bundled,
         }
 
 

@@ -13,6 +13,11 @@ A job is used as a context manager: leaving the ``with`` block (the call finishe
 generator was closed at shutdown) cancels what has not started, starts no new request, waits for the
 requests in flight and leaves no worker thread behind. Recipients already sent (found after a
 redelivery) are passed as ``already_sent`` and reported with the outcome given, without a request.
+
+With a ``limiter`` (:class:`fn_twilio.lib.storm.Limiter`), each recipient goes through it: sent when
+the number has room under the storm limit, else held for a digest (``held`` counts those waiting;
+the outcome is the digest's, ``bundled`` true) and reported not sent when the job is closed first.
+``line`` is what the text becomes in a digest (by default the text's start).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, 
 from fn_twilio.lib.intents import Keywords, ack_request
 from fn_twilio.lib.phone import Recipient, mask, mask_numbers
 from fn_twilio.lib.records import SendOutcome
+from fn_twilio.lib.storm import DigestLine, Limiter
 from fn_twilio.lib.twilio_client import ThreadLocalClients
 
 LOG = logging.getLogger(__name__)
@@ -126,6 +132,7 @@ class SendProgress:
     sent: int
     failed: int
     total: int
+    held: int = 0        # recipients waiting for a digest (storm limit)
 
 
 CANCELLED = Failure(FailureKind.UNREACHABLE, "not sent: the call was cancelled before this SMS was sent",
@@ -137,13 +144,15 @@ class SendJob:
 
     ``already_sent`` maps an E.164 number to the outcome to report for it without sending (the
     recipients a previous run of the same call already sent to). ``client_source`` gives each worker
-    its twilio Client (default: one per thread for ``settings``).
+    its twilio Client (default: one per thread for ``settings``). ``limiter`` and ``line``: the storm
+    limit (see the module docstring).
     """
 
     def __init__(self, settings: Any, recipients: Sequence[Recipient], body: str, *,
                  policy: RetryPolicy = RetryPolicy(), clock: Clock = SYSTEM_CLOCK,
                  client_source: ThreadLocalClients | None = None,
-                 already_sent: Mapping[str, SendOutcome] | None = None) -> None:
+                 already_sent: Mapping[str, SendOutcome] | None = None,
+                 limiter: Limiter | None = None, line: DigestLine | None = None) -> None:
         self.settings = settings
         self.recipients = list(recipients)
         self.body = body
@@ -159,6 +168,10 @@ class SendJob:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+        self.held = 0
+        self.limiter = limiter
+        self.line = line if line is not None else DigestLine.for_text(body)
+        self._leased = False
 
     @property
     def total(self) -> int:
@@ -175,6 +188,9 @@ class SendJob:
             else:
                 todo.append(index)
         if todo:
+            if self.limiter is not None:
+                self.limiter.open()
+                self._leased = True
             workers = max(1, min(int(self.settings.max_concurrency), len(todo)))
             self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fn_twilio-send")
             for index in todo:
@@ -199,11 +215,22 @@ class SendJob:
         to = self.recipients[index].e164 or ""
         if self._cancelled.is_set():
             outcome = SendOutcome.failed(to, CANCELLED)
+        elif self.limiter is not None:
+            outcome = self.limiter.send(to, self.body, self.line, lambda body: self._send_text(to, body),
+                                        cancelled=self._cancelled, on_hold=lambda: self._count_held(1),
+                                        on_release=lambda: self._count_held(-1))
         else:
-            outcome = send_one(self._clients.get(), self.settings, to, self.body, policy=self.policy,
-                               clock=self.clock, cancelled=self._cancelled)
+            outcome = self._send_text(to, self.body)
         self._record(index, outcome)
         return outcome
+
+    def _send_text(self, to: str, body: str) -> SendOutcome:
+        return send_one(self._clients.get(), self.settings, to, body, policy=self.policy, clock=self.clock,
+                        cancelled=self._cancelled)
+
+    def _count_held(self, change: int) -> None:
+        with self._lock:
+            self.held += change
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s; True when every recipient has its outcome."""
@@ -222,7 +249,7 @@ class SendJob:
 
     def snapshot(self) -> SendProgress:
         with self._lock:
-            return SendProgress(self.sent, self.failed, self.total)
+            return SendProgress(self.sent, self.failed, self.total, self.held)
 
     def run(self) -> list[SendOutcome]:
         """Send, wait for every recipient and return the outcomes (for callers without progress)."""
@@ -238,8 +265,11 @@ class SendJob:
             return [o for o in self._outcomes if o is not None]
 
     def cancel(self) -> None:
-        """Stop retrying and starting sends; requests already in flight finish."""
+        """Stop retrying and starting sends (texts held for a digest are not sent); requests already
+        in flight finish."""
         self._cancelled.set()
+        if self.limiter is not None:
+            self.limiter.wake()
 
     def close(self) -> None:
         """Cancel what has not started and wait for the requests in flight: no worker is left."""
@@ -256,3 +286,6 @@ class SendJob:
             self._executor = None
             if self._own_clients:
                 self._clients.close()
+        if self._leased and self.limiter is not None:
+            self._leased = False
+            self.limiter.close()

@@ -279,9 +279,9 @@ def _person_limit(reader: _Reader) -> tuple[int, float]:
     # the most texts one number can get in any 30 s when each window holds at most ``texts``
     windows = 1 if window >= TWILIO_PAIR_WINDOW else -(-TWILIO_PAIR_WINDOW // window)
     if texts * windows > TWILIO_PAIR_LIMIT:
-        raise reader.error(f"max_texts_per_person {texts} per person_window {format_duration(window)} lets up "
-                           f"to {int(texts * windows)} texts reach one number within 30 s; Twilio fails every "
-                           f"text beyond {TWILIO_PAIR_LIMIT} in 30 s (error 14107): lower "
+        raise reader.error(f"max_texts_per_person {texts} per person_window {format_duration(window)} lets "
+                           f"up to {int(texts * windows)} texts reach one number within 30 s; Twilio fails "
+                           f"every text beyond {TWILIO_PAIR_LIMIT} in 30 s (error 14107): lower "
                            "max_texts_per_person or lengthen person_window")
     return texts, window
 

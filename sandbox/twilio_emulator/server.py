@@ -21,6 +21,7 @@ from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAG
                     SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, PairRateLimit, Store, TwilioError,
                     error_body, new_sid, parse_filter_date)
 
+TWILIOS_PAIR_LIMIT = PairRateLimit()     # 30 texts in 30 s, then 30 s of 14107 (Twilio's figures)
 FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -339,7 +340,7 @@ class TwilioEmulator:
                  latency: float = 0.0, host: str = "127.0.0.1", port: int = 0,
                  delivery_schedule: DeliverySchedule | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 pair_limit: PairRateLimit | None = PairRateLimit()):
+                 pair_limit: PairRateLimit | None = TWILIOS_PAIR_LIMIT):
         if api_keys is None:
             api_keys = {API_KEY_SID: API_KEY_SECRET}
         if messaging_services is None:
