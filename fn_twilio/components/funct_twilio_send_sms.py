@@ -10,6 +10,7 @@ from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import describe, settled_for_send
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
+from fn_twilio.lib.storm import DigestLine, describe_held, limiter_for, settled_by_digest
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_send_sms"
@@ -68,8 +69,10 @@ class FunctionComponent(AppFunctionComponent):
 
         message = getattr(fn_inputs, "twilio_sms_message", None)
         message = "" if message is None else str(message)
+        incident = None
         if not message.strip():
-            message = default_text(self, fn_inputs)
+            incident = read_incident(self, fn_inputs)
+            message = incident.text
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
@@ -82,30 +85,55 @@ class FunctionComponent(AppFunctionComponent):
                 raise FunctionError_(f"twilio_request_ack: {err}; shorten twilio_sms_message; nothing was "
                                      "sent") from None
 
+        # what this call's text becomes in a digest when a recipient is over the storm limit
+        line = DigestLine.for_text(message, code=reply_code or incident_code(fn_inputs),
+                                   asks=bool(reply_code), name=incident.name if incident else None,
+                                   severity=incident.severity if incident else None)
+        limiter = limiter_for(settings)
+
         skipped = len(recipients) - len(valid)
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
                                   + (f" ({skipped} invalid skipped)" if skipped else ""))
         # redelivery: recipients the interrupted run already sent to are reported, not sent again
         settled = settled_for_send(settings, [r.e164 for r in valid], message, delivery)
-        if delivery.redelivered:
+        if delivery.redelivered:   # and those the interrupted run held and sent in a digest
+            settled.update(settled_by_digest(settings, [r.e164 for r in valid if r.e164 not in settled],
+                                             line, delivery))
             yield self.status_message(describe(settled))
         # leaving the block cancels and joins the workers (a closed call starts no new request)
-        with SendJob(settings, recipients, message, already_sent=settled) as job:
+        with SendJob(settings, recipients, message, already_sent=settled, limiter=limiter, line=line) as job:
             last = None
             for progress in job.progress(PROGRESS_EVERY):
-                text = _progress(progress)
+                text = _progress(progress, limiter)
                 if text != last:
                     yield self.status_message(text)
                     last = text
-            yield self.status_message(_progress(job.snapshot()))
+            yield self.status_message(_progress(job.snapshot(), limiter))
             summary = SendSummary(destination, message, tuple(job.outcomes()), reply_code=reply_code)
         yield FunctionResult(summary.as_result(), success=summary.success, reason=summary.reason,
                              custom_results=True)
 
 
+class Incident:
+    """The incident a default text is about: its name, severity (a name) and the text itself."""
+
+    def __init__(self, incident_id, name, severity):
+        self.id, self.name, self.severity = incident_id, name, severity
+
+    @property
+    def text(self) -> str:
+        return DEFAULT_TEXT.format(name=self.name, id=self.id, severity=self.severity or "unknown")
+
+
 def default_text(component, fn_inputs) -> str:
     """The 2.0.1 default text, about the incident named by incident_id (read from SOAR by
     ``component``'s REST client); also the page's default text."""
+    return read_incident(component, fn_inputs).text
+
+
+def read_incident(component, fn_inputs) -> Incident:
+    """The incident named by incident_id, read from SOAR by ``component``'s REST client, for the default
+    text; FunctionError_ when there is none or it cannot be read."""
     code = incident_code(fn_inputs)
     if code is None:
         raise FunctionError_("twilio_sms_message is empty and incident_id is not set: give a message, "
@@ -125,14 +153,15 @@ def default_text(component, fn_inputs) -> str:
     severity = incident.get("severity_code")
     if isinstance(severity, dict):
         severity = severity.get("name")
-    return DEFAULT_TEXT.format(name=incident.get("name"), id=incident.get("id", incident_id),
-                               severity=severity or "unknown")
+    return Incident(incident.get("id", incident_id), incident.get("name"), severity)
 
 
-def _progress(progress: SendProgress) -> str:
+def _progress(progress: SendProgress, limiter) -> str:
     text = f"Sent {progress.sent} of {progress.total}"
     if progress.failed:
         text += f", {progress.failed} failed"
+    if progress.held:
+        text += f"; {describe_held(progress.held, limiter)}"
     return text
 
 

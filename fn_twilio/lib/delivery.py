@@ -247,8 +247,8 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
     def look(self, client: Any, watches: list[DeliveryWatch], fresh: list[DeliveryWatch],
              budget: PageBudget) -> None:
         expired = [w for w in watches if isinstance(w, OutboundWatch) and w.expire(self.clock.now())]
-        for watch in expired:
-            watch.close()
+        for lingered in expired:
+            lingered.close()
         watches = [w for w in watches if w not in expired]
         fresh = [w for w in fresh if w not in expired]
         with self.lock:
