@@ -269,6 +269,12 @@ class Limiter:
         self.held = 0          # texts held so far
         self.digests = 0       # digests sent (accepted by Twilio)
 
+    def refresh(self, settings: Any) -> None:
+        """Take the latest settings of the same account, sender and limit (a reloaded app.config may
+        change the proxy, the timeout or the keywords): the next listing it asks for uses them."""
+        self.settings = settings
+        self.keywords = settings.keywords
+
     @property
     def described(self) -> str:
         """``limit 10 texts per 1m``, for status messages."""
@@ -540,6 +546,8 @@ def limiter_for(settings: Any, *, clock: Clock = SYSTEM_CLOCK,
         limiter = _LIMITERS.get(key)
         if limiter is None:
             limiter = _LIMITERS[key] = Limiter(settings, clock=clock, client_factory=client_factory)
+        else:
+            limiter.refresh(settings)
         return limiter
 
 

@@ -71,11 +71,13 @@ class TestStormSend:
         for call in calls:
             assert call.error is None and call.result["success"] is True
             alice, bob = call.result["twilio_status"]
-            assert alice["bundled"] is True and alice["sid"] == digest["sid"] == alice["messaging_service_sid"]
+            assert alice["bundled"] is True
+            assert alice["sid"] == digest["sid"] == alice["messaging_service_sid"]
             assert alice["message_body"] == digest["body"] and alice["status"] == "queued"
             assert alice["date_created_ts"] and alice["success"] is True
             assert bob["bundled"] is False and bob["message_body"].startswith("Scanner")
-            assert any(s.endswith("1 recipient held for a digest (limit 2 texts per 5s)") for s in call.statuses)
+            held_status = "1 recipient held for a digest (limit 2 texts per 5s)"
+            assert any(s.endswith(held_status) for s in call.statuses), call.statuses
         assert all(m["status"] != "failed" for m in twilio.outbound_messages())
 
     def test_a_default_text_goes_in_the_digest_with_the_incidents_name_and_severity(self, circuits_app,

@@ -18,7 +18,8 @@ import pytest
 
 from sandbox.twilio_emulator import SENDER
 from tests.reliability import reliability_helpers as helpers
-from tests.reliability.reliability_helpers import ALICE, BOB, CAROL, LEDGER, call, creates, lists
+from tests.reliability.reliability_helpers import (ALICE, BOB, CAROL, LEDGER, NO_STORM_LIMIT, call, creates,
+                                                  lists)
 
 SEND = "twilio_send_sms"
 RECEIVE = "twilio_receive_messages"
@@ -410,7 +411,7 @@ def rows(table):
 
 
 class TestSendInputs:
-    APP_SETTINGS = {}
+    APP_SETTINGS = NO_STORM_LIMIT
     FN, REFUSED, ACCEPTED = SEND, SEND_REFUSED, SEND_OK
 
     @rows(SEND_REFUSED)
