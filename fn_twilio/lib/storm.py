@@ -15,16 +15,20 @@ older (bounded by the HTTP timeout plus one interval; when the log cannot be rea
 it knows, this process's texts and the last view, and says so once at WARNING).
 
 Several instances: each keeps the limit with what its last view shows, so texts another instance sent
-within the last poll interval may not be counted yet (the contract's "within one poll interval"). A
-slot freed by a text of another instance (the text left the window and is not this process's) is
-left to that instance for two poll intervals, the time for its reuse to show in the log; a slot
-freed by this process's own text is reused at once. So two instances holding texts for one person do
-not both send a digest the moment a slot frees.
+since that view (at most 1.5 poll intervals old) are not counted yet (the contract's "within one poll
+interval"). To bound that, one instance sends at most one text to a number every two poll intervals
+(``pace``): by the time it sends the next, its previous one is in every other instance's view. So
+with N instances a number gets at most ``max_texts_per_person + N - 1`` texts in any window, and one
+instance alone keeps the limit exactly. A slot freed by a text of another instance (the text left the
+window and is not this process's) is left to that instance for two poll intervals, the time for its
+reuse to show in the log; a slot freed by this process's own text is reused at once. So two instances
+holding texts for one person do not both send a digest the moment a slot frees.
 
-**Holds and digests.** A text to a number that has no room (or that already has texts held) is held.
-Each held call waits; when the number has room, the waiting call that sees it first takes every text
-held for that number (from any call of the process) and sends them merged into digests, one per
-slot, oldest first, each at most 1600 characters (:func:`build_digests`)::
+**Holds and digests.** A text to a number that has no room, whose pace does not allow a text yet, or
+that already has texts held, is held. Each held call waits; when the number has room and its pace
+allows, the waiting call that sees it first takes every text held for that number (from any call of
+the process) and sends them merged into one digest, oldest first, at most 1600 characters
+(:func:`build_digests`; what does not fit waits for the next text the number may get)::
 
     3 more incidents need you:
     2101 Phishing wave (High)
@@ -42,7 +46,7 @@ Every call whose text went in a digest reports that recipient with the digest's 
 (``bundled`` true: SID, status, date, body); a call closed (shutdown) while its text is held reports
 it not sent. A held text waits at most one window (plus two poll intervals and a second of margin):
 if the number still has no room then, its digest goes anyway (and a WARNING says so) rather than the
-text being lost.
+text being lost (still one text per pace).
 
 After a crash, :func:`settled_by_digest` finds the digests the interrupted run already sent (in
 Twilio's outbound log since the original delivery) that carry a call's line.
@@ -255,7 +259,8 @@ class Limiter:
         self.clock = clock
         self.client_factory = client_factory
         self.grace = 2 * self.interval        # a slot freed by another instance's text is left to it
-        self.max_hold = self.window + MARGIN.total_seconds() + self.grace
+        self.pace = 2 * self.interval         # one text to a number per pace from this process
+        self.max_hold = self.window + MARGIN.total_seconds() + self.grace + self.pace
         self.horizon = self.window + MARGIN.total_seconds() + self.grace + 2 * self.interval
         self._cond = threading.Condition()
         self._generation = 0
@@ -389,6 +394,11 @@ class Limiter:
         texts += [(t.at, False) for t in listed.values() if t.status not in NOT_SENT]
         return sorted(texts)
 
+    def _paced_until(self, to: str) -> datetime | None:
+        """When this process may send its next text to ``to`` (None: at once)."""
+        own = self._state(to).own
+        return max(o.at for o in own) + timedelta(seconds=self.pace) if own else None
+
     def _room(self, to: str, now: datetime) -> tuple[int, datetime | None]:
         """How many texts may go to ``to`` at ``now``, and when more room comes (None: not known)."""
         span = timedelta(seconds=self.window) + MARGIN
@@ -419,7 +429,8 @@ class Limiter:
             now = self.clock.wall()
             state = self._state(to)
             room, _ = self._room(to, now)
-            if room > 0 and all(h.taken for h in state.held):
+            paced = self._paced_until(to)
+            if room > 0 and (paced is None or now >= paced) and all(h.taken for h in state.held):
                 own = _Own(now)
                 state.own.append(own)
                 hold = None
@@ -473,36 +484,38 @@ class Limiter:
         self._changed()
 
     def _take(self, hold: _Hold) -> tuple[list[_Batch], float]:
-        """The digests to send now for ``hold``'s number (taken from the held texts), or none and how
-        long to wait before looking again (called with the condition held)."""
+        """The text to send now for ``hold``'s number (taken from the held texts: the one text they all
+        are, or a digest of them), or none and how long to wait before looking again (called with the
+        condition held)."""
         to = hold.to
         state = self._state(to)
         waiting = [h for h in state.held if not h.taken]
         now, now_m = self.clock.wall(), self.clock.now()
         room, more_at = self._room(to, now)
+        paced = self._paced_until(to)
         forced = room == 0 and any(now_m >= h.deadline for h in waiting)
-        if room == 0 and not forced:
-            pause = min(h.deadline for h in waiting) - now_m
-            if more_at is not None:
-                pause = min(pause, (more_at - now).total_seconds())
-            return [], max(0.0, min(self.interval, pause))
+        if (room == 0 and not forced) or (paced is not None and now < paced):
+            moments = [min(h.deadline for h in waiting) - now_m]
+            if room == 0 and more_at is not None:
+                moments.append((more_at - now).total_seconds())
+            if paced is not None and now < paced:
+                moments.append((paced - now).total_seconds())
+            return [], max(0.0, min([self.interval] + moments))
         if forced:
             LOG.warning("fn_twilio storm limit: %s still has no room after %s; its held texts go in a digest "
                         "now rather than be lost", mask(to), format_duration(self.max_hold))
-        batches: list[_Batch] = []
         if len({h.body for h in waiting}) == 1:       # the same text each time: send it as it is
-            batches.append(_Batch(waiting[0].body, _Own(now), waiting, bundled=False))
+            batch = _Batch(waiting[0].body, _Own(now), waiting, bundled=False)
         else:
-            for digest in build_digests([h.line for h in waiting], self.keywords)[:max(room, 1)]:
-                rows = set(digest.lines)
-                batches.append(_Batch(digest.body, _Own(now), [h for h in waiting if h.line.render() in rows],
-                                      bundled=True))
-        for batch in batches:
-            state.own.append(batch.own)
-            for taken in batch.holds:
-                taken.taken = True
+            digest = build_digests([h.line for h in waiting], self.keywords)[0]
+            rows = set(digest.lines)
+            batch = _Batch(digest.body, _Own(now), [h for h in waiting if h.line.render() in rows],
+                           bundled=True)
+        state.own.append(batch.own)
+        for taken in batch.holds:
+            taken.taken = True
         self._changed()
-        return batches, 0.0
+        return [batch], 0.0
 
     def _send_batch(self, to: str, batch: _Batch, send: Send) -> None:
         outcome = send(batch.body)

@@ -169,6 +169,13 @@ class Storm:
         thread.start()
         return index
 
+    def in_turn(self, number: str, code: int) -> Any:
+        """One call to ``number`` that goes out at once (the pace since the last has passed), its
+        outcome; then the pace passes."""
+        outcome = self.outcome(self.call([number], code))
+        self.advance(self.limiter.pace)
+        return outcome
+
     def done(self, index: int) -> bool:
         return index in self.results
 
@@ -290,24 +297,49 @@ def test_describe_held_names_the_limit():
 
 
 # -- the limit ----------------------------------------------------------------------------------------
-def test_within_the_limit_every_text_goes_at_once_and_the_next_is_held(storm):
+def test_within_the_limit_each_text_goes_as_it_is_and_the_next_is_held(storm):
     s = storm(limit=3)
-    calls = [s.call([ALICE], 2100 + i) for i in range(3)]
-    assert all(s.outcome(c).success and not s.outcome(c).bundled for c in calls)
+    outcomes = [s.in_turn(ALICE, 2100 + i) for i in range(3)]
+    assert all(o.success and not o.bundled and o.message_body.startswith("Incident 21") for o in outcomes)
     held = s.call([ALICE], 2103)
     eventually(lambda: s.held() == 1, "the 4th text is held")
     still(lambda: len(s.log.to(ALICE)) == 3 and not s.done(held), "nothing more went to Alice")
-    assert s.limiter.held == 1
+    assert s.limiter.held == 1 and len(s.log.lists) >= 1
+
+
+def test_one_process_sends_one_text_to_a_number_per_pace_and_other_numbers_at_once(storm):
+    s = storm(limit=5)
+    assert s.limiter.pace == 2.0                              # two poll intervals
+    assert s.outcome(s.call([ALICE], 1)).success
+    second = s.call([ALICE], 2)
+    others = [s.call([number], 3) for number in (BOB, CAROL)]
+    assert all(s.outcome(c).success for c in others)          # other numbers: no wait
+    eventually(lambda: s.held() == 1, "the second text to Alice waits for the pace")
+    s.advance(1.75)
+    still(lambda: not s.done(second), "not before the pace")
+    s.advance(0.5)
+    outcome = s.outcome(second)
+    assert outcome.success and not outcome.bundled and outcome.message_body.startswith("Incident 2")
+
+
+def test_texts_arriving_within_one_pace_go_together(storm):
+    s = storm(limit=5)
+    assert s.outcome(s.call([ALICE], 1)).success
+    held = [s.call([ALICE], code) for code in (2, 3, 4)]
+    eventually(lambda: s.held() == 3, "three wait for the pace")
+    s.advance(2.25)
+    digest = s.outcome(held[0])
+    assert digest.bundled and digest.message_body.startswith("3 more incidents need you:")
+    assert {s.outcome(c).sid for c in held} == {digest.sid} and len(s.log.to(ALICE)) == 2
 
 
 def test_window_edges_the_slot_frees_one_window_and_a_second_after_the_first_text(storm):
     s = storm(limit=2, window="10s")
-    first, second = s.call([ALICE], 1), s.call([ALICE], 2)
-    assert s.outcome(first).success and s.outcome(second).success
+    assert s.in_turn(ALICE, 1).success and s.in_turn(ALICE, 2).success
     sent_at = s.log.to(ALICE)[0].date_created
-    held = s.call([ALICE], 3)
+    held = s.call([ALICE], 3)                 # 4 s after the first text
     eventually(lambda: s.held() == 1, "held")
-    s.advance(10.75)          # 10.75 s after the first text (its Twilio date may be up to 1 s older)
+    s.advance(6.75)          # 10.75 s after the first text (its Twilio date may be up to 1 s older)
     still(lambda: not s.done(held), "still held inside the window and its margin")
     s.advance(1.5)
     outcome = s.outcome(held)
@@ -334,8 +366,7 @@ def test_failed_and_canceled_texts_in_the_log_do_not_count(storm):
     s = storm(limit=2)
     for status in ("failed", "failed", "canceled", "failed"):
         s.log.add(ALICE, ago=1, status=status)
-    calls = [s.call([ALICE], i) for i in range(2)]
-    assert all(s.outcome(c).success for c in calls)
+    assert all(s.in_turn(ALICE, i).success for i in range(2))
 
 
 def test_a_text_in_flight_counts_before_twilio_answers(storm):
@@ -399,17 +430,37 @@ def test_limiter_for_gives_one_limiter_per_account_sender_and_limit():
     assert limiter_for(base) is not limiter_for(storm_settings(3, "20s"))
 
 
-def test_many_threads_at_once_never_pass_the_limit(storm):
+def test_many_calls_at_once_take_one_text_and_one_digest(storm):
     s = storm(limit=5)
     calls = [s.call([ALICE], 100 + i) for i in range(20)]
-    eventually(lambda: len(s.log.creates) == 5 and s.held() == 15, "5 sent, 15 held")
-    still(lambda: len(s.log.creates) == 5, "nothing beyond the limit")
-    s.advance(11.5)
+    eventually(lambda: len(s.log.creates) == 1 and s.held() == 19, "one sent, 19 held")
+    still(lambda: len(s.log.creates) == 1, "nothing more within the pace")
+    s.advance(2.25)
     eventually(lambda: all(s.done(c) for c in calls), "every call ended")
-    digests = [m for m in s.log.to(ALICE) if m.body.startswith("15 more incidents")]
-    assert len(digests) == 1 and len(s.log.to(ALICE)) == 6
-    alone = {m.body.split()[1] for m in s.log.to(ALICE)[:5]}       # "Incident <code> needs you..."
-    assert sorted(requested_codes(digests[0].body)) == sorted({str(100 + i) for i in range(20)} - alone)
+    first, digest = s.log.to(ALICE)
+    alone = first.body.split()[1]                               # "Incident <code> needs you..."
+    assert digest.body.startswith("19 more incidents need you:")
+    assert sorted(requested_codes(digest.body)) == sorted({str(100 + i) for i in range(20)} - {alone})
+
+
+def test_a_steady_storm_never_passes_the_limit_and_every_incident_reaches_the_person(storm):
+    s = storm(limit=3, window="10s")
+    calls = []
+    for i in range(40):                        # a call every half second for 20 s
+        calls.append(s.call([ALICE], 7000 + i))
+        s.advance(0.5)
+    s.advance(25.0)
+    eventually(lambda: all(s.done(c) for c in calls), "every call ended")
+    texts = s.log.to(ALICE)
+    times = [m.date_created for m in texts]
+    for at in times:
+        inside = [t for t in times if at - timedelta(seconds=10) < t <= at]
+        assert len(inside) <= 3, f"{len(inside)} texts within 10 s of {at}"
+    reached = set()
+    for m in texts:
+        reached.update(requested_codes(m.body))
+    assert reached == {str(7000 + i) for i in range(40)}
+    assert all(s.outcome(c).success for c in calls) and len(texts) < 20
 
 
 # -- digests --------------------------------------------------------------------------------------------
@@ -446,12 +497,12 @@ def test_a_call_to_several_people_holds_only_those_over_the_limit(storm):
 def test_texts_beyond_1600_characters_take_several_digests_each_counted(storm):
     s = storm(limit=2)
     for i in range(2):
-        assert s.outcome(s.call([ALICE], i)).success
+        assert s.in_turn(ALICE, i).success                    # texts at 0 s and 2 s
     long_name = "Credential phishing campaign against the finance team, wave"
     held = [s.call([ALICE], 5000 + i, line=s.line(5000 + i, f"{long_name} {i}")) for i in range(80)]
     eventually(lambda: s.held() == 80, "80 held")
-    s.advance(11.5)
-    eventually(lambda: sum(s.done(c) for c in held) > 0, "the first digests went")
+    s.advance(10.5)                            # 14.5 s: the two slots freed at 11 s and 13 s
+    eventually(lambda: len(s.log.to(ALICE)) == 4, "two digests in this window")
     still(lambda: len(s.log.to(ALICE)) == 4, "two slots: two digests in this window")
     first_two = s.log.to(ALICE)[2:]
     assert all(len(m.body) <= DIGEST_LIMIT for m in first_two)
