@@ -35,13 +35,13 @@ twilio_src_address=
 #http_proxy=
 # where the Twilio API lives (change only for a local Twilio emulator)
 #twilio_base_url=https://api.twilio.com
-# storms: at most this many texts from the sender to one number in any person_window; texts beyond
-# it are held and sent together as one digest when the window allows (person_window: 5s to 1h)
-#max_texts_per_person=10
-#person_window=60s
 # words that acknowledge a page when a reply starts with one (separated by commas); the first one
 # is the word a page asks for. Twilio's own keywords (STOP, START, YES, HELP, ...) are refused.
 #ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
 # words that decline a page when a reply starts with one (separated by commas)
 #decline_keywords=NO, DECLINE
+# storms: at most this many texts from the sender to one number in any person_window; texts beyond
+# it are held and sent together as one digest when the window allows (person_window: 5s to 1h)
+#max_texts_per_person=10
+#person_window=60s
 """
