@@ -16,16 +16,17 @@ it knows, this process's texts and the last view, and says so once at WARNING).
 
 Several instances: each keeps the limit with what its last view shows, so texts another instance sent
 since that view (at most 1.5 poll intervals old) are not counted yet (the contract's "within one poll
-interval"). To bound that, one instance sends at most one text to a number every two poll intervals
-(``pace``): by the time it sends the next, its previous one is in every other instance's view. So
-with N instances a number gets at most ``max_texts_per_person + N - 1`` texts in any window, and one
-instance alone keeps the limit exactly. A slot freed by a text of another instance (the text left the
+interval"). To bound that, once the log shows another sender's text to a number in the window (another
+instance), one instance sends that number at most one text every two poll intervals (``pace``): by the
+time it sends the next, its previous one is in every other instance's view. So past the first poll
+interval of a storm, N instances pass the limit by at most N - 1 texts in any window; one instance
+alone keeps it exactly and is never paced. A slot freed by a text of another instance (the text left the
 window and is not this process's) is left to that instance for two poll intervals, the time for its
 reuse to show in the log; a slot freed by this process's own text is reused at once. So two instances
 holding texts for one person do not both send a digest the moment a slot frees.
 
-**Holds and digests.** A text to a number that has no room, whose pace does not allow a text yet, or
-that already has texts held, is held. Each held call waits; when the number has room and its pace
+**Holds and digests.** A text to a number that has no room, whose pace (when paced) does not allow a
+text yet, or that already has texts held, is held. Each held call waits; when the number has room and its pace
 allows, the waiting call that sees it first takes every text held for that number (from any call of
 the process) and sends them merged into one digest, oldest first, at most 1600 characters
 (:func:`build_digests`; what does not fit waits for the next text the number may get)::
@@ -97,7 +98,7 @@ _SPACES = re.compile(r"\s+")
 _ACK_REQUEST = re.compile(r"\s*Reply \w+ #?[0-9]+ to acknowledge\.\s*$")
 _HEADER = re.compile(r"^[0-9]+ more (?:incidents? needs? you|messages? for you):$")
 _FOOTER = re.compile(r"^Reply \w+ <id> to acknowledge one, \w+ ALL for all\.$")
-_ASKING = re.compile(r"^([0-9]+) ")
+_ASKING = re.compile(r"^([0-9]+)(?: |$)")
 
 
 # -- digests ----------------------------------------------------------------------------------------
@@ -134,8 +135,8 @@ class DigestLine:
         severity = f" ({_one_line(self.severity, 20)})" if self.severity and self.severity.strip() else ""
         text = _one_line(self.text, LINE_TEXT)
         if self.asking:
-            return f"{self.code} {text}{severity}"
-        return f"- {self.code + ' ' if self.code else ''}{text}{severity}"
+            return f"{self.code} {text}{severity}".rstrip()
+        return f"- {self.code + ' ' if self.code else ''}{text}{severity}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -394,10 +395,14 @@ class Limiter:
         texts += [(t.at, False) for t in listed.values() if t.status not in NOT_SENT]
         return sorted(texts)
 
-    def _paced_until(self, to: str) -> datetime | None:
-        """When this process may send its next text to ``to`` (None: at once)."""
+    def _paced_until(self, to: str, now: datetime) -> datetime | None:
+        """When this process may send its next text to ``to`` (None: at once): one pace after its last
+        one, while the log shows another sender (an instance) texting that number in the window."""
         own = self._state(to).own
-        return max(o.at for o in own) + timedelta(seconds=self.pace) if own else None
+        if not own or not any(not mine for at, mine in self._texts(to, now)
+                              if at > now - timedelta(seconds=self.window) - MARGIN):
+            return None
+        return max(o.at for o in own) + timedelta(seconds=self.pace)
 
     def _room(self, to: str, now: datetime) -> tuple[int, datetime | None]:
         """How many texts may go to ``to`` at ``now``, and when more room comes (None: not known)."""
@@ -419,9 +424,10 @@ class Limiter:
              on_hold: Callable[[], None] = lambda: None,
              on_release: Callable[[], None] = lambda: None) -> SendOutcome:
         """Send ``body`` to ``to`` with ``send`` (one create, returning the outcome) when the number has
-        room; otherwise hold it (``on_hold()``), wait for its digest, and return the digest's outcome
-        (``bundled``), or not sent when ``cancelled`` is set while it is held (``on_release()`` when
-        a held text ends either way)."""
+        room and its pace allows; otherwise hold it (``on_hold()``), wait for its digest, and return the
+        digest's outcome (``bundled``), or not sent when ``cancelled`` is set while it is held
+        (``on_release()`` when a held text ends either way). Call it between ``open()`` and ``close()``
+        (a SendJob with a limiter does)."""
         self._await_view(cancelled)
         if cancelled.is_set():
             return SendOutcome.failed(to, HELD_CANCELLED)
@@ -429,7 +435,7 @@ class Limiter:
             now = self.clock.wall()
             state = self._state(to)
             room, _ = self._room(to, now)
-            paced = self._paced_until(to)
+            paced = self._paced_until(to, now)
             if room > 0 and (paced is None or now >= paced) and all(h.taken for h in state.held):
                 own = _Own(now)
                 state.own.append(own)
@@ -492,7 +498,7 @@ class Limiter:
         waiting = [h for h in state.held if not h.taken]
         now, now_m = self.clock.wall(), self.clock.now()
         room, more_at = self._room(to, now)
-        paced = self._paced_until(to)
+        paced = self._paced_until(to, now)
         forced = room == 0 and any(now_m >= h.deadline for h in waiting)
         if (room == 0 and not forced) or (paced is not None and now < paced):
             moments = [min(h.deadline for h in waiting) - now_m]

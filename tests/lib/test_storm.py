@@ -225,6 +225,7 @@ def storm():
     (DigestLine("asks without a code", None, True), "- asks without a code"),
     (DigestLine("Two\nlines\tand   spaces", "7", True), "7 Two lines and spaces"),
     (DigestLine("x" * 100, "9", True), "9 " + "x" * 57 + "..."),
+    (DigestLine("", "10", True), "10"),
 ])
 def test_a_line_is_its_code_its_text_and_its_severity(line, rendered):
     assert line.render() == rendered
@@ -256,6 +257,7 @@ def test_a_digest_reads_like_the_contract_and_gives_back_every_code_it_asked_for
     ("1 more incident needs you:\n42 Phishing\nReply ACK <id> to acknowledge one, ACK ALL for all.", ["42"]),
     ("2 more messages for you:\n- 2101 Phishing\n- Restarted", []),               # nothing asked
     ("2 more incidents need you:\n2101 A\n2102 B", []),                            # no footer: no request
+    ("1 more incident needs you:\n77\nReply ACK <id> to acknowledge one, ACK ALL for all.", ["77"]),
     ("2 more incidents need you:\n0042 A\n0042 B again\nReply ACK <id> to acknowledge one, ACK ALL for all.",
      ["42"]),
     ("2 more incidents need you:\r\n7 A\r\n- 8 B\r\nReply NO <id> to acknowledge one, NO ALL for all.",
@@ -307,9 +309,17 @@ def test_within_the_limit_each_text_goes_as_it_is_and_the_next_is_held(storm):
     assert s.limiter.held == 1 and len(s.log.lists) >= 1
 
 
-def test_one_process_sends_one_text_to_a_number_per_pace_and_other_numbers_at_once(storm):
+def test_alone_a_process_sends_every_text_within_the_limit_at_once(storm):
+    s = storm(limit=5)
+    calls = [s.call([ALICE], i) for i in range(5)]
+    assert all(s.outcome(c).success and not s.outcome(c).bundled for c in calls)
+    assert len({m.body for m in s.log.to(ALICE)}) == 5
+
+
+def test_when_another_instance_texts_the_number_one_text_per_pace(storm):
     s = storm(limit=5)
     assert s.limiter.pace == 2.0                              # two poll intervals
+    s.log.add(ALICE, ago=5)                                   # another instance texted Alice
     assert s.outcome(s.call([ALICE], 1)).success
     second = s.call([ALICE], 2)
     others = [s.call([number], 3) for number in (BOB, CAROL)]
@@ -324,13 +334,14 @@ def test_one_process_sends_one_text_to_a_number_per_pace_and_other_numbers_at_on
 
 def test_texts_arriving_within_one_pace_go_together(storm):
     s = storm(limit=5)
+    s.log.add(ALICE, ago=5)
     assert s.outcome(s.call([ALICE], 1)).success
     held = [s.call([ALICE], code) for code in (2, 3, 4)]
     eventually(lambda: s.held() == 3, "three wait for the pace")
     s.advance(2.25)
     digest = s.outcome(held[0])
     assert digest.bundled and digest.message_body.startswith("3 more incidents need you:")
-    assert {s.outcome(c).sid for c in held} == {digest.sid} and len(s.log.to(ALICE)) == 2
+    assert {s.outcome(c).sid for c in held} == {digest.sid} and len(s.log.to(ALICE)) == 3   # with the other's
 
 
 def test_window_edges_the_slot_frees_one_window_and_a_second_after_the_first_text(storm):
@@ -430,15 +441,29 @@ def test_limiter_for_gives_one_limiter_per_account_sender_and_limit():
     assert limiter_for(base) is not limiter_for(storm_settings(3, "20s"))
 
 
-def test_many_calls_at_once_take_one_text_and_one_digest(storm):
+def test_many_calls_at_once_the_limit_goes_then_one_digest(storm):
     s = storm(limit=5)
+    calls = [s.call([ALICE], 100 + i) for i in range(20)]
+    eventually(lambda: len(s.log.creates) == 5 and s.held() == 15, "5 sent, 15 held")
+    still(lambda: len(s.log.creates) == 5, "nothing beyond the limit")
+    s.advance(11.5)
+    eventually(lambda: all(s.done(c) for c in calls), "every call ended")
+    texts = s.log.to(ALICE)
+    alone = {m.body.split()[1] for m in texts[:5]}             # "Incident <code> needs you..."
+    assert len(texts) == 6 and texts[5].body.startswith("15 more incidents need you:")
+    assert sorted(requested_codes(texts[5].body)) == sorted({str(100 + i) for i in range(20)} - alone)
+
+
+def test_many_calls_at_once_while_another_instance_texts_take_one_text_and_one_digest(storm):
+    s = storm(limit=5)
+    s.log.add(ALICE, ago=9)
     calls = [s.call([ALICE], 100 + i) for i in range(20)]
     eventually(lambda: len(s.log.creates) == 1 and s.held() == 19, "one sent, 19 held")
     still(lambda: len(s.log.creates) == 1, "nothing more within the pace")
     s.advance(2.25)
     eventually(lambda: all(s.done(c) for c in calls), "every call ended")
-    first, digest = s.log.to(ALICE)
-    alone = first.body.split()[1]                               # "Incident <code> needs you..."
+    first, digest = s.log.to(ALICE)[1:]
+    alone = first.body.split()[1]
     assert digest.body.startswith("19 more incidents need you:")
     assert sorted(requested_codes(digest.body)) == sorted({str(100 + i) for i in range(20)} - {alone})
 
