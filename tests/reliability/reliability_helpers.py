@@ -27,9 +27,9 @@ SOAR_API_KEY_ID = "c0ffee00-1234-4abc-9def-00000000a11e"
 SOAR_API_KEY_SECRET = "soar-api-secret-Zq7Xk2Lm9Pw4Rt6Yv8"
 SOAR_SECTION = f"\n[resilient]\napi_key_id = {SOAR_API_KEY_ID}\napi_key_secret = {SOAR_API_KEY_SECRET}\n"
 
-# The matrices send to one number many times at once (each row beside the same people); the storm limit
-# (tests/lib/test_storm.py, tests/e2e/test_storm_instances.py) is not what they check, so it is as high as Twilio
-# allows for the classes that do.
+# The matrices send to one number many times at once (each row beside the same people); the storm
+# limit (tests/lib/test_storm.py, tests/e2e/test_storm_instances.py) is not what they check, so it is
+# as high as Twilio allows for the classes that do.
 NO_STORM_LIMIT = {"max_texts_per_person": "30", "person_window": "30s"}
 
 ALICE = "+353861234567"
