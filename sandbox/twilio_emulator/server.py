@@ -21,7 +21,8 @@ from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAG
                     SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, Store, TwilioError, error_body,
                     new_sid, parse_filter_date)
 
-FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
+FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop",
+               "commit_then_status")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -267,6 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
             record.response_body = body
             record.finished = time.monotonic()
             self._drop()
+            return
+        if fault is not None and fault.kind == "commit_then_status":   # made it, then answered an error
+            status = fault.status or 500
+            code = fault.code or model.HTTP_DEFAULT_CODES.get(status, status)
+            message = model.CODE_MESSAGES.get(code) or model.HTTP_MESSAGES.get(status, "Error")
+            self._respond(record, status, json.dumps(error_body(status, code, message)).encode(), JSON_TYPE,
+                          headers)
             return
         self._respond(record, status, body, JSON_TYPE if status != 204 else None, headers)
 

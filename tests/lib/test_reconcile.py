@@ -216,7 +216,7 @@ def _asking(code):
     ([msg(ALICE, body=_asking(4821))], "4821"),                                   # the first run's code
     ([msg(BOB, body=_asking(4821), at=T0 + timedelta(seconds=2)),
       msg(ALICE, body=_asking(1111), at=T0 + timedelta(seconds=9))], "4821"),     # the oldest since the call
-    ([msg(ALICE, body=_asking(4821), at=T0 - timedelta(minutes=10))], None),      # before the call: another one
+    ([msg(ALICE, body=_asking(4821), at=T0 - timedelta(minutes=10))], None),      # before the call
     ([msg(CAROL, body=_asking(4821))], None),                                     # not one of the recipients
     ([msg(ALICE, body="Other text Reply ACK 4821 to acknowledge.")], None),      # another message
     ([msg(ALICE, body=TEXT)], None),                                              # asked for nothing
