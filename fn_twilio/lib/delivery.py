@@ -176,7 +176,8 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
         with self.lock:
             self.known.update(found)
             self.known = {s: v for s, v in self.known.items() if s in wanted}
-            self._asked = {s: t for s, t in self._asked.items() if s in wanted}   # no SID kept past its watches
+            # no SID is kept past the watches that follow it
+            self._asked = {s: t for s, t in self._asked.items() if s in wanted}
             current = list(self.watches)
         for watch in current:
             self.hand_out(watch, lambda w: w.offer(self.known.values()))
