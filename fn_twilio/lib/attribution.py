@@ -49,7 +49,8 @@ def sent_text(outcome: SendOutcome) -> SentText | None:
     """A text this app sent (a send outcome with a SID), as attribution reads it."""
     if not outcome.success or outcome.date_created is None or outcome.message_body is None:
         return None
-    return SentText(to=outcome.phone_number, body=outcome.message_body, date=outcome.date_created)
+    return SentText(to=outcome.phone_number, body=outcome.message_body, date=outcome.date_created,
+                    sid=outcome.sid)
 
 
 def pending(replies: Iterable[Reply]) -> list[Reply]:
@@ -104,7 +105,10 @@ class Attribution:
                 if listed is None:
                     out[i] = replace(reply, intent=reading.intent.value, reply_code=None, code_pending=True)
                     continue
-                texts = [t for t in self._own if t.to == number] + listed
+                # Twilio's order first (of texts of the same second, the first listed is the later);
+                # the call's own texts only where the listing does not show them yet
+                shown = {t.sid for t in listed}
+                texts = listed + [t for t in self._own if t.to == number and t.sid not in shown]
                 code = reply_code(reading, number, reply.date_sent, texts)
                 out[i] = self._keep(replace(reply, intent=reading.intent.value, reply_code=code,
                                             code_pending=False))
@@ -174,7 +178,8 @@ class Attribution:
     @staticmethod
     def _sent(message: Any) -> SentText | None:
         date = listed_at(message)
-        return None if date is None else SentText(to=message.to, body=message.body or "", date=date)
+        return None if date is None else SentText(to=message.to, body=message.body or "", date=date,
+                                                  sid=message.sid)
 
 
 class ReplyReader:

@@ -118,6 +118,7 @@ class SentText:
     to: str
     body: str
     date: datetime
+    sid: str | None = None
 
 
 def check_keywords(words: Iterable[str], *, name: str) -> tuple[str, ...]:

@@ -56,6 +56,18 @@ def test_texts_sent_later_in_the_call_count_for_later_replies():
     assert len(twilio.lists) == 2
 
 
+def test_of_texts_of_the_same_second_the_first_twilio_lists_wins_over_the_calls_own():
+    """Twilio's dates have whole seconds: a page and another incident's text in the same second as the
+    reply. Twilio lists the later one first; the call's own copy of its page must not jump the queue."""
+    from fn_twilio.lib.intents import SentText
+    twilio = FakeTwilio()
+    mine, theirs = page(ALICE, 2095, 0), page(ALICE, 2096, 0)
+    twilio.add(theirs, mine)                       # as Twilio lists them: the later first
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    attribution.add([SentText(ALICE, mine.body, T0, sid=mine.sid)])
+    assert attribution.read(reply(ALICE, "ack", 0)).reply_code == "2096"
+
+
 def test_a_plain_text_in_between_makes_a_bare_ok_answer_nothing():
     twilio = FakeTwilio()
     twilio.add(page(ALICE, 2095, 0))
