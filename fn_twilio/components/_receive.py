@@ -10,13 +10,14 @@ Every reply returned carries ``intent`` and ``reply_code`` (contract §9.1, §9.
 declined or opted out). The legacy function has neither input, so it keeps its 2.0.1 behaviour.
 """
 import logging
+import queue
 import time
 
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._settings import function_settings
-from fn_twilio.components._termination import termination_check
+from fn_twilio.components._termination import run_waiting, termination_check
 from fn_twilio.lib.attribution import Attribution, ReplyReader, refused_by
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
@@ -88,8 +89,11 @@ class ReceiveMessagesComponent(AppFunctionComponent):
                 return bool(kept)
             return any(r.intent == Intent.ACKNOWLEDGE.value for r in kept) or bool(refused_by(kept, numbers))
 
-        outcome = collect(settings, numbers, since, time.monotonic() + wait,
-                          is_terminated=termination_check(self), enough=enough)
+        statuses = queue.Queue()   # a status read SOAR refuses is said once, while the call waits
+        check = termination_check(self, settings, say=statuses.put)
+        deadline = time.monotonic() + wait
+        outcome = yield from run_waiting(self, lambda: collect(settings, numbers, since, deadline,
+                                                               is_terminated=check, enough=enough), statuses)
         kept = reader.kept(outcome.replies)
         content = [reply.as_result() for reply in kept]
         number = ", ".join(numbers)
@@ -107,8 +111,7 @@ class ReceiveMessagesComponent(AppFunctionComponent):
             yield RepliesResult(content, success=False,
                                 reason=f"Could not read replies from Twilio: {outcome.failure.message}")
         elif outcome.ending == Ending.TERMINATED:
-            yield RepliesResult(content, success=False, reason="Workflow was terminated: "
-                                                               f"{outcome.terminated}")
+            yield RepliesResult(content, success=False, reason=check.reason(outcome.terminated))
         else:
             yield RepliesResult(content, success=False,
                                 reason=f"Timeout waiting for responses for phone number: {number} "

@@ -64,8 +64,9 @@ class FunctionComponent(AppFunctionComponent):
 
         statuses = queue.Queue()
         delivery = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
+        check = termination_check(self, settings, say=statuses.put)
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
-                    max_wait=settings.max_wait_timeout, is_terminated=termination_check(self),
+                    max_wait=settings.max_wait_timeout, is_terminated=check,
                     progress=statuses.put, delivery=delivery)
         outcome = {}
 
@@ -81,6 +82,8 @@ class FunctionComponent(AppFunctionComponent):
         thread.start()
         try:
             while (status := statuses.get()) is not _DONE:
+                if check.ended is not None and status != check.ended and status.endswith(check.ended):
+                    status = check.ended   # a 401 ended the page: say so, not "terminated"
                 yield self.status_message(status)
         finally:   # a call closed early (shutdown): the page stops and pages no further tier
             page.cancel()
@@ -89,4 +92,7 @@ class FunctionComponent(AppFunctionComponent):
         if "error" in outcome:
             raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
         result = outcome["page"]
-        yield FunctionResult(result.as_result(), success=result.success, reason=result.reason)
+        reason = result.reason
+        if check.ended is not None and reason is not None and reason.endswith(check.ended):
+            reason = check.ended   # a 401 ended the page: the reason says so, not "terminated"
+        yield FunctionResult(result.as_result(), success=result.success, reason=reason)
