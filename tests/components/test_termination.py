@@ -99,7 +99,8 @@ class TestRefusedReads:
 
     def test_a_read_that_works_again_still_sees_the_termination(self, circuits_app, twilio):
         FnTwilioSoarMock.refusals.extend([500, 403, 404])
-        FnTwilioSoarMock.workflows[WORKFLOW] = {"status": "terminated", "terminate_reason": "closed by analyst"}
+        FnTwilioSoarMock.workflows[WORKFLOW] = {"status": "terminated",
+                                                "terminate_reason": "closed by analyst"}
         call = receive(circuits_app, "30s")
         assert call.result["reason"] == "Workflow was terminated: closed by analyst"
         assert said(call) == [SAID.format(kind="workflow", why="500 Server Error: refused by the test (500)")]
