@@ -99,15 +99,18 @@ class FunctionCall:
         self.error = errors[0] if errors else None
 
 
-def call_function(circuits_app, fn_name, inputs, timeout=30):
+def call_function(circuits_app, fn_name, inputs, timeout=30, message=None):
     """Submit a function message through resilient-circuits; return what SOAR would receive.
 
     The replies are the messages resilient-circuits sends back (status messages, then one final
-    message with ``complete`` true carrying the results or the error).
+    message with ``complete`` true carrying the results or the error). ``message`` replaces keys of
+    the function message (e.g. a playbook's call: ``{"workflow_instance": None, "playbook_instance":
+    {"playbook_instance_id": 7}}``).
     """
     from resilient_circuits.actions_test_component import SubmitTestFunction
 
     event = SubmitTestFunction(fn_name, inputs)
+    event.kwargs["message"].update(message or {})
     msg_id = event.kwargs["msg_id"]
     circuits_app.manager.fire(event)
     deadline = time.monotonic() + timeout

@@ -50,6 +50,9 @@ def test_package_builds_the_app_host_zip(copy_of_project):
     executable = app["current_installation"]["executables"][0]
     assert executable["image"].endswith("fn_twilio:2.2.0")
     assert "[fn_twilio_send_sms]" in executable["config_string"]
+    # the API key App Host makes for the app: every permission the app uses (apikey_permissions.txt)
+    assert sorted(executable["permission_handles"]) == ["read_all_incidents", "read_data", "read_function",
+                                                        "read_playbook"]
     with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.2.0.tar.gz") as sdist:
         members = set(sdist.getnames())
         entry_points_txt = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt")

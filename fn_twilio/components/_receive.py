@@ -12,13 +12,14 @@ A reply whose code could not be read is returned with ``reply_code`` null and th
 The legacy function has neither input, so it keeps its 2.0.1 behaviour.
 """
 import logging
+import queue
 import time
 
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._settings import function_settings
-from fn_twilio.components._termination import termination_check
+from fn_twilio.components._termination import run_waiting, termination_check
 from fn_twilio.lib.attribution import Attribution, ReplyReader, pending, refused_by
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
@@ -109,8 +110,12 @@ class ReceiveMessagesComponent(AppFunctionComponent):
                 return any(r.intent == Intent.ACKNOWLEDGE.value for r in counted) \
                     or bool(refused_by(counted, numbers))
 
-            outcome = collect(settings, numbers, since, time.monotonic() + wait,
-                              is_terminated=termination_check(self), enough=enough)
+            statuses = queue.Queue()   # a status read SOAR refuses is said once, while the call waits
+            check = termination_check(self, settings, say=statuses.put)
+            deadline = time.monotonic() + wait
+            outcome = yield from run_waiting(self, lambda: collect(settings, numbers, since, deadline,
+                                                                   is_terminated=check, enough=enough),
+                                             statuses)
             kept = reader.kept(outcome.replies)
             counted = answering(outcome.replies)
         content = [reply.as_result() for reply in kept]
@@ -130,8 +135,8 @@ class ReceiveMessagesComponent(AppFunctionComponent):
             yield RepliesResult(content, success=False,
                                 reason=f"Could not read replies from Twilio: {outcome.failure.message}")
         elif outcome.ending == Ending.TERMINATED:
-            yield RepliesResult(content, success=False, reason=_joined("Workflow was terminated: "
-                                                                       f"{outcome.terminated}", unread))
+            yield RepliesResult(content, success=False,
+                                reason=_joined(check.reason(outcome.terminated), unread))
         else:
             yield RepliesResult(content, success=False,
                                 reason=_joined(f"Timeout waiting for responses for phone number: {number} "

@@ -79,9 +79,10 @@ class FunctionComponent(AppFunctionComponent):
 
         statuses = queue.Queue()
         tracker = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
+        check = termination_check(self, settings, say=statuses.put)
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
-                    max_wait=settings.max_wait_timeout, is_terminated=termination_check(self),
-                    progress=statuses.put, delivery=tracker, resume=delivery)
+                    max_wait=settings.max_wait_timeout, is_terminated=check,
+                    progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason)
         outcome = {}
 
         def run():

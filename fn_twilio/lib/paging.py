@@ -48,6 +48,7 @@ from fn_twilio.lib.reconcile import Delivery, settled_for_send
 from fn_twilio.lib.records import Reply, SendOutcome
 from fn_twilio.lib.replies import watch_replies
 from fn_twilio.lib.sender import SendJob
+from fn_twilio.lib.termination import terminated
 from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
 
 LOG = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Page:
                  is_terminated: Callable[[], str | None] = lambda: None,
                  progress: Callable[[str], None] = lambda text: None,
                  delivery: Callable[[Sequence[PagedEntry]], Iterable[tuple[str, str]]] | None = None,
-                 resume: Delivery | None = None,
+                 resume: Delivery | None = None, describe_stop: Callable[[str], str] = terminated,
                  clock: Clock = SYSTEM_CLOCK, client_factory: ClientFactory = build_client) -> None:
         self.settings = settings
         self.tiers = [list(t) for t in tiers]
@@ -176,6 +177,7 @@ class Page:
         self.escalate_after = escalate_after
         self.max_wait = max_wait
         self.is_terminated = EveryInterval(is_terminated, settings.poll_interval, clock)
+        self.describe_stop = describe_stop   # the call's reason for what is_terminated() gave
         self.progress = progress
         self.delivery = delivery
         self.resume = resume if resume is not None and resume.redelivered else None
@@ -338,7 +340,7 @@ class Page:
                 return "window"
             reason = self.is_terminated()
             if reason is not None:
-                return self._stop(tier, f"Workflow was terminated: {reason}", detail=reason)
+                return self._stop(tier, self.describe_stop(reason), detail=reason)
             waiting = min(self.settings.poll_interval, remaining)
             if self._unread:   # replies whose code is not known yet are read again at the next interval
                 self.clock.wait(self._cancelled, waiting)

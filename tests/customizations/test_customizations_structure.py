@@ -33,7 +33,9 @@ def _function_elements(workflow):
 # ---------------------------------------------------------------------------------------------
 def test_top_level_shape(export_res):
     assert export_res["export_format_version"] == 2
-    assert export_res["server_version"]["major"] >= 51
+    version = export_res["server_version"]          # as SOAR 51 writes it: v.r.m.f.build, major/minor 0
+    assert version["v"] >= 51 and (version["major"], version["minor"]) == (0, 0)
+    assert version["version"] == "{v}.{r}.{m}.{f}.{build_number}".format(**version)
     assert len(export_res["playbooks"]) == 5     # shape: test_customizations_playbooks.py
     for key in ("automatic_tasks", "incident_artifact_types", "layouts", "phases",
                 "scripts", "roles", "workspaces", "apps", "action_order", "task_order"):

@@ -58,6 +58,8 @@ def test_send_playbook_then_get_responses_playbook_on_a_log_row(sandbox, soar):
         "twilio_sms_destination": "+353861234101, +353861234102", "twilio_sms_message": "playbook page"})
     assert sent.error is None, sent.error
     assert sent.function_name == "twilio_send_sms" and sent.call.message["playbook_instance"]
+    run_record = sandbox.rest.playbook_instances[sent.playbook_instance_id]
+    assert (run_record["status"], run_record["incident_id"]) == ("completed", 3100)
     assert sent.inputs == {"twilio_sms_destination": "+353861234101, +353861234102",
                            "twilio_sms_message": "playbook page", "incident_id": 3100}
     rows = sent.rows_of(LOG)
@@ -136,5 +138,7 @@ def test_bad_form_values_give_the_function_message_and_send_nothing(sandbox, soa
     assert run.error is not None and named in run.error, run.error
     assert "Traceback" not in run.error
     assert run.post is None                       # the local script does not run after a failed function
+    run_record = sandbox.rest.playbook_instances[run.playbook_instance_id]
+    assert run_record["status"] == "error" and named in run_record["detail_msg"]
     assert len(sandbox.twilio.messages) == before
     assert (len(sandbox.rest.notes(3400)), len(sandbox.rest.rows(3400, LOG))) == (notes, rows)
