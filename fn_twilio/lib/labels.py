@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fn_twilio.lib.durations import format_duration
-from fn_twilio.lib.settings import SECTION, Settings, SettingsError
+from fn_twilio.lib.settings import SECRET_KEYS, SECTION, Settings, SettingsError
 
 __all__ = ["LABEL_INPUT", "LABEL_RULE", "SHARED_SETTINGS", "LabelError", "Configuration", "Configurations",
            "section_name", "label_problem", "find_sections", "load_configurations"]
@@ -44,6 +44,7 @@ LABEL_RULE = (f"1 to {MAX_LABEL_LENGTH} letters, digits, '_', '-' or '.', starti
               "(e.g. eu, us-east, customer_1)")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _LABEL_CHARACTER = re.compile(r"[A-Za-z0-9_.-]")
+_SCRUB_MIN_LENGTH = 4      # as load_settings: shorter "secrets" would blank out ordinary words
 
 
 def _seconds(value: Any) -> str:
@@ -226,6 +227,7 @@ def load_configurations(sections: Mapping[str | None, Any], load: SettingsLoader
     ``load(name, section)`` turns one section into Settings or raises SettingsError (the SOAR side
     passes ``load_settings`` with that section's proxies and TLS verification).
     """
+    secrets = _secrets(sections)
     entries: dict[str | None, Configuration] = {}
     for label, section in sections.items():
         name = section_name(label)
@@ -237,11 +239,33 @@ def load_configurations(sections: Mapping[str | None, Any], load: SettingsLoader
         try:
             entries[label] = Configuration(label, settings=load(name, section))
         except SettingsError as err:
-            message = str(err) if label is None else _named(name, str(err))
+            # load_settings hides the section's own secrets; another section's secret pasted here
+            # (a token of [fn_twilio_send_sms:eu] as the sender of [fn_twilio_send_sms:us]) is hidden too
+            message = _scrub(str(err) if label is None else _named(name, str(err)), secrets)
             entries[label] = Configuration(label, error=message)
     for label, message in _conflicts(list(entries.values())).items():
         entries[label] = Configuration(label, error=message)
     return Configurations(list(entries.values()))
+
+
+def _secrets(sections: Mapping[str | None, Any]) -> list[str]:
+    """The secret values of every section, longest first (so one containing another is hidden whole)."""
+    found = set()
+    for section in sections.values():
+        for key in SECRET_KEYS:
+            try:
+                value = section.get(key) if isinstance(section, Mapping) else None
+            except Exception:  # a reference that cannot be resolved: that section says so itself
+                value = None
+            if isinstance(value, str) and len(value.strip()) >= _SCRUB_MIN_LENGTH:
+                found.add(value.strip())
+    return sorted(found, key=len, reverse=True)
+
+
+def _scrub(message: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
 
 
 def _shared_key(settings: Settings) -> tuple[str, str, str]:

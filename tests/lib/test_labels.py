@@ -206,6 +206,16 @@ def test_a_secret_pasted_into_the_wrong_key_of_a_labelled_section_is_not_shown()
     assert "twilio_src_address" in error and TOKEN_B not in error and "[fn_twilio_send_sms:eu]" in error
 
 
+def test_a_secret_of_another_section_pasted_into_a_section_is_not_shown():
+    found = configs(default=section(token=TOKEN_A), eu=section(token=None, twilio_api_key_sid=KEY_SID,
+                                                              twilio_api_key_secret=KEY_SECRET),
+                    us=section(token=TOKEN_B, sender=KEY_SECRET), apac=section(token=TOKEN_B, sender=TOKEN_A))
+    for label in ("us", "apac"):
+        error = found.select(label).error
+        assert f"[fn_twilio_send_sms:{label}] twilio_src_address" in error and "'***'" in error
+        assert all(secret not in error for secret in (TOKEN_A, TOKEN_B, KEY_SECRET))
+
+
 def test_a_section_whose_label_cannot_be_used_is_an_error_of_its_own():
     found = configs(default=section(), **{"eu west": section(account=ACCOUNT_B)})
     bad = next(c for c in found if c.label == "eu west")
