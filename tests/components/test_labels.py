@@ -1,7 +1,7 @@
 """Labelled configurations (contract §16) through resilient-circuits: every function with its
 ``twilio_label`` input, against two Twilio accounts (two emulators, the real twilio SDK over HTTP).
 
-The unlabelled section and ``backup`` are the first account (the session's emulator, ``twilio``); ``eu``
+The unlabelled section and ``backup`` are the first account (the suite's emulator, ``twilio``); ``eu``
 is a second account with its own number (``twilio_emulator_second``).
 """
 import threading
