@@ -18,7 +18,7 @@ import time
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
 
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.components._termination import run_waiting, termination_check
 from fn_twilio.lib.attribution import Attribution, ReplyReader, pending, refused_by
 from fn_twilio.lib.dates import DateError, format_date, parse_since
@@ -84,9 +84,10 @@ class ReceiveMessagesComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     def receive(self, fn_inputs):
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
         numbers, since, wait = self._read_inputs(fn_inputs, settings)
         code = incident_code(fn_inputs)
         wait_for = self._wait_for(fn_inputs)

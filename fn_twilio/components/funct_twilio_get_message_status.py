@@ -7,7 +7,7 @@ from resilient_circuits import AppFunctionComponent, app_function
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import RepliesResult as ListResult
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.components._termination import run_waiting, termination_check
 from fn_twilio.lib.delivery import SidError, parse_sids, wait_for_statuses
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
@@ -22,10 +22,11 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
         try:
             sids = parse_sids(getattr(fn_inputs, "twilio_message_sids", None), name="twilio_message_sids",
                               max_count=settings.max_recipients)

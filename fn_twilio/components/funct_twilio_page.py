@@ -10,7 +10,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.components.funct_twilio_send_sms import default_text
 from fn_twilio.lib.durations import DurationError, parse_duration
@@ -35,13 +35,14 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     _note_delivery = delivery_handler(FN_NAME)   # redelivery: records the frame's headers (see _redelivery)
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
         delivery = take_delivery(self.get_fn_msg())
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
         try:
             tiers = parse_tiers(_text(fn_inputs, "twilio_page_tiers"), settings.default_region)
         except TierError as err:

@@ -6,7 +6,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import LogUnreadable, describe, first_run_code, settled_for_send, unverified
@@ -44,13 +44,14 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     _note_delivery = delivery_handler(FN_NAME)   # redelivery: records the frame's headers (see _delivery)
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
         delivery = take_delivery(self.get_fn_msg())
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
 
         destination = text_input(fn_inputs, "twilio_sms_destination")
         if not destination:

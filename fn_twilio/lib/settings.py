@@ -128,8 +128,9 @@ class Settings:
 class _Reader:
     """Reads one section, building messages that name keys and never show secrets."""
 
-    def __init__(self, section: Mapping[str, object]):
+    def __init__(self, section: Mapping[str, object], name: str = SECTION):
         self.section = section
+        self.name = name
         self.secret_values = []
         for key in SECRET_KEYS:
             value = section.get(key)
@@ -170,7 +171,7 @@ class _Reader:
                              "the variable or keystore entry exists")
         if _PLACEHOLDER.search(value):
             raise self.error(f"{key} is not set: it still holds a "
-                             f"placeholder{self.shown(key, value)}; put the real value in [{SECTION}]"
+                             f"placeholder{self.shown(key, value)}; put the real value in [{self.name}]"
                              )
         return value
 
@@ -178,7 +179,7 @@ class _Reader:
         value = self.text(key)
         if value is None:
             if required:
-                raise self.error(f"{key} is not set in [{SECTION}]; it is required ({prefix} "
+                raise self.error(f"{key} is not set in [{self.name}]; it is required ({prefix} "
                                  "followed by 32 hex digits)"
                                  )
             return None
@@ -255,19 +256,20 @@ def _keywords(reader: _Reader) -> Keywords:
 
 
 def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
-                  verify: object = True, timeout: Any = None) -> Settings:
+                  verify: object = True, timeout: Any = None, name: str = SECTION) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
 
     ``proxies`` (requests-style dict) and ``verify`` (bool or CA bundle path) are passed through.
-    ``timeout``, when given, overrides the ``timeout`` key (seconds).
+    ``timeout``, when given, overrides the ``timeout`` key (seconds). ``name`` is the section's name
+    as messages give it (a labelled section: ``fn_twilio_send_sms:<label>``, see ``lib.labels``).
     """
     if section is None:
-        raise SettingsError(f"the [{SECTION}] section is missing from app.config; it needs at least "
+        raise SettingsError(f"the [{name}] section is missing from app.config; it needs at least "
                             "twilio_account_sid, twilio_auth_token and twilio_src_address")
     if not isinstance(section, Mapping):
-        raise SettingsError(f"the [{SECTION}] section must be a mapping of keys to values, not "
+        raise SettingsError(f"the [{name}] section must be a mapping of keys to values, not "
                             f"{type(section).__name__}")
-    reader = _Reader(section)
+    reader = _Reader(section, name)
 
     account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True) or ""
 
@@ -279,7 +281,7 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
     if api_key_secret and not api_key_sid:
         raise reader.error("twilio_api_key_sid is not set: twilio_api_key_secret needs the key's SID (SK…)")
     if not auth_token and not api_key_sid:
-        raise reader.error(f"twilio_auth_token is not set in [{SECTION}]; set it, or set "
+        raise reader.error(f"twilio_auth_token is not set in [{reader.name}]; set it, or set "
                            "twilio_api_key_sid and "
                            "twilio_api_key_secret")
 
@@ -301,7 +303,7 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
     if not src_address and not messaging_service_sid:
         raise reader.error("no sender: set twilio_src_address (the number that sends the SMS, e.g. "
                            "+14155552345) "
-                           f"or twilio_messaging_service_sid (MG…) in [{SECTION}]")
+                           f"or twilio_messaging_service_sid (MG…) in [{reader.name}]")
 
     max_recipients = reader.whole_number("max_recipients", MAX_RECIPIENTS_LIMIT)
     max_concurrency = reader.whole_number("max_concurrency", MAX_CONCURRENCY_LIMIT)

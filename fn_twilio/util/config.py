@@ -2,7 +2,8 @@
 
 
 def config_section_data():
-    """The [fn_twilio_send_sms] section: required keys first, each optional key commented with its default."""
+    """The [fn_twilio_send_sms] section: required keys first, each optional key commented with its default;
+    then a commented example of a labelled section [fn_twilio_send_sms:<label>]."""
     return """[fn_twilio_send_sms]
 # Twilio account SID (AC followed by 32 hexadecimal characters), from the Twilio console
 twilio_account_sid=ACxxxxxxxx
@@ -40,4 +41,15 @@ twilio_src_address=
 #ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
 # words that decline a page when a reply starts with one (separated by commas)
 #decline_keywords=NO, DECLINE
+#
+# --- more Twilio accounts or senders (optional): labelled sections ---
+# A section [fn_twilio_send_sms:<label>] is a whole configuration of its own (account, credentials,
+# sender and any optional key above); a function uses it when its twilio_label input is <label>, and
+# the section above when twilio_label is empty. A label is 1 to 64 letters, digits, '_', '-' or '.'.
+# Sections with the same account and sender must give the same poll_interval, timeout, proxies,
+# verify, ack_keywords and decline_keywords. Remove the leading '#' to use this example:
+#[fn_twilio_send_sms:eu]
+#twilio_account_sid=ACxxxxxxxx
+#twilio_auth_token=$TWILIO_AUTH_TOKEN_EU
+#twilio_src_address=+353861234567
 """

@@ -1,6 +1,11 @@
 """`resilient-circuits selftest -l fn_twilio`: do the credentials work, and is the sender ours?
 
-Returns ``{"state": "success"}`` or ``{"state": "failure", "reason": "<which check failed and why>"}``.
+Every fn_twilio section of app.config is checked: the unlabelled ``[fn_twilio_send_sms]`` and each
+``[fn_twilio_send_sms:<label>]`` (see lib.labels). With the unlabelled section alone the answer is
+2.0.x's: ``{"state": "success"}`` or ``{"state": "failure", "reason": "<which check failed and why>"}``.
+With labels, ``reason`` says for every section, by its label, what works and what does not, and the
+state is ``failure`` as soon as one section fails.
+
 An alphanumeric sender ID (``MyCompany``) is no number of the account: for it the credentials and the
 sender ID's form are checked, and the success says so in its ``reason``. The reason never contains a
 secret.
@@ -8,9 +13,9 @@ secret.
 import logging
 
 from fn_twilio.lib.errors import Action, classify
-from fn_twilio.lib.settings import SettingsError
+from fn_twilio.lib.phone import mask_numbers
 from fn_twilio.lib.twilio_client import build_client
-from fn_twilio.util.app_settings import settings_from_opts
+from fn_twilio.util.app_settings import configurations_from_opts
 
 LOG = logging.getLogger(__name__)
 ALPHANUMERIC_CHECKED = ("the credentials work; twilio_src_address {!r} is an alphanumeric sender ID of a "
@@ -20,7 +25,6 @@ ALPHANUMERIC_CHECKED = ("the credentials work; twilio_src_address {!r} is an alp
 
 
 def _failure(reason):
-    LOG.error("fn_twilio selftest failed: %s", reason)
     return {"state": "failure", "reason": reason}
 
 
@@ -28,13 +32,8 @@ def _reason(exc, settings):
     return classify(exc, action=Action.READ, timeout=settings.timeout).message
 
 
-def selftest_function(opts):
-    """Checks the settings, the credentials and that the sender belongs to the account."""
-    try:
-        settings = settings_from_opts(opts)
-    except SettingsError as err:
-        return _failure(f"app.config section [fn_twilio_send_sms]: {err}")
-
+def check_settings(settings):
+    """Checks one section's credentials and that its sender belongs to the account."""
     client = build_client(settings)
     try:
         # Listing the account's numbers checks the credentials (20003 when wrong) and, with a
@@ -59,3 +58,38 @@ def selftest_function(opts):
     finally:
         client.http_client.close()
     return {"state": "success"}
+
+
+def _check(config):
+    if config.error is not None:
+        if config.label is None:
+            return _failure(f"app.config section [{config.section}]: {config.error}")
+        return _failure(config.error)
+    return check_settings(config.settings)
+
+
+def selftest_function(opts):
+    """Checks every section's settings, credentials and sender."""
+    checked = [(config, _check(config)) for config in configurations_from_opts(opts)]
+    if len(checked) == 1 and checked[0][0].label is None:
+        result = checked[0][1]
+        if result["state"] != "success":
+            LOG.error("fn_twilio selftest failed: %s", mask_numbers(result["reason"]))
+        return result
+
+    failed = [config for config, result in checked if result["state"] != "success"]
+    parts = []
+    for config, result in checked:
+        text = f"{config.describe()}: {result['state']}"
+        if result.get("reason"):
+            text += f": {result['reason']}"
+        parts.append(text)
+        if result["state"] != "success":
+            LOG.error("fn_twilio selftest failed for %s: %s", config.describe(),
+                      mask_numbers(result["reason"]))
+    if failed:
+        summary = (f"{len(failed)} of {len(checked)} configurations failed "
+                   f"({', '.join(repr(c.label) if c.label is not None else 'unlabelled' for c in failed)})")
+    else:
+        summary = f"all {len(checked)} configurations work"
+    return {"state": "failure" if failed else "success", "reason": f"{summary}. " + "; ".join(parts)}

@@ -28,6 +28,8 @@ from tests.reliability.reliability_helpers import (ALICE, BOB, FULL_NUMBER, LEDG
                                                    lists, receive, send, unique_body)
 
 WRONG_TOKEN = "badc0ffee0ddf00dbadc0ffee0ddf00d"
+API_KEY_CREDENTIALS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET,
+                       "twilio_auth_token": None}
 WRONG_KEY_SECRET = "wrong-api-key-secret-0987654321"
 WRONG = {"a wrong auth token": WRONG_TOKEN, "a wrong API key secret": WRONG_KEY_SECRET}
 
@@ -121,6 +123,38 @@ class TestSecretInTheWrongKey:
         assert not twilio.requests
 
 
+class TestLabelledSections:
+    """Labelled sections (contract §16): one with the API key, one with a wrong token, one with a secret
+    pasted into the wrong key; calls through each, and labels that name no section."""
+
+    APP_SETTINGS = {}
+    LABELLED_SECTIONS = {"eu": API_KEY_CREDENTIALS, "wrong": {"twilio_auth_token": WRONG_TOKEN},
+                         "pasted": {"twilio_src_address": API_KEY_SECRET}}
+
+    def test_secrets_of_every_section_stay_out_of_everything(self, circuits_app, twilio):
+        LEDGER["fault_scenarios"] += 1
+        with PrivacyWatch() as watch:
+            via_eu, _ = send(circuits_app, ALICE, twilio_label="eu")
+            twilio.inject_inbound(from_=ALICE, to=SENDER, body=unique_body("ack"))
+            looked, _ = receive(circuits_app, ALICE, wait="5s", twilio_label="eu")
+            wrong, _ = send(circuits_app, BOB, twilio_label="wrong")
+            wrong_look, _ = receive(circuits_app, BOB, wait="5s", twilio_label="wrong")
+            pasted, _ = send(circuits_app, ALICE, twilio_label="pasted")
+            unknown, _ = send(circuits_app, ALICE, twilio_label="apac")
+        watch.check(extra_secrets=WRONG)
+        assert_only_expected_numbers(watch)
+        assert via_eu.result["success"] is True and looked.result["success"] is True
+        assert {e["error_code"] for e in wrong.result["twilio_status"]} == {20003}
+        assert "20003" in wrong_look.result["reason"]
+        assert pasted.error.startswith("fn_twilio is not configured correctly: [fn_twilio_send_sms:pasted] "
+                                       "twilio_src_address")
+        assert unknown.error.startswith("twilio_label 'apac' names no configuration") \
+            and "its labels are eu, pasted, wrong" in unknown.error
+        users = {base64.b64decode(r.header("Authorization")[6:]).decode().split(":")[0]
+                 for r in twilio.requests}
+        assert users == {API_KEY_SID, ACCOUNT_SID}       # eu's key; the wrong token's account
+
+
 # -- the selftest ---------------------------------------------------------------------------------------
 
 def opts(emu, integrations=None, **section):
@@ -210,3 +244,32 @@ class TestLogLinesReachTheLogFile:
             found, _ = receive(circuits_app, ALICE, wait="10s")
         assert found.result["success"] is True
         assert not watch.dropped, watch.dropped
+
+
+def test_selftest_of_labelled_sections_keeps_secrets(twilio, caplog):
+    """Every section checked, one per label; the failing ones named, no secret of any section shown."""
+    caplog.set_level(logging.DEBUG)
+    options = opts(twilio)
+    base = dict(options[SECTION])
+    options[f"{SECTION}:eu"] = {**base, **API_KEY, "twilio_auth_token": None}
+    options[f"{SECTION}:wrong-key"] = {**base, **API_KEY, "twilio_api_key_secret": WRONG_KEY_SECRET}
+    options[f"{SECTION}:pasted"] = {**base, "twilio_src_address": API_KEY_SECRET}
+    options[f"{SECTION}:unresolved"] = {**base, "twilio_auth_token": "$TWILIO_AUTH_TOKEN_UNSET"}
+    with PrivacyWatch() as watch:
+        result = selftest_function(options)
+        from fn_twilio.util.app_settings import report_configurations
+        report_configurations(options)           # what a component logs at load
+    watch.extra_records = helpers.caplog_records(caplog)
+    watch.check(extra_texts=[repr(result)], extra_secrets=WRONG)
+    assert result["state"] == "failure"
+    reason = result["reason"]
+    assert reason.startswith("3 of 5 configurations failed ('pasted', 'unresolved', 'wrong-key'). ")
+    assert "[fn_twilio_send_sms] (twilio_label empty): success" in reason
+    assert "[fn_twilio_send_sms:eu] (twilio_label 'eu'): success" in reason
+    assert "(twilio_label 'wrong-key'): failure: cannot use the Twilio account" in reason
+    assert "(twilio_label 'pasted'): failure: [fn_twilio_send_sms:pasted] twilio_src_address" in reason
+    assert ("(twilio_label 'unresolved'): failure: [fn_twilio_send_sms:unresolved] twilio_auth_token is not "
+            "set") in reason
+    logged = {text for name, level, text in watch.records       # the watch's records and caplog's
+              if level == logging.ERROR and "cannot be used" in text}
+    assert len(logged) == 2 and all("[fn_twilio_send_sms:" in text for text in logged)
