@@ -40,4 +40,9 @@ twilio_src_address=
 #ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
 # words that decline a page when a reply starts with one (separated by commas)
 #decline_keywords=NO, DECLINE
+# the number a page's voice: entries are called from: a voice-capable number of the account
+# (default: twilio_src_address; a Messaging Service or an alphanumeric sender ID cannot call)
+#voice_sender=
+# a Studio Flow (FW...) of the account to run page calls with, instead of the one the app creates
+#studio_flow_sid=
 """
