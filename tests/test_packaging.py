@@ -101,7 +101,8 @@ def test_sdist_builds_without_warnings_and_holds_the_app_without_the_test_suite(
 
 
 def test_the_wheel_installs_the_page_call_flow_beside_the_voice_core(copy_of_project, tmp_path):
-    result = run(sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), ".", cwd=copy_of_project)
+    result = run(sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), ".",
+                 cwd=copy_of_project)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     [wheel] = tmp_path.glob("fn_twilio-*.whl")
     with zipfile.ZipFile(wheel) as archive:
