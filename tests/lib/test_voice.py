@@ -756,3 +756,31 @@ def test_a_terminated_wait_returns_the_reports_so_far(no_watcher_left):
     thread.join(5)
     (report,), failure = out["result"]
     assert report.status == "ringing" and not report.ended and failure is None
+
+
+# -- privacy: numbers masked in logs above DEBUG, no secret anywhere ------------------------------------
+def test_voice_logs_mask_numbers_and_never_show_the_token(caplog):
+    import logging
+    caplog.set_level(logging.DEBUG, logger="fn_twilio")
+    clock = FakeClock()
+    studio = FakeStudio(clock)
+    s = settings()
+    flow = a_flow(studio)
+    studio.fail("executions.create", TwilioRestException(
+        500, "/x", f"Unable to create record: Call to {ALICE} failed", code=20500))
+    failed = start_call(studio.client(), s, flow, ALICE, "Incident 2101", "2101", clock=clock)
+    assert failed.may_have_called and ALICE in failed.failure.message     # the result names the number
+    (call,) = place(studio, flow, BOB)
+    w = watcher(clock)
+    watch = follow(w, [call])
+    studio.fail("context.fetch", ValueError(f"garbage about {BOB}"))
+    next_look(w, studio)
+    studio.unanswered(call.execution_sid, "busy")
+    next_look(w, studio)
+    assert watch.reports()[call.execution_sid].outcome is CallOutcome.BUSY
+    above_debug = [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG]
+    assert any("+35386*****67" in m for m in above_debug) and any("+35386*****68" in m for m in above_debug)
+    for message in above_debug:
+        assert ALICE not in message and BOB not in message, message
+    for record in caplog.records:
+        assert s.auth_token not in record.getMessage()
