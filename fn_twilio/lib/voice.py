@@ -583,8 +583,9 @@ class CallWatch(Watch):
     """One caller's interest in some calls (more may be added with :meth:`track`).
 
     ``reports()`` gives every call's latest report at any moment; ``news()`` the reports that changed
-    since the last ``news()``; ``wait(timeout)`` returns when there is news or a lasting failure
-    (``error``).
+    since the last ``news()``; ``wait(timeout)`` returns when there is unread news or a lasting failure
+    (``error``): a caller that waits in a loop reads ``news()`` each time it wakes, else the next wait
+    returns at once.
     """
 
     def __init__(self, calls: Iterable[PlacedCall] = (), clock: Clock = SYSTEM_CLOCK,
@@ -819,7 +820,10 @@ def wait_for_calls(settings: Any, calls: Sequence[PlacedCall], deadline: float, 
     failure if there was one."""
     with watch_calls(settings, calls, client_factory=client_factory, clock=clock,
                      time_limit=time_limit) as watch:
-        wait_on(watch, settings, deadline, is_terminated=is_terminated, clock=clock,
-                done=lambda: not watch.pending())
+        def done() -> bool:
+            watch.news()   # read: the next wait blocks until something else changes
+            return not watch.pending()
+
+        wait_on(watch, settings, deadline, is_terminated=is_terminated, clock=clock, done=done)
         reports, failure = watch.reports(), watch.error
     return [reports[c.execution_sid] for c in calls], failure

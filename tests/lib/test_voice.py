@@ -784,3 +784,31 @@ def test_voice_logs_mask_numbers_and_never_show_the_token(caplog):
         assert ALICE not in message and BOB not in message, message
     for record in caplog.records:
         assert s.auth_token not in record.getMessage()
+
+
+def test_a_wait_does_not_spin_once_one_call_has_news(no_watcher_left):
+    """Reading a call's news resets it: the wait blocks again until the next change."""
+    clock = FakeClock()
+    studio = FakeStudio(clock)
+    flow = a_flow(studio)
+    early, late = place(studio, flow, ALICE, BOB)
+    done, out = threading.Event(), {}
+
+    def wait():
+        out["result"] = wait_for_calls(settings(), [early, late], clock.now() + 600, clock=clock,
+                                       client_factory=studio.client)
+        done.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    studio.unanswered(early.execution_sid, "busy")
+    for _ in range(40):                     # 20 s of fake time with one call ended and one ringing
+        clock.advance(0.5)
+        threading.Event().wait(0.005)
+    waits_while_ringing = len(clock.waits)
+    studio.unanswered(late.execution_sid, "no-answer")
+    drive(clock, done)
+    thread.join(5)
+    reports, _ = out["result"]
+    assert [r.outcome for r in reports] == [CallOutcome.BUSY, CallOutcome.NOT_ANSWERED]
+    assert waits_while_ringing < 200, waits_while_ringing
