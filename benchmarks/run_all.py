@@ -1,7 +1,7 @@
 """Run every fn_twilio benchmark, one process each, and print a summary table (figure, target, met?).
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick]
-           [--only fanout reply poll footprint delivery paging] [--json FILE]
+           [--only fanout reply poll footprint delivery paging voice] [--json FILE]
 
 Each benchmark prints its own figures as it goes; the table at the end collects the figures that
 have a target. Exit status is 0 whatever the figures are (a benchmark that crashes gives 1).
@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("footprint", "bench_footprint.py"),
     ("delivery", "bench_delivery.py"),
     ("paging", "bench_paging.py"),
+    ("voice", "bench_voice.py"),
 ]
 
 

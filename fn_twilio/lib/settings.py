@@ -27,6 +27,13 @@ Rules:
 * ``ack_keywords`` / ``decline_keywords``: words separated by commas (``ACK, OK``), each one word
   of letters and digits, case ignored (kept upper case); none of Twilio's own keywords (STOP,
   START, YES, HELP, ...) and no word in both lists (checked by ``fn_twilio.lib.intents``).
+* ``voice_sender``: the number calls come from (a page's ``voice:`` entries, contract §14), a phone
+  number normalised like ``twilio_src_address``; an alphanumeric sender ID or a WhatsApp address is
+  refused. Unset: ``twilio_src_address`` when that is a phone number. ``Settings.caller`` is the
+  number to call from (None when there is none); :func:`voice_caller` gives it or the error that
+  names the setting, for a caller to ask before anything is sent.
+* ``studio_flow_sid``: ``FW`` + 32 hex digits, a Studio Flow of the account to run calls with
+  instead of the one the app creates.
 * Placeholders (``ACxxxxxxxx``, ``<your token>``) and unresolved ``$VAR``/``^key`` references
   are reported as not set.
 
@@ -46,7 +53,7 @@ from fn_twilio.lib.intents import (ACK_SETTING, DECLINE_SETTING, DEFAULT_ACK_KEY
                                    keywords)
 from fn_twilio.lib.phone import PhoneNumberError, normalise, validate_region
 
-__all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings"]
+__all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings", "voice_caller"]
 
 SECTION = "fn_twilio_send_sms"
 
@@ -71,6 +78,8 @@ POLL_INTERVAL_MAX = 600.0
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
+_WHATSAPP = "whatsapp:"
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _WHOLE_NUMBER = re.compile(r"^\+?[0-9]+$")
 _PLACEHOLDER = re.compile(r"^(?:AC|SK|MG)?x+$|<[^>]*>|^(?:your[ _-].*|changeme|change[ _-]me|todo|tbd)$",
@@ -108,6 +117,19 @@ class Settings:
     verify: object = True
     ack_keywords: tuple[str, ...] = DEFAULT_ACK_KEYWORDS
     decline_keywords: tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
+    voice_sender: str | None = None
+    studio_flow_sid: str | None = None
+
+    @property
+    def caller(self) -> str | None:
+        """The number calls are placed from: ``voice_sender``, else ``twilio_src_address`` when it is
+        a phone number; None when neither can call (see :func:`voice_caller` for why)."""
+        if self.voice_sender:
+            return self.voice_sender
+        src = self.src_address
+        if src and not self.alphanumeric_sender and not src.lower().startswith(_WHATSAPP):
+            return src
+        return None
 
     @property
     def keywords(self) -> Keywords:
@@ -255,6 +277,40 @@ def _keywords(reader: _Reader) -> Keywords:
         raise reader.error(str(exc)) from None
 
 
+def _voice_sender(reader: _Reader, default_region: str | None) -> str | None:
+    key = "voice_sender"
+    value = reader.text(key)
+    if value is None:
+        return None
+    if value.lower().startswith(_WHATSAPP):
+        raise reader.error(f"{key} {value!r} is a WhatsApp address; calls come from a phone number of the "
+                           "account that can place calls, e.g. +14155552345")
+    if _ALPHANUMERIC_SENDER.match(value):
+        raise reader.error(f"{key} {value!r} is an alphanumeric sender ID, which cannot place calls; set a "
+                           "phone number of the account that can, e.g. +14155552345")
+    try:
+        return normalise(value, default_region)
+    except PhoneNumberError as exc:
+        raise reader.error(f"{key}: {exc}") from None
+
+
+def voice_caller(settings: Settings) -> str:
+    """The number calls are placed from, or SettingsError naming the setting to change: a Messaging
+    Service, an alphanumeric sender ID or a WhatsApp address cannot call (contract §14). A caller asks
+    this before anything of a page is sent."""
+    caller = settings.caller
+    if caller:
+        return caller
+    fix = "set voice_sender to a number of the account that can place calls (e.g. +14155552345)"
+    if settings.src_address and settings.alphanumeric_sender:
+        why = f"twilio_src_address {settings.src_address!r} is an alphanumeric sender ID, which cannot call"
+    elif settings.src_address:
+        why = f"twilio_src_address {settings.src_address!r} is a WhatsApp address, which cannot call"
+    else:
+        why = "the sender is a Messaging Service (twilio_messaging_service_sid), which cannot call"
+    raise SettingsError(f"voice_sender is not set and {why}; {fix}")
+
+
 def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
                   verify: object = True, timeout: Any = None, name: str = SECTION) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
@@ -320,6 +376,8 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
         timeout_seconds = reader.duration("timeout", allow_zero=False)
 
     checked_keywords = _keywords(reader)
+    voice_sender = _voice_sender(reader, default_region)
+    studio_flow_sid = reader.sid("studio_flow_sid", _FLOW_SID, "FW")
 
     return Settings(
         account_sid=account_sid,
@@ -339,4 +397,6 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
         verify=verify,
         ack_keywords=checked_keywords.acknowledge,
         decline_keywords=checked_keywords.decline,
+        voice_sender=voice_sender,
+        studio_flow_sid=studio_flow_sid,
     )

@@ -36,11 +36,17 @@ twilio_src_address=
 #http_proxy=
 # where the Twilio API lives (change only for a local Twilio emulator)
 #twilio_base_url=https://api.twilio.com
-# words that acknowledge a page when a reply starts with one (separated by commas); the first one
-# is the word a page asks for. Twilio's own keywords (STOP, START, YES, HELP, ...) are refused.
+# words that acknowledge a page when a reply starts with one, or has one followed by the page's code
+# (separated by commas); the first one is the word a page asks for. Twilio's own keywords (STOP,
+# START, YES, HELP, ...) are refused.
 #ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
-# words that decline a page when a reply starts with one (separated by commas)
+# words that decline a page when a reply is only one of them, with or without the code (separated by commas)
 #decline_keywords=NO, DECLINE
+# the number a page's voice: entries are called from: a voice-capable number of the account
+# (default: twilio_src_address; a Messaging Service or an alphanumeric sender ID cannot call)
+#voice_sender=
+# a Studio Flow (FW...) of the account to run page calls with, instead of the one the app creates
+#studio_flow_sid=
 #
 # --- more Twilio accounts or senders (optional): labelled sections ---
 # A section [fn_twilio_send_sms:<label>] is a whole configuration of its own (account, credentials,

@@ -26,7 +26,46 @@ def opts_for(twilio, **section):
     {"twilio_src_address": None, "twilio_messaging_service_sid": MESSAGING_SERVICE_SID},
 ])
 def test_selftest_success(twilio, section):
-    assert selftest_function(opts_for(twilio, **section)) == {"state": "success"}
+    result = selftest_function(opts_for(twilio, **section))
+    assert result["state"] == "success"
+    assert result["reason"].startswith("the credentials work and the sender belongs to the account; voice: ")
+
+
+OTHER = "+15005550010"
+
+
+@pytest.mark.parametrize("section,voice_less,words", [
+    ({}, None, "voice: twilio_src_address +15005****06 can place calls"),
+    ({}, SENDER, "voice: twilio_src_address +15005****06 cannot place calls (its voice capability is off); "
+                 "set voice_sender"),
+    ({"voice_sender": OTHER}, None, "voice: voice_sender +15005****10 can place calls"),
+    ({"twilio_src_address": None, "twilio_messaging_service_sid": MESSAGING_SERVICE_SID}, None,
+     "voice: the sender is a Messaging Service, so a page's voice: entries are refused until voice_sender "
+     "is set"),
+    ({"twilio_src_address": "MyCompany"}, None, "cannot place calls, so a page's voice: entries are refused"),
+    ({"twilio_src_address": "MyCompany", "voice_sender": OTHER}, None,
+     "voice_sender +15005****10 can place"),
+])
+def test_selftest_says_whether_the_sender_can_call(twilio, section, voice_less, words):
+    twilio.add_number(OTHER)
+    if voice_less:
+        twilio.set_voice_capable(voice_less, False)
+    result = selftest_function(opts_for(twilio, **section))
+    assert result["state"] == "success" and words in result["reason"], result
+
+
+@pytest.mark.parametrize("section,voice_less,words", [
+    ({"voice_sender": "+15005550123"}, None, "voice_sender is not a phone number of this Twilio account"),
+    ({"voice_sender": OTHER}, OTHER,
+     "voice_sender +15005****10 cannot place calls: its voice capability is off"),
+])
+def test_selftest_fails_for_a_voice_sender_that_cannot_call(twilio, section, voice_less, words):
+    twilio.add_number(OTHER)
+    if voice_less:
+        twilio.set_voice_capable(voice_less, False)
+    result = selftest_function(opts_for(twilio, **section))
+    assert result == {"state": "failure", "reason": result["reason"]} and words in result["reason"]
+    assert OTHER not in result["reason"]
 
 
 def test_selftest_alphanumeric_sender_checks_credentials_and_form(twilio):
