@@ -202,10 +202,14 @@ def second(twilio_emulator_second):
 
 
 def test_selftest_checks_every_section_and_says_so_per_label(twilio, second):
+    from fn_twilio.lib.phone import mask
+    from tests.conftest import SECOND_SENDER
     result = selftest_function(labelled_opts(twilio, second, default={}, eu=("second", {})))
+    works = "success: the credentials work and the sender belongs to the account; voice: twilio_src_address "
     assert result == {"state": "success", "reason": (
-        "all 2 configurations work. [fn_twilio_send_sms] (twilio_label empty): success; "
-        "[fn_twilio_send_sms:eu] (twilio_label 'eu'): success")}
+        f"all 2 configurations work. [fn_twilio_send_sms] (twilio_label empty): {works}{mask(SENDER)} "
+        f"can place calls; [fn_twilio_send_sms:eu] (twilio_label 'eu'): {works}{mask(SECOND_SENDER)} can "
+        "place calls")}
     assert [r.path for r in second.requests] == \
         [f"/2010-04-01/Accounts/{second.account_sid}/IncomingPhoneNumbers.json"]
 
@@ -248,8 +252,12 @@ def test_selftest_fails_when_one_section_fails_and_names_its_label(twilio, secon
 
 def test_selftest_with_only_labelled_sections(twilio, second):
     result = selftest_function(labelled_opts(twilio, second, eu=("second", {})))
+    from fn_twilio.lib.phone import mask
+    from tests.conftest import SECOND_SENDER
     assert result == {"state": "success", "reason": "all 1 configurations work. [fn_twilio_send_sms:eu] "
-                                                    "(twilio_label 'eu'): success"}
+                                                    "(twilio_label 'eu'): success: the credentials work and the "
+                                                    "sender belongs to the account; voice: twilio_src_address "
+                                                    f"{mask(SECOND_SENDER)} can place calls"}
 
 
 def test_config_section_ends_with_a_commented_labelled_example_that_reads_back():
