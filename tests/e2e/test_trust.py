@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from e2e_helpers import requires_app, requires_export
+from e2e_helpers import requires_app, requires_export, wait_until
 from sandbox.soar.sandbox import API_KEY_ID, Sandbox
 from sandbox.twilio_emulator import SENDER
 
@@ -36,13 +36,6 @@ def soar(sandbox):
     sandbox.twilio.clear_faults()
     return sandbox.driver()
 
-
-def wait_until(predicate, timeout=30.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout}s")
-        time.sleep(0.05)
 
 
 def texts_to(twilio, number):
