@@ -236,6 +236,7 @@ class CallEntry:
             "answered_by": report.answered_by if report is not None else None,
             "digits": report.digits if report is not None else None,
             "call_sid": report.call_sid if report is not None else None,
+            "ended_by_page": self.ended_by_page,
         }
 
 
