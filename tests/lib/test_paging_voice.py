@@ -532,3 +532,44 @@ def test_prepare_checks_the_caller_and_the_flow_before_anything_is_sent():
                                          "account"):
         prepare(settings(studio_flow_sid=missing), client_factory=studio.client)
     assert not [r for r in studio.requests if r["kind"] == "executions.create"]
+
+
+# -- labels: voice_sender and studio_flow_sid are not shared settings ---------------------------------------
+def test_two_labels_of_one_account_and_sender_may_call_from_other_numbers_through_other_flows():
+    """The call watcher is keyed by account and sender (not voice_sender or studio_flow_sid) and follows
+    each call in the flow it was started in; the flow is found per label. So the two keys may differ
+    between labels of one account and sender, and such labels still share one watcher."""
+    from fn_twilio.lib.labels import SHARED_SETTINGS, load_configurations
+    from fn_twilio.lib.settings import load_settings
+    from fn_twilio.lib.voice import PlacedCall, watch_calls
+
+    base = {"twilio_account_sid": "AC" + "0" * 32, "twilio_auth_token": "t" * 32,
+            "twilio_src_address": SENDER}
+    found = load_configurations(
+        {"eu": base, "us": {**base, "voice_sender": "+15005550007", "studio_flow_sid": "FW" + "1" * 32}},
+        lambda name, raw: load_settings(dict(raw), name=name))
+    eu, us = found.settings("eu"), found.settings("us")          # both usable: no conflict
+    assert not {"voice_sender", "studio_flow_sid"} & {attribute for _, attribute, _ in SHARED_SETTINGS}
+    assert (eu.caller, us.caller) == (SENDER, "+15005550007")
+    clock = FakeClock()
+    studio = FakeStudio(clock)
+    flows = [studio.add_flow(name, load_definition()) for name in (FLOW_NAME, f"{FLOW_NAME} (us)")]
+    calls = []
+    for flow, number in zip(flows, (ALICE, BOB)):
+        created = studio.client().studio.v2.flows(flow.sid).executions.create(to=number, from_=SENDER,
+                                                                               parameters="{}")
+        calls.append(PlacedCall(flow.sid, created.sid, number, clock.wall(), CODE))
+    with watch_calls(eu, [calls[0]], client_factory=studio.client, clock=clock) as a, \
+            watch_calls(us, [calls[1]], client_factory=studio.client, clock=clock) as b:
+        assert a._poller is b._poller
+        studio.unanswered(calls[0].execution_sid, "busy")
+        studio.unanswered(calls[1].execution_sid, "no-answer")
+        for _ in range(400):
+            if a.reports()[calls[0].execution_sid].ended and b.reports()[calls[1].execution_sid].ended:
+                break
+            clock.advance(0.5)
+            threading.Event().wait(0.003)
+        assert a.reports()[calls[0].execution_sid].outcome.value == "busy"
+        assert b.reports()[calls[1].execution_sid].outcome.value == "not_answered"
+    listed = {r["flow"] for r in studio.requests if r["kind"] == "executions.page"}
+    assert listed == {flows[0].sid, flows[1].sid}
