@@ -55,7 +55,8 @@ class TestPageCalls:
         assert (acknowledged["event"], acknowledged["channel"], acknowledged["phone_number"]) == \
             ("acknowledged", "voice", BOB)
         assert "channel" not in content["timeline"][0]                      # a text's event: the six keys
-        assert any(s.startswith("Tier 2: paged 1 person (1 by a call), waiting up to ") for s in call.statuses)
+        assert any(s.startswith("Tier 2: paged 1 person (1 by a call), waiting up to ")
+                   for s in call.statuses)
         assert call.statuses[-1].startswith("Acknowledged by +14155****45 (pressed 1 on the call) after ")
 
     def test_pressing_2_declines_and_the_next_tier_acknowledges_by_sms(self, circuits_app, twilio):
