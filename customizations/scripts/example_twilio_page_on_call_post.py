@@ -91,7 +91,7 @@ if page.get("acknowledged"):
         escape_html(page.get("tier")), escape_html(page.get("acknowledged_at")),
         escape_html(page.get("reply_code")),
         len({entry.get("phone_number") for entry in page.get("pages") or []}), len(tiers),
-        " ({} by a call)".format(calls) if calls else "")
+        " (" + str(calls) + " by a call)" if calls else "")
 else:
     note = "<b>Twilio page not acknowledged:</b> {}<br/><b>Reply code:</b> {}".format(
         escape_html(results.get("reason") or "nobody acknowledged"), escape_html(page.get("reply_code")))
