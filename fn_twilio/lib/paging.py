@@ -444,7 +444,7 @@ class Page:
         """Text the tier's people and call its voice entries (those the first run did not reach
         already); the moment the tier was first paged."""
         recipients = self.tiers[tier - 1]
-        texts = [r for r in recipients if not r.is_voice]
+        texts = [r for r in recipients if not (r.is_voice and r.e164)]   # an invalid entry is reported so
         todo = [r for r in texts if not (r.valid and r.e164 in self._settled)]
         to_call = [r.e164 for r in recipients if r.is_voice and r.e164 and r.e164 not in self._settled_calls]
         calling = _Calling(self, to_call)

@@ -573,3 +573,13 @@ def test_two_labels_of_one_account_and_sender_may_call_from_other_numbers_throug
         assert b.reports()[calls[1].execution_sid].outcome.value == "not_answered"
     listed = {r["flow"] for r in studio.requests if r["kind"] == "executions.page"}
     assert listed == {flows[0].sid, flows[1].sid}
+
+
+def test_an_invalid_voice_entry_given_to_the_engine_directly_is_reported_not_called():
+    from fn_twilio.lib.phone import parse_recipients
+    tier = parse_recipients(f"voice:12345, voice:{ALICE}", voice=True)
+    run = VoiceRun(ALICE, people={ALICE: PRESS_1})
+    run.page.tiers = [tier]
+    outcome = run()
+    assert [c["to"] for c in run.creates] == [ALICE] and run.texted_at == []
+    assert outcome.pages[0].as_result()["status"] == "invalid" and outcome.acknowledged_by == ALICE
