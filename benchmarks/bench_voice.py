@@ -8,6 +8,12 @@ then a context fetch for each execution that ended or changed). The figures are 
 requests the emulator received while the calls were followed, per poll interval: the mean and the
 largest count in any one interval. Target: at most 1 + K.
 
+The page: K people in one tier of a page, all written ``voice:<number>`` (``fn_twilio.lib.paging.Page``,
+as ``twilio_page`` runs it): all but one press 2 at a random moment of the next few intervals and the last
+presses 1 after them, so K calls are in progress for several intervals while the page also waits for
+replies. The figures are the Studio read requests per interval while the page ran (and, apart, the
+Messages list requests of its replies).
+
 Baseline, in the same run, on as many calls under the same scripts: each call is followed on its own,
 fetching its execution and its context every interval until it ends (2 requests per call per
 interval: what a page that follows each call by itself would cost).
@@ -23,6 +29,8 @@ from collections import Counter
 
 from _common import Report, parser, record_get, settings_for, twilio_emulator
 
+from fn_twilio.lib.intents import ack_request
+from fn_twilio.lib.paging import Page, parse_tiers
 from fn_twilio.lib.twilio_client import build_client
 from fn_twilio.lib.voice import ensure_flow, read_context, start_calls, wait_for_calls
 
@@ -37,9 +45,13 @@ def is_studio_read(record) -> bool:
     return record_get(record, "method") == "GET" and record_get(record, "path").startswith("/v2/Flows/")
 
 
-def per_interval(emu, started: float, interval: float) -> tuple[int, list[int]]:
+def is_message_list(record) -> bool:
+    return record_get(record, "method") == "GET" and record_get(record, "path").endswith("/Messages.json")
+
+
+def per_interval(emu, started: float, interval: float, which=is_studio_read) -> tuple[int, list[int]]:
     """(Studio read requests in all, in each interval since ``started``)."""
-    reads = [r for r in emu.requests if is_studio_read(r)]
+    reads = [r for r in emu.requests if which(r)]
     bins = Counter(int((record_get(r, "started") - started) // interval) for r in reads)
     last = max(bins) if bins else 0
     return len(reads), [bins.get(k, 0) for k in range(last + 1)]
@@ -63,6 +75,32 @@ def app_following(emu, settings, flow, numbers: list[str], timeout: float) -> di
     return {"elapsed": elapsed, "requests": total, "bins": bins, "calls": len(placed),
             "acknowledged": sum(r.acknowledged for r in reports),
             "failure": failure.message if failure else None}
+
+
+def page_script(emu, batch: int, calls: int, ring: float, interval: float, rng: random.Random) -> list[str]:
+    """All but the last press 2 at a random moment of the next few intervals; the last presses 1 after."""
+    numbers = [f"+35383{1000000 * batch + i:07d}" for i in range(calls)]   # valid numbers: a page reads them
+    for n in numbers[:-1]:
+        emu.script_calls(n, "answer", press="2", ring=ring, press_after=interval * (1 + 4 * rng.random()))
+    emu.script_calls(numbers[-1], "answer", press="1", ring=ring, press_after=interval * 6)
+    return numbers
+
+
+def page_following(emu, settings, flow, numbers: list[str], timeout: float) -> dict:
+    """One page whose tier calls every number: what following its calls costs, per interval."""
+    tiers = parse_tiers(", ".join(f"voice:{n}" for n in numbers))
+    page = Page(settings, tiers, TEXT + ack_request("2101"), "2101", escalate_after=timeout, max_wait=timeout,
+                flow=flow, call_text=TEXT)
+    emu.clear_requests()
+    started = time.monotonic()
+    outcome = page.run()
+    elapsed = time.monotonic() - started
+    total, bins = per_interval(emu, started, settings.poll_interval)
+    lists, list_bins = per_interval(emu, started, settings.poll_interval, is_message_list)
+    return {"elapsed": elapsed, "requests": total, "bins": bins, "calls": len(page.outcome.pages),
+            "acknowledged_by": outcome.acknowledged_by, "expected": numbers[-1],
+            "declined": sum(1 for e in outcome.timeline if e.event == "declined"),
+            "message_lists": lists, "message_list_bins": list_bins}
 
 
 def baseline_following(emu, settings, flow, numbers: list[str], timeout: float) -> dict:
@@ -120,6 +158,17 @@ def main(argv=None) -> int:
                           app["calls"], app["acknowledged"], app["elapsed"], app["requests"], mean, most,
                           f" (failure: {app['failure']})" if app["failure"] else ""))
 
+        page = page_following(emu, settings, flow, page_script(emu, 1, calls, ring, interval, rng), timeout)
+        page_intervals = max(1.0, page["elapsed"] / interval)
+        page_mean, page_most = page["requests"] / page_intervals, max(page["bins"] or [0])
+        report.figure("page", page, "page: one tier calling {} people ({} declined, acknowledged by the "
+                      "last: {}) ran {:.1f} s with {} Studio requests: {:.2f} per interval, at most {} in "
+                      "one interval; its replies cost {} Messages list requests (at most {} in one "
+                      "interval)".format(
+                          page["calls"], page["declined"], page["acknowledged_by"] == page["expected"],
+                          page["elapsed"], page["requests"], page_mean, page_most, page["message_lists"],
+                          max(page["message_list_bins"] or [0])))
+
         base = baseline_following(emu, settings, flow, script(emu, 1, calls, ring, interval, rng), timeout)
         base_intervals = max(1.0, base["elapsed"] / interval)
         base_mean, base_most = base["requests"] / base_intervals, max(base["bins"] or [0])
@@ -131,8 +180,14 @@ def main(argv=None) -> int:
         ratio = base["requests"] / app["requests"] if app["requests"] else float("inf")
         report.line(f"ratio: the baseline made {ratio:.1f}x the app's requests "
                     f"({base_most} vs {most} at most in one interval)")
+        page_ratio = base_mean / page_mean if page_mean else float("inf")
+        report.line(f"ratio: per interval, the baseline made {page_ratio:.1f}x the page's Studio requests "
+                    f"({base_mean:.2f} vs {page_mean:.2f} mean; {base_most} vs {page_most} at most)")
         report.target(f"voice: requests per interval, {calls} calls", f"{most} max ({mean:.2f} mean)",
                       f"at most {1 + calls}", most <= 1 + calls)
+        report.target(f"voice: a page calling {calls} people, Studio requests per interval",
+                      f"{page_most} max ({page_mean:.2f} mean)", f"at most {1 + calls}",
+                      page_most <= 1 + calls and page["acknowledged_by"] == page["expected"])
         report.target("voice: baseline requests per interval", f"{base_most} max", f"({2 * calls})", None)
     return report.finish()
 

@@ -180,8 +180,10 @@ FUNCTION_INPUTS = {
     "twilio_page_tiers": Field(
         name="twilio_page_tiers", label="twilio_page_tiers", input_type="text", required=True,
         tooltip=("The people to page, tier by tier: tiers separated by ; or new lines, the numbers of "
-                 "a tier by commas (+353861234567, +14155552345; +19788354530)."),
-        placeholder="+353861234567, +14155552345; +19788354530"),
+                 "a tier by commas (+353861234567, +14155552345; +19788354530). A number written "
+                 "voice:<number> is called instead of texted (press 1 to acknowledge, 2 to decline): "
+                 "+353861234567; voice:+353861234567 texts, then calls."),
+        placeholder="+353861234567, +14155552345; voice:+19788354530"),
     "twilio_escalate_after": Field(
         name="twilio_escalate_after", label="twilio_escalate_after", input_type="text",
         tooltip=("How long each tier has to acknowledge before the next tier is paged: 30s, 10m, 1h, "
@@ -266,8 +268,10 @@ RULE_FIELDS = {
     "twilio_page_tiers": Field(
         name="twilio_page_tiers", label="Tiers", input_type="text", required=True,
         tooltip=("Who to page, tier by tier: tiers separated by ; or new lines, the numbers of a tier "
-                 "by commas, e.g. +353861234567, +14155552345; +19788354530"),
-        placeholder="+353861234567, +14155552345; +19788354530"),
+                 "by commas, e.g. +353861234567, +14155552345; +19788354530. Write voice:<number> to "
+                 "call that person instead (press 1 to acknowledge, 2 to decline), e.g. "
+                 "+353861234567; voice:+353861234567 texts, then calls."),
+        placeholder="+353861234567, +14155552345; voice:+19788354530"),
     "twilio_escalate_after": Field(
         name="twilio_escalate_after", label="Escalate After", input_type="text",
         tooltip=("How long each tier has to acknowledge before the next is paged: 30s, 10m, 1h. "

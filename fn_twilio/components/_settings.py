@@ -6,7 +6,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.lib.labels import LABEL_INPUT, LabelError
 from fn_twilio.lib.settings import Settings, SettingsError
-from fn_twilio.util.app_settings import report_configurations, settings_from_opts
+from fn_twilio.util.app_settings import configurations_from_opts, report_configurations, settings_from_opts
 
 LOG = logging.getLogger(__name__)
 
@@ -20,6 +20,16 @@ def function_settings(opts, fn_inputs=None) -> Settings:
         raise FunctionError_(f"{err}; nothing was done") from None
     except SettingsError as err:
         raise FunctionError_(f"fn_twilio is not configured correctly: {err}") from None
+
+
+def function_label(opts, fn_inputs=None):
+    """The label of the section the call's settings come from (None: the unlabelled one); what names the
+    per-label things the app keeps in the account, such as the page call's Studio flow. Call it after
+    :func:`function_settings` succeeded."""
+    try:
+        return configurations_from_opts(opts).select(getattr(fn_inputs, LABEL_INPUT, None)).label
+    except (LabelError, SettingsError) as err:
+        raise FunctionError_(f"{err}; nothing was done") from None
 
 
 def check_at_load(opts) -> None:

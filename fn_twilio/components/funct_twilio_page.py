@@ -1,6 +1,8 @@
 """SOAR function twilio_page ("Twilio: Page Until Acknowledged"): page tier by tier until someone
-acknowledges (contract §9.4). The escalation itself is fn_twilio.lib.paging; this adapter reads the
-inputs, passes the engine's status messages on as they happen, and shapes the result."""
+acknowledges (contract §9.4, §14). The escalation itself is fn_twilio.lib.paging; this adapter reads the
+inputs, checks before anything is sent that voice: entries can be called (a number to call from, the page
+call's Studio flow, found once per process by the label's name), passes the engine's status messages on
+as they happen, and shapes the result."""
 import queue
 import threading
 from functools import partial
@@ -10,7 +12,7 @@ from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
-from fn_twilio.components._settings import check_at_load, function_settings
+from fn_twilio.components._settings import check_at_load, function_label, function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.components.funct_twilio_send_sms import default_text
 from fn_twilio.lib.durations import DurationError, parse_duration
@@ -18,6 +20,7 @@ from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
 from fn_twilio.lib.reconcile import LogUnreadable, first_run_code
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
+from fn_twilio.lib.voice import VoiceError, first_run_call_code, prepare
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_page"
@@ -63,14 +66,25 @@ class FunctionComponent(AppFunctionComponent):
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
-        code = incident_code(fn_inputs)
-        if code is None:   # a redelivered page keeps the random code its first run texted (contract §13.3)
-            numbers = [r.e164 for tier in tiers for r in tier if r.valid]
+        called = [r.e164 for tier in tiers for r in tier if r.valid and r.is_voice]
+        flow = None
+        if called:   # a number to call from and the flow, before anything is called or texted
             try:
-                code = first_run_code(settings, numbers, delivery,
+                flow = prepare(settings, label=function_label(self.opts, fn_inputs))
+            except VoiceError as err:
+                raise FunctionError_(f"twilio_page_tiers has voice: entries, but calls cannot be made: "
+                                     f"{err}; nothing was called or texted") from None
+        code = incident_code(fn_inputs)
+        if code is None:   # a redelivered page keeps the random code its first run used (contract §13.3)
+            texted = [r.e164 for tier in tiers for r in tier if r.valid and not r.is_voice]
+            again = "texted or called" if called else "texted"
+            try:
+                code = first_run_code(settings, texted, delivery,
                                       partial(with_ack_request, message, keywords=settings.keywords))
-            except LogUnreadable as err:
-                raise FunctionError_(f"Could not resume the page after a redelivery, so nobody was texted "
+                if code is None and flow is not None:
+                    code = first_run_call_code(settings, flow, called, message, delivery)
+            except (LogUnreadable, VoiceError) as err:
+                raise FunctionError_(f"Could not resume the page after a redelivery, so nobody was {again} "
                                      f"again (no one may get the page twice): {err}") from None
             code = code or page_code(None)
         try:
@@ -83,7 +97,8 @@ class FunctionComponent(AppFunctionComponent):
         check = termination_check(self, settings, say=statuses.put)
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
                     max_wait=settings.max_wait_timeout, is_terminated=check,
-                    progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason)
+                    progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason,
+                    flow=flow, call_text=message)
         outcome = {}
 
         def run():

@@ -26,6 +26,12 @@ are read from the execution's context.
   context without the app's widgets, or a context that cannot be read ends the call's report with a
   reason; a listing Studio refuses (429, 5xx, garbage) is retried at the next interval and, when it
   lasts, reaches the watches as their ``error``: nothing wedges.
+* **Before a page calls** (:func:`prepare`): a number that can call (``voice_sender``) and the flow, or a
+  :class:`VoiceError` naming the setting, before anything is sent.
+* **After a crash** (:func:`first_run_calls`): a redelivered page finds the calls its interrupted run
+  placed with the rule texts follow (``reconcile``): the flow's executions created since the original
+  timestamp (less ``reconcile.SKEW``), to that number, whose parameters carry the page's text (and code);
+  a person whose executions cannot be read is not called again.
 
 Everything goes through the injected ``clock`` and ``client_factory``; nothing here imports SOAR.
 """
@@ -49,8 +55,9 @@ from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register, wait_on
+from fn_twilio.lib.reconcile import SKEW, Delivery
 from fn_twilio.lib.sender import RetryPolicy
-from fn_twilio.lib.settings import voice_caller
+from fn_twilio.lib.settings import SettingsError, voice_caller
 from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
 
 LOG = logging.getLogger(__name__)
@@ -59,7 +66,8 @@ __all__ = [
     "FLOW_FILE", "FLOW_NAME", "CALL_WIDGET", "GATHER_WIDGET", "PARAMETERS", "VoiceError", "FlowRef",
     "flow_name", "load_definition", "definition_digest", "readable_problems", "ensure_flow", "forget_flows",
     "PlacedCall", "CallStart", "start_call", "start_calls", "end_call", "CallOutcome", "CallReport",
-    "read_context", "CallWatch", "CallWatcher", "watch_calls", "wait_for_calls",
+    "read_context", "CallWatch", "CallWatcher", "watch_calls", "wait_for_calls", "prepare", "FirstRunCalls",
+    "first_run_calls", "first_run_call_code", "end_calls",
 ]
 
 FLOW_FILE = Path(__file__).resolve().parent / "data" / "page_call_flow.json"
@@ -200,6 +208,33 @@ def ensure_flow(client: Any, settings: Any, *, label: str | None = None) -> Flow
             _FLOWS[key] = ref
         LOG.info("Twilio: page calls run in Studio flow %s (%s, revision %s)", ref.sid, ref.how, ref.revision)
         return ref
+
+
+def prepare(settings: Any, *, label: str | None = None,
+            client_factory: ClientFactory = build_client) -> FlowRef:
+    """What a page with ``voice:`` entries checks before anything is sent: a number calls can come from
+    (``voice_sender``) and the flow calls run in (:func:`ensure_flow`, once per process). Raises
+    :class:`VoiceError` naming the setting, or saying what Twilio answered."""
+    try:
+        voice_caller(settings)
+    except SettingsError as exc:
+        raise VoiceError(str(exc)) from None
+    with _FLOWS_LOCK:
+        cached = _FLOWS.get(_flow_key(settings, label))
+    if cached is not None:
+        return cached
+    client = client_factory(settings)
+    try:
+        return ensure_flow(client, settings, label=label)
+    finally:
+        _close(client)
+
+
+def _close(client: Any) -> None:
+    try:
+        client.http_client.close()
+    except Exception:  # closing is best effort
+        LOG.debug("closing a Twilio session failed", exc_info=True)
 
 
 def _failed(what: str, exc: Exception, settings: Any) -> VoiceError:
@@ -446,6 +481,18 @@ def end_call(client: Any, call: PlacedCall) -> bool:
     return True
 
 
+def end_calls(settings: Any, calls: Sequence[PlacedCall], *,
+              client_factory: ClientFactory = build_client) -> list[bool]:
+    """:func:`end_call` for each of ``calls`` with one client (a page that ended while they went on)."""
+    if not calls:
+        return []
+    client = client_factory(settings)
+    try:
+        return [end_call(client, call) for call in calls]
+    finally:
+        _close(client)
+
+
 # -- what a call came to ---------------------------------------------------------------------------
 class CallOutcome(enum.Enum):
     """What a call came to. ``out`` ones take the person out of the page, like an undelivered text."""
@@ -585,12 +632,15 @@ class CallWatch(Watch):
     ``reports()`` gives every call's latest report at any moment; ``news()`` the reports that changed
     since the last ``news()``; ``wait(timeout)`` returns when there is unread news or a lasting failure
     (``error``): a caller that waits in a loop reads ``news()`` each time it wakes, else the next wait
-    returns at once.
+    returns at once. ``changed``: a condition to share with another watch (a page waits on its replies
+    and its calls at once).
     """
 
     def __init__(self, calls: Iterable[PlacedCall] = (), clock: Clock = SYSTEM_CLOCK,
-                 time_limit: float = CALL_TIME_LIMIT) -> None:
+                 time_limit: float = CALL_TIME_LIMIT, changed: threading.Condition | None = None) -> None:
         super().__init__(clock)
+        if changed is not None:   # shared with another watch: one wait wakes for the news of either
+            self.changed = changed
         self.time_limit = time_limit
         self._calls: dict[str, PlacedCall] = {}
         self._reports: dict[str, CallReport] = {}
@@ -802,11 +852,12 @@ class CallWatcher(SharedPoller[CallWatch]):
 
 def watch_calls(settings: Any, calls: Iterable[PlacedCall] = (), *,
                 client_factory: ClientFactory = build_client, clock: Clock = SYSTEM_CLOCK,
-                time_limit: float = CALL_TIME_LIMIT) -> CallWatch:
+                time_limit: float = CALL_TIME_LIMIT, changed: threading.Condition | None = None) -> CallWatch:
     """Follow ``calls`` (and more with ``watch.track``) with the shared watcher of ``settings``'
     account and sender; close the watch after. The first look of a new watcher is at once; a watcher
-    already running covers the watch at its next interval (the cost stays 1 + K per interval)."""
-    watch = CallWatch(calls, clock, time_limit)
+    already running covers the watch at its next interval (the cost stays 1 + K per interval).
+    ``changed``: the condition of another watch to share (see :class:`CallWatch`)."""
+    watch = CallWatch(calls, clock, time_limit, changed)
     register(CallWatcher, settings, watch, fresh=False, client_factory=client_factory, clock=clock)
     return watch
 
@@ -827,3 +878,102 @@ def wait_for_calls(settings: Any, calls: Sequence[PlacedCall], deadline: float, 
         wait_on(watch, settings, deadline, is_terminated=is_terminated, clock=clock, done=done)
         reports, failure = watch.reports(), watch.error
     return [reports[c.execution_sid] for c in calls], failure
+
+
+# -- after a crash: the calls an interrupted page placed ----------------------------------------------
+RESUME_PAGE_SIZE = 50     # executions per page when a redelivered page looks for its first run's calls
+RESUME_MAX_PAGES = 5      # pages of the flow's executions read at most (the rest: not called again)
+
+
+@dataclass(frozen=True)
+class FirstRunCalls:
+    """What a redelivered page's interrupted run did by voice: ``found`` (number -> the call it placed)
+    and ``unverified`` (number -> why it cannot be told: such a person is not called again)."""
+
+    found: dict[str, PlacedCall] = field(default_factory=dict)
+    unverified: dict[str, str] = field(default_factory=dict)
+
+
+def _parameters(context: Any) -> dict[str, Any]:
+    flow = context.get("flow") if isinstance(context, dict) else None
+    data = flow.get("data") if isinstance(flow, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def first_run_calls(client: Any, flow: FlowRef, numbers: Iterable[str], text: str, delivery: Delivery, *,
+                    code: str | None = None, timeout: float | None = None, skew: timedelta = SKEW,
+                    page_size: int = RESUME_PAGE_SIZE, max_pages: int = RESUME_MAX_PAGES) -> FirstRunCalls:
+    """For a redelivered page (contract §13.3): the calls its interrupted run placed to ``numbers``, the
+    rule texts follow (``reconcile``): executions of ``flow`` created since the original timestamp less
+    ``skew``, to that number (``contact_channel_address``), whose parameters carry the page's ``text``
+    (and ``code`` when given); the newest such call of a number. One listing (at most ``max_pages``
+    pages) and one context read per execution to those numbers. A number whose part cannot be read (the
+    listing failed or was too long, a context could not be read) is ``unverified``: never called again.
+    Empty for a first delivery."""
+    wanted = list(dict.fromkeys(numbers))
+    if not delivery.redelivered or not wanted:
+        return FirstRunCalls()
+    if delivery.original is None:
+        return FirstRunCalls(unverified={n: "the redelivered message carries no original timestamp"
+                                         for n in wanted})
+    said = text.strip()
+    since = delivery.original - skew
+    candidates: dict[str, list[Any]] = {n: [] for n in wanted}
+    try:
+        executions = client.studio.v2.flows(flow.sid).executions
+        page = executions.page(date_created_from=since, page_size=page_size)
+        pages = 1
+        while True:
+            for execution in page:
+                to = getattr(execution, "contact_channel_address", None)
+                if isinstance(to, str) and to in candidates:
+                    candidates[to].append(execution)
+            if not page.next_page_url:
+                break
+            if pages >= max_pages:
+                why = (f"the page call flow's executions since the first delivery are more than {max_pages} "
+                       f"pages of {page_size}")
+                return FirstRunCalls(unverified={n: why for n in wanted})
+            page, pages = page.next_page(), pages + 1
+    except Exception as exc:  # any failure to read leaves every number unverified: nobody called twice
+        failure = classify(exc, action=Action.READ, timeout=timeout)
+        why = f"the page call flow's executions could not be read ({failure.message})"
+        return FirstRunCalls(unverified={n: why for n in wanted})
+    found: dict[str, PlacedCall] = {}
+    unverified: dict[str, str] = {}
+    for number, listed in candidates.items():
+        newest_first = sorted(listed, key=lambda e: _aware(e.date_created) or since, reverse=True)
+        for execution in newest_first:
+            try:
+                context = executions(execution.sid).execution_context().fetch().context
+            except Exception as exc:  # this one cannot be told apart: the person is not called again
+                failure = classify(exc, action=Action.READ, timeout=timeout)
+                unverified[number] = f"the call's Studio execution could not be read ({failure.message})"
+                break
+            data = _parameters(context)
+            if str(data.get("text") or "").strip() != said or (code is not None and data.get("code") != code):
+                continue   # another page's call to the same person
+            started = _aware(execution.date_created) or delivery.original
+            found[number] = PlacedCall(flow.sid, execution.sid, number, started,
+                                       data.get("code") if isinstance(data.get("code"), str) else code)
+            break
+    return FirstRunCalls(found=found, unverified=unverified)
+
+
+def first_run_call_code(settings: Any, flow: FlowRef, numbers: Iterable[str], text: str,
+                        delivery: Delivery, *, client_factory: ClientFactory = build_client) -> str | None:
+    """For a redelivered page with a random code that texted nobody: the code its interrupted run's calls
+    carried (the oldest such call), or None when it called nobody. :class:`VoiceError` when the flow's
+    executions cannot be read (a new code could then call everyone a second time)."""
+    if not delivery.redelivered:
+        return None
+    client = client_factory(settings)
+    try:
+        calls = first_run_calls(client, flow, numbers, text, delivery, timeout=settings.timeout)
+    finally:
+        _close(client)
+    if calls.unverified:
+        raise VoiceError(next(iter(calls.unverified.values())))
+    placed = sorted((c for c in calls.found.values() if c.code), key=lambda c: c.started_at)
+    return placed[0].code if placed else None
+

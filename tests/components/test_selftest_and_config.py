@@ -254,10 +254,10 @@ def test_selftest_with_only_labelled_sections(twilio, second):
     result = selftest_function(labelled_opts(twilio, second, eu=("second", {})))
     from fn_twilio.lib.phone import mask
     from tests.conftest import SECOND_SENDER
-    assert result == {"state": "success", "reason": (
-        "all 1 configurations work. [fn_twilio_send_sms:eu] (twilio_label 'eu'): success: the credentials "
-        "work and the sender belongs to the account; voice: twilio_src_address "
-        f"{mask(SECOND_SENDER)} can place calls")}
+    reason = ("all 1 configurations work. [fn_twilio_send_sms:eu] (twilio_label 'eu'): success: the "
+              "credentials work and the sender belongs to the account; voice: twilio_src_address "
+              f"{mask(SECOND_SENDER)} can place calls")
+    assert result == {"state": "success", "reason": reason}
 
 
 def test_config_section_ends_with_a_commented_labelled_example_that_reads_back():

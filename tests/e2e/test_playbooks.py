@@ -30,7 +30,7 @@ def sandbox():
     with Sandbox(app_settings={"poll_interval": "1s"}) as sandbox:
         code, output = sandbox.app.customize()
         assert code == 0, output
-        for incident_id in (3100, 3200, 3300, 3400, 3500):
+        for incident_id in (3100, 3200, 3300, 3400, 3500, 3600):
             sandbox.rest.add_incident(incident_id, f"Playbook incident {incident_id}", "High")
         sandbox.run_app(timeout=90)
         yield sandbox
@@ -121,6 +121,19 @@ def test_page_playbook_escalates_and_writes_its_rows_and_note(sandbox, soar):
     assert rows[0]["msg_body"].endswith(" Reply ACK 3500 to acknowledge.")
     [note] = sandbox.rest.notes(3500)
     assert "Twilio page acknowledged" in str(note) and "tier 2" in str(note)
+
+
+def test_page_playbook_calls_a_voice_entry_and_writes_the_calls_row(sandbox, soar):
+    sandbox.twilio.script_calls("+14155553601", "answer", press="1")
+    run = soar.run_playbook(PAGE, incident_id=3600, inputs={
+        "twilio_page_tiers": "+353861233601; voice:+14155553601", "twilio_escalate_after": "2s"})
+    assert run.error is None, run.error
+    rows = sandbox.rest.rows(3600, LOG)
+    assert [(r["phone_number"], r["status"], r["direction"]) for r in rows] == [
+        ("+353861233601", "queued", "outbound-api"), ("+14155553601", "Call acknowledged", "outbound-call")]
+    assert rows[1]["msg_body"] == "pressed 1: acknowledged" and rows[1]["message_id"].startswith("FN")
+    [note] = sandbox.rest.notes(3600)
+    assert "by voice (pressed 1 on the call) (tier 2)" in str(note)
 
 
 @pytest.mark.parametrize("playbook,form,named", [

@@ -205,7 +205,8 @@ class _Executions:
                             and (date_created_from is None or e.date_created >= date_created_from)),
                            key=lambda e: e.date_created, reverse=True)
             listed = [SimpleNamespace(sid=e.sid, status=e.status, date_updated=e.date_updated,
-                                      date_created=e.date_created) for e in items]
+                                      date_created=e.date_created, contact_channel_address=e.to)
+                      for e in items]
             return _Page(fake, "executions.page", listed, offset, page_size, lister)
         return lister(0)
 

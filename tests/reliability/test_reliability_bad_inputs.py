@@ -303,6 +303,12 @@ PAGE_REFUSED = [
         error="twilio_sms_message is empty and incident_id is not set"),
     Row("page: incident_id not a number", tiers(ALICE, incident_id="abc"),
         error="incident_id must be a positive whole number"),
+    Row("page: voice: with an invalid number", tiers(f"{ALICE}; voice:12345"),
+        error="twilio_page_tiers: tier 2 has a voice: entry that cannot be called ('voice:12345'"),
+    Row("page: voice: with no number", tiers(f"voice:, {ALICE}"),
+        error="twilio_page_tiers: tier 1 has a voice: entry that cannot be called ('voice:' has no number"),
+    Row("page: voice: to a WhatsApp address", tiers(f"voice:whatsapp:{ALICE}"),
+        error="a call goes to a phone number, not to a WhatsApp address"),
 ]
 
 # -- twilio_label (contract §16): the app.config of these rows has the unlabelled section and

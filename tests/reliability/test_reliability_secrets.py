@@ -94,6 +94,37 @@ class TestThroughTheFunctions:
         assert twilio.requests and users == {API_KEY_SID}
 
 
+class TestVoicePage:
+    """A page that calls, through API key credentials, with Studio faults: the secrets stay out and the
+    numbers are masked in the voice core's log lines (calls started, failed, followed, ended)."""
+
+    APP_SETTINGS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET,
+                    "timeout": "1", "poll_interval": "0.2s"}
+
+    def test_a_voice_page_with_studio_faults_keeps_secrets_and_masks_numbers(self, circuits_app, twilio):
+        from fn_twilio.lib.voice import forget_flows
+        forget_flows()   # the emulator was emptied: a flow found by an earlier test is gone
+        failing, garbled, answering = "+353861236101", "+353861236102", "+353861236103"
+        twilio.inject_fault("status", path_contains="/Executions", match_to=failing, status=500)
+        twilio.inject_fault("garbage", path_contains="/Executions", match_to=garbled)
+        twilio.inject_fault("status", method="GET", path_contains="/Executions", status=500)
+        twilio.script_calls(answering, "answer", press="1", press_after=0.5)
+        LEDGER["fault_scenarios"] += 3
+        with PrivacyWatch() as watch:
+            paged, _ = helpers.call(circuits_app, "twilio_page", {
+                "twilio_page_tiers": f"voice:{failing}, voice:{garbled}; voice:{answering}",
+                "twilio_sms_message": unique_body("Voice"), "twilio_escalate_after": "10m",
+                "incident_id": 2095})
+        watch.check()
+        assert_only_expected_numbers(watch)
+        content = paged.result["content"]
+        assert content["acknowledged_by"] == answering and content["tier"] == 2
+        assert [(p["phone_number"], p["success"], p["may_have_sent"]) for p in content["pages"]] == [
+            (failing, False, True), (garbled, False, True), (answering, True, False)]
+        assert {r.header("Authorization") for r in twilio.requests} == \
+            {"Basic " + base64.b64encode(f"{API_KEY_SID}:{API_KEY_SECRET}".encode()).decode()}
+
+
 class TestWrongCredentials:
     APP_SETTINGS = {"twilio_auth_token": WRONG_TOKEN}
 
