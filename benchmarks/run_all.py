@@ -1,7 +1,7 @@
 """Run every fn_twilio benchmark, one process each, and print a summary table (figure, target, met?).
 
 Usage: .venv/bin/python benchmarks/run_all.py [--quick]
-           [--only fanout reply poll footprint delivery paging storm] [--json FILE]
+           [--only fanout reply poll footprint delivery paging voice storm] [--json FILE]
 
 Each benchmark prints its own figures as it goes; the table at the end collects the figures that
 have a target. Exit status is 0 whatever the figures are (a benchmark that crashes gives 1).
@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("delivery", "bench_delivery.py"),
     ("paging", "bench_paging.py"),
     ("storm", "bench_storm.py"),
+    ("voice", "bench_voice.py"),
 ]
 
 

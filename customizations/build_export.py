@@ -39,8 +39,11 @@ REBUILD_COMMAND = "python customizations/build_export.py"
 UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/fn-twilio/fn_twilio/customizations")
 #: fixed, so that a rebuild of unchanged definitions is byte-identical (2025-11-26T00:00:00Z)
 EXPORT_DATE = 1764115200000
-#: the oldest SOAR the export targets (becomes app.json minimum_resilient_version)
-SERVER_VERSION = {"build_number": 0, "major": 51, "minor": 0, "version": "51.0.0.0",
+#: the oldest SOAR the export targets (becomes app.json minimum_resilient_version), as SOAR 51 writes
+#: it: v.r.m.f plus the build number in "version", "major"/"minor" 0 (kept for older readers);
+#: resilient-sdk's `dev --set-version` writes the same shape, and IBM's fn_alienvault_otx export.res
+#: (resilient-community-apps) carries this very value
+SERVER_VERSION = {"build_number": 9339, "major": 0, "minor": 0, "version": "51.0.0.0.9339",
                   "v": 51, "r": 0, "m": 0, "f": 0}
 AUTHOR = "fn_twilio"
 DATATABLE_FIELD_TYPE_ID = 1000

@@ -180,18 +180,27 @@ FUNCTION_INPUTS = {
     "twilio_page_tiers": Field(
         name="twilio_page_tiers", label="twilio_page_tiers", input_type="text", required=True,
         tooltip=("The people to page, tier by tier: tiers separated by ; or new lines, the numbers of "
-                 "a tier by commas (+353861234567, +14155552345; +19788354530)."),
-        placeholder="+353861234567, +14155552345; +19788354530"),
+                 "a tier by commas (+353861234567, +14155552345; +19788354530). A number written "
+                 "voice:<number> is called instead of texted (press 1 to acknowledge, 2 to decline): "
+                 "+353861234567; voice:+353861234567 texts, then calls."),
+        placeholder="+353861234567, +14155552345; voice:+19788354530"),
     "twilio_escalate_after": Field(
         name="twilio_escalate_after", label="twilio_escalate_after", input_type="text",
         tooltip=("How long each tier has to acknowledge before the next tier is paged: 30s, 10m, 1h, "
                  "1d or 1w. Default 5m; at most max_wait_timeout."),
         placeholder="5m"),
+    "twilio_label": Field(
+        name="twilio_label", label="twilio_label", input_type="text",
+        tooltip=("Which Twilio account or sender to use: the label of a labelled app.config section, "
+                 "e.g. eu for [fn_twilio_send_sms:eu] (letters, digits, _ - . ; case-sensitive). Empty: the "
+                 "unlabelled [fn_twilio_send_sms] section, or the only section there is. An unknown label "
+                 "fails the call, naming the labels there are; nothing is sent."),
+        placeholder="eu"),
 }
 
 # the 2.0.1 inputs first (the legacy function shows the same), then 2.2.0's
 _RECEIVE_INPUTS = ("twilio_phone_number", "twilio_date_sent", "twilio_date_sent_ts", "twilio_wait_timeout",
-                   "incident_id", "twilio_wait_for")
+                   "incident_id", "twilio_wait_for", "twilio_label")
 
 #: 2.0.x's name of Get Responses: served by its own component for workflows written for 2.0.x
 LEGACY_FUNCTION = "twilio_get_responses"
@@ -202,7 +211,8 @@ FUNCTIONS = (
         description=("Send an SMS through Twilio to one or more phone numbers. Each recipient is "
                      "sent separately and reported separately (message SID, status, segments or "
                      "the error), so an invalid or failing number never stops the others."),
-        inputs=("twilio_sms_destination", "twilio_sms_message", "incident_id", "twilio_request_ack")),
+        inputs=("twilio_sms_destination", "twilio_sms_message", "incident_id", "twilio_request_ack",
+                "twilio_label")),
     Function(
         name="twilio_receive_messages", display_name="Twilio: Get Responses",
         description=("Return the SMS replies received from one or more phone numbers since a given "
@@ -217,7 +227,8 @@ FUNCTIONS = (
                      "acknowledgement with the incident's code; the next tier is paged when a tier's "
                      "window passes, or at once when everyone in it declined or cannot be reached. "
                      "Returns who acknowledged, every page and reply, and a timeline."),
-        inputs=("twilio_page_tiers", "twilio_sms_message", "incident_id", "twilio_escalate_after")),
+        inputs=("twilio_page_tiers", "twilio_sms_message", "incident_id", "twilio_escalate_after",
+                "twilio_label")),
     Function(
         name=LEGACY_FUNCTION, display_name="Twilio: Get Responses (2.0.x)",
         description=("Kept for workflows written for fn_twilio 2.0.x, which call this function by "
@@ -231,7 +242,7 @@ FUNCTIONS = (
                      "undelivered, failed, ...), with the carrier's error explained when there is "
                      "one. With a wait timeout, keep looking until every message has a final status "
                      "or the wait ends."),
-        inputs=("twilio_message_sids", "twilio_wait_timeout")),
+        inputs=("twilio_message_sids", "twilio_wait_timeout", "twilio_label")),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -257,8 +268,10 @@ RULE_FIELDS = {
     "twilio_page_tiers": Field(
         name="twilio_page_tiers", label="Tiers", input_type="text", required=True,
         tooltip=("Who to page, tier by tier: tiers separated by ; or new lines, the numbers of a tier "
-                 "by commas, e.g. +353861234567, +14155552345; +19788354530"),
-        placeholder="+353861234567, +14155552345; +19788354530"),
+                 "by commas, e.g. +353861234567, +14155552345; +19788354530. Write voice:<number> to "
+                 "call that person instead (press 1 to acknowledge, 2 to decline), e.g. "
+                 "+353861234567; voice:+353861234567 texts, then calls."),
+        placeholder="+353861234567, +14155552345; voice:+19788354530"),
     "twilio_escalate_after": Field(
         name="twilio_escalate_after", label="Escalate After", input_type="text",
         tooltip=("How long each tier has to acknowledge before the next is paged: 30s, 10m, 1h. "
@@ -278,6 +291,12 @@ RULE_FIELDS = {
         tooltip=("How long to wait for the message to reach a final status (delivered, "
                  "undelivered, failed, ...): 30s, 10m, 1h. Empty: look once."),
         placeholder="60s"),
+    "twilio_label": Field(
+        name="twilio_label", label="Label", input_type="text",
+        tooltip=("The Twilio account or sender to use: the label of a labelled app.config section, e.g. "
+                 "eu for [fn_twilio_send_sms:eu]. Empty: the default one. From an SMS Activity Log row, give "
+                 "the label its message was sent with."),
+        placeholder="eu"),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -350,19 +369,19 @@ WORKFLOWS = (
 RULES = (
     Rule(name="Example: Send Twilio SMS", object_type="incident",
          workflow="example_twilio_send_sms",
-         fields=("twilio_sms_destination", "twilio_sms_message", "twilio_request_ack")),
+         fields=("twilio_sms_destination", "twilio_sms_message", "twilio_request_ack", "twilio_label")),
     Rule(name="Example: Twilio Receive Messages", object_type="incident",
          workflow="example_twilio_receive_messages",
-         fields=("twilio_sms_destination", "twilio_after_date_ts", "twilio_wait_timeout")),
+         fields=("twilio_sms_destination", "twilio_after_date_ts", "twilio_wait_timeout", "twilio_label")),
     Rule(name="Twilio: Get Responses", object_type=SMS_LOG.name,
-         workflow="twilio_get_responses",
+         workflow="twilio_get_responses", fields=("twilio_label",),
          conditions=(Condition(f"{SMS_LOG.name}.status", "not_equals", "Failed"),)),
     Rule(name="Twilio: Update Delivery Status", object_type=SMS_LOG.name,
-         workflow="twilio_update_delivery_status", fields=("twilio_status_wait_timeout",),
+         workflow="twilio_update_delivery_status", fields=("twilio_status_wait_timeout", "twilio_label"),
          conditions=(Condition(f"{SMS_LOG.name}.direction", "equals", "outbound-api"),)),
     Rule(name="Example: Twilio Page On-Call", object_type="incident",
          workflow="example_twilio_page_on_call",
-         fields=("twilio_page_tiers", "twilio_escalate_after", "twilio_sms_message")),
+         fields=("twilio_page_tiers", "twilio_escalate_after", "twilio_sms_message", "twilio_label")),
 )
 
 

@@ -6,8 +6,8 @@ app talks HTTP to a real :class:`~sandbox.twilio_emulator.TwilioEmulator` throug
 SDK: ``twilio_base_url`` in the app section points at it.
 
 A test class sets ``APP_SETTINGS`` (a dict of [fn_twilio_send_sms] keys that override the defaults
-below); the class-scoped autouse fixture turns it into the module's ``config_data`` before
-``circuits_app`` reads it.
+below) and, for labelled configurations, ``LABELLED_SECTIONS``; the class-scoped autouse fixture turns
+them into the module's ``config_data`` before ``circuits_app`` reads it.
 """
 import json
 import socket
@@ -39,6 +39,17 @@ def twilio_openapi():
     return twilio_spec.load_spec()
 
 
+@pytest.fixture(scope="session")
+def twilio_studio_openapi():
+    """Twilio's Studio v2 OpenAPI spec (openapi-core), or a skip naming where the file was expected."""
+    from sandbox import twilio_spec
+
+    reason = twilio_spec.skip_reason("studio")
+    if reason:
+        pytest.skip(reason)
+    return twilio_spec.load_spec("studio")
+
+
 @pytest.fixture
 def twilio(twilio_emulator):
     """The Twilio emulator, empty and without faults, for one test."""
@@ -48,8 +59,9 @@ def twilio(twilio_emulator):
     twilio_emulator.reset()
 
 
-def app_section(base_url, **overrides):
-    """The [fn_twilio_send_sms] section text for the emulator, with overrides (None removes a key)."""
+def app_section(base_url, *, label=None, **overrides):
+    """The [fn_twilio_send_sms] section text for the emulator, with overrides (None removes a key);
+    with ``label``, the labelled section [fn_twilio_send_sms:<label>]."""
     values = {
         "twilio_account_sid": ACCOUNT_SID,
         "twilio_auth_token": AUTH_TOKEN,
@@ -59,8 +71,33 @@ def app_section(base_url, **overrides):
         "timeout": "5",
     }
     values.update(overrides)
-    lines = ["[fn_twilio_send_sms]"] + [f"{k} = {v}" for k, v in values.items() if v is not None]
+    name = "fn_twilio_send_sms" if label is None else f"fn_twilio_send_sms:{label}"
+    lines = [f"[{name}]"] + [f"{k} = {v}" for k, v in values.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+# A second Twilio account, served by a second emulator (labelled configurations, contract §16).
+SECOND_ACCOUNT_SID = "AC" + "5ec0dd00" * 4
+SECOND_AUTH_TOKEN = "second-account-token-55aa66bb77cc"
+SECOND_SENDER = "+353861230000"
+SECOND = "second"       # in LABELLED_SECTIONS: this section is for the second account
+
+
+@pytest.fixture(scope="session")
+def twilio_emulator_second():
+    """A Twilio emulator for a second account (its own SID, token and number)."""
+    emulator = TwilioEmulator(account_sid=SECOND_ACCOUNT_SID, auth_token=SECOND_AUTH_TOKEN,
+                              numbers=(SECOND_SENDER,), api_keys={}, messaging_services={}).start()
+    yield emulator
+    emulator.stop()
+
+
+def second_section(base_url, label, **overrides):
+    """A labelled section for the second account's emulator."""
+    values = {"twilio_account_sid": SECOND_ACCOUNT_SID, "twilio_auth_token": SECOND_AUTH_TOKEN,
+              "twilio_src_address": SECOND_SENDER}
+    values.update(overrides)
+    return app_section(base_url, label=label, **values)
 
 
 @pytest.fixture(scope="class", autouse=True)
@@ -70,7 +107,18 @@ def _fn_twilio_app_config(request, twilio_emulator):
         yield
         return
     module = request.module
-    module.config_data = app_section(twilio_emulator.base_url, **request.cls.APP_SETTINGS)
+    settings = request.cls.APP_SETTINGS
+    # APP_SETTINGS None: no unlabelled section; LABELLED_SECTIONS: {label: overrides} adds
+    # [fn_twilio_send_sms:<label>] sections (overrides {"twilio": SECOND, ...}: the second account)
+    text = "" if settings is None else app_section(twilio_emulator.base_url, **settings)
+    for label, overrides in getattr(request.cls, "LABELLED_SECTIONS", {}).items():
+        overrides = dict(overrides)
+        if overrides.pop("twilio", None) == SECOND:
+            second = request.getfixturevalue("twilio_emulator_second")
+            text += "\n" + second_section(second.base_url, label, **overrides)
+        else:
+            text += "\n" + app_section(twilio_emulator.base_url, label=label, **overrides)
+    module.config_data = text
     module.resilient_mock = SOAR_MOCK
     # resilient-circuits' test-actions server binds a fixed default port (the fixture's test_port=0
     # reads as "unset"): give it a free one, so test runs on the same machine do not collide.
@@ -99,15 +147,18 @@ class FunctionCall:
         self.error = errors[0] if errors else None
 
 
-def call_function(circuits_app, fn_name, inputs, timeout=30):
+def call_function(circuits_app, fn_name, inputs, timeout=30, message=None):
     """Submit a function message through resilient-circuits; return what SOAR would receive.
 
     The replies are the messages resilient-circuits sends back (status messages, then one final
-    message with ``complete`` true carrying the results or the error).
+    message with ``complete`` true carrying the results or the error). ``message`` replaces keys of
+    the function message (e.g. a playbook's call: ``{"workflow_instance": None, "playbook_instance":
+    {"playbook_instance_id": 7}}``).
     """
     from resilient_circuits.actions_test_component import SubmitTestFunction
 
     event = SubmitTestFunction(fn_name, inputs)
+    event.kwargs["message"].update(message or {})
     msg_id = event.kwargs["msg_id"]
     circuits_app.manager.fire(event)
     deadline = time.monotonic() + timeout

@@ -50,6 +50,9 @@ def test_package_builds_the_app_host_zip(copy_of_project):
     executable = app["current_installation"]["executables"][0]
     assert executable["image"].endswith("fn_twilio:2.2.0")
     assert "[fn_twilio_send_sms]" in executable["config_string"]
+    # the API key App Host makes for the app: every permission the app uses (apikey_permissions.txt)
+    assert sorted(executable["permission_handles"]) == ["read_all_incidents", "read_data", "read_function",
+                                                        "read_playbook"]
     with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.2.0.tar.gz") as sdist:
         members = set(sdist.getnames())
         entry_points_txt = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt")
@@ -96,7 +99,20 @@ def test_sdist_builds_without_warnings_and_holds_the_app_without_the_test_suite(
     egg_info = {n for n in names if n.startswith("fn_twilio.egg-info/")}
     assert names == package | samples | egg_info | SDIST_TOP_LEVEL
     assert "fn_twilio/util/data/export.res" in names
+    assert "fn_twilio/lib/data/page_call_flow.json" in names      # the page call's Studio flow
     assert not any(n.startswith(("tests/", "sandbox/", "customizations/")) for n in names)
+
+
+def test_the_wheel_installs_the_page_call_flow_beside_the_voice_core(copy_of_project, tmp_path):
+    result = run(sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), ".",
+                 cwd=copy_of_project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    [wheel] = tmp_path.glob("fn_twilio-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        shipped = json.loads(archive.read("fn_twilio/lib/data/page_call_flow.json"))
+    assert "fn_twilio/lib/voice.py" in names
+    assert shipped == json.loads((ROOT / "fn_twilio" / "lib" / "data" / "page_call_flow.json").read_text())
 
 
 def test_setup_keeps_display_name_where_resilient_sdk_reads_it():

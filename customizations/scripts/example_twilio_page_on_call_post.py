@@ -1,10 +1,12 @@
 # Post-processing script of "Example: Twilio Page On-Call" (function twilio_page), python3.
 # Function twilio_page returns the standard result payload: results.success, results.reason and
 # results.content, a dict with acknowledged, acknowledged_by, acknowledged_at, acknowledged_at_ts,
-# tier, reply_code, pages (send entries with tier and paged_at_ts), replies (reply entries with
-# intent and reply_code) and timeline.
-# A row per page and per reply in the SMS Activity Log (replies that acknowledge, decline or opt out
-# get the status Acknowledged, Declined, Opted out); a note with the outcome.
+# tier, reply_code, pages (send entries with tier and paged_at_ts; a call's entry has channel "voice",
+# the Studio execution's SID, outcome and reason), replies (reply entries with intent and reply_code)
+# and timeline (an acknowledgement by a key pressed on a call has channel "voice").
+# A row per page, per call and per reply in the SMS Activity Log (replies that acknowledge, decline or
+# opt out get the status Acknowledged, Declined, Opted out; calls Call acknowledged, Call declined,
+# Call not answered, ...; their Direction is outbound-call); a note with the outcome.
 from datetime import datetime, timezone
 
 
@@ -23,6 +25,24 @@ def page_status(entry):
     if entry.get("success"):
         return entry.get("status")
     return "Opted out" if entry.get("status") == "opted_out" else "Failed"
+
+
+CALL_STATUS = {"acknowledged": "Call acknowledged", "declined": "Call declined",
+               "not_answered": "Call not answered", "busy": "Call busy", "failed": "Call failed",
+               "canceled": "Call canceled", "machine": "Call answered by a machine",
+               "no_key": "Call answered, no key pressed", "other_key": "Call answered, another key pressed",
+               "unreadable": "Call unreadable", "stuck": "Call not followed to its end"}
+
+
+def call_status(entry):
+    """The Status column of a call: what it came to ("Call acknowledged", "Call not answered", ...)."""
+    if not entry.get("success"):
+        return "Call failed"
+    if entry.get("outcome") in CALL_STATUS:
+        return CALL_STATUS[entry["outcome"]]
+    if entry.get("ended_by_page"):
+        return "Call ended by the page"
+    return "Call {}".format(entry.get("status") or "placed")
 
 
 def error_text(entry):
@@ -45,6 +65,12 @@ page = results.get("content") or {}
 row_created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 for entry in page.get("pages") or []:
+    if entry.get("channel") == "voice":
+        add_row(call_status(entry), entry.get("date_created_ts") or entry.get("paged_at_ts"),
+                entry.get("phone_number"), "outbound-call",
+                (entry.get("reason") or entry.get("message_body")) if entry.get("success")
+                else error_text(entry), entry.get("sid"))
+        continue
     add_row(page_status(entry), entry.get("date_created_ts") or entry.get("paged_at_ts"),
             entry.get("phone_number"), entry.get("direction") or "outbound-api",
             entry.get("message_body") if entry.get("success") else error_text(entry), entry.get("sid"))
@@ -55,12 +81,17 @@ for reply in page.get("replies") or []:
             reply.get("message_body"), reply.get("sid"))
 
 tiers = sorted({entry.get("tier") for entry in page.get("pages") or [] if entry.get("tier")})
+by_voice = any(e.get("event") == "acknowledged" and e.get("channel") == "voice"
+               for e in page.get("timeline") or [])
+calls = len([entry for entry in page.get("pages") or [] if entry.get("channel") == "voice"])
 if page.get("acknowledged"):
-    note = ("<b>Twilio page acknowledged</b> by {} (tier {}) at {}<br/><b>Reply code:</b> {}"
-            "<br/><b>Paged:</b> {} people in {} tiers").format(
-        escape_html(page.get("acknowledged_by")), escape_html(page.get("tier")),
-        escape_html(page.get("acknowledged_at")), escape_html(page.get("reply_code")),
-        len(page.get("pages") or []), len(tiers))
+    note = ("<b>Twilio page acknowledged</b> by {}{} (tier {}) at {}<br/><b>Reply code:</b> {}"
+            "<br/><b>Paged:</b> {} people in {} tiers{}").format(
+        escape_html(page.get("acknowledged_by")), " by voice (pressed 1 on the call)" if by_voice else "",
+        escape_html(page.get("tier")), escape_html(page.get("acknowledged_at")),
+        escape_html(page.get("reply_code")),
+        len({entry.get("phone_number") for entry in page.get("pages") or []}), len(tiers),
+        " (" + str(calls) + " by a call)" if calls else "")
 else:
     note = "<b>Twilio page not acknowledged:</b> {}<br/><b>Reply code:</b> {}".format(
         escape_html(results.get("reason") or "nobody acknowledged"), escape_html(page.get("reply_code")))

@@ -13,3 +13,9 @@ if message and message.strip():
 
 # The incident's id is the code the texts ask for ("Reply ACK 2095 to acknowledge.").
 inputs.incident_id = incident.id
+
+# Label: the Twilio account or sender to use, the label of a labelled app.config section
+# (eu for [fn_twilio_send_sms:eu]); empty: the default section.
+label = rule.properties.twilio_label
+if label and label.strip():
+    inputs.twilio_label = label.strip()

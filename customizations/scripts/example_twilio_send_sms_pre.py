@@ -14,3 +14,9 @@ inputs.incident_id = incident.id
 # "Request acknowledgement": the text ends with "Reply ACK <incident id> to acknowledge."
 if rule.properties.twilio_request_ack:
     inputs.twilio_request_ack = True
+
+# Label: the Twilio account or sender to use, the label of a labelled app.config section
+# (eu for [fn_twilio_send_sms:eu]); empty: the default section.
+label = rule.properties.twilio_label
+if label and label.strip():
+    inputs.twilio_label = label.strip()

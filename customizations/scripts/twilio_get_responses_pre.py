@@ -4,3 +4,9 @@
 
 inputs.twilio_phone_number = row["phone_number"]
 inputs.twilio_date_sent_ts = row["date_created"]
+
+# Label: the Twilio account or sender to use, the label of a labelled app.config section
+# (eu for [fn_twilio_send_sms:eu]); empty: the default section.
+label = rule.properties.twilio_label
+if label and label.strip():
+    inputs.twilio_label = label.strip()

@@ -6,3 +6,9 @@ inputs.twilio_message_sids = row["message_id"]
 wait = rule.properties.twilio_status_wait_timeout
 if wait and wait.strip():
     inputs.twilio_wait_timeout = wait
+
+# Label: the Twilio account or sender to use, the label of a labelled app.config section
+# (eu for [fn_twilio_send_sms:eu]); empty: the default section.
+label = rule.properties.twilio_label
+if label and label.strip():
+    inputs.twilio_label = label.strip()

@@ -4,20 +4,23 @@ The two SOAR functions are served by two components (a component whose function 
 the SOAR server is not subscribed at all, so the legacy name must not take the current one down with
 it). Each component's @app_function delegates to :meth:`ReceiveMessagesComponent.receive` here.
 
-Every reply returned carries ``intent`` and ``reply_code`` (contract §9.1, §9.2: read by
+Every reply returned carries ``intent`` and ``reply_code`` (contract §9.1, §9.2, §13.1: read by
 ``lib.attribution``). ``incident_id`` leaves out the replies whose code is another one;
 ``twilio_wait_for`` ``acknowledgement`` waits for an acknowledgement (or until every number waited on
-declined or opted out). The legacy function has neither input, so it keeps its 2.0.1 behaviour.
+declined or opted out): with ``incident_id``, only those whose ``reply_code`` is that incident's count.
+A reply whose code could not be read is returned with ``reply_code`` null and the reason says so.
+The legacy function has neither input, so it keeps its 2.0.1 behaviour.
 """
 import logging
+import queue
 import time
 
 from resilient_circuits import AppFunctionComponent, FunctionResult
 from resilient_circuits.action_message import FunctionError_
 
-from fn_twilio.components._settings import function_settings
-from fn_twilio.components._termination import termination_check
-from fn_twilio.lib.attribution import Attribution, ReplyReader, refused_by
+from fn_twilio.components._settings import check_at_load, function_settings
+from fn_twilio.components._termination import run_waiting, termination_check
+from fn_twilio.lib.attribution import Attribution, ReplyReader, pending, refused_by
 from fn_twilio.lib.dates import DateError, format_date, parse_since
 from fn_twilio.lib.durations import DurationError, format_duration, parse_duration
 from fn_twilio.lib.intents import Intent
@@ -63,14 +66,28 @@ def incident_code(fn_inputs, name="incident_id"):
     return str(number)
 
 
+def _unread_note(replies):
+    """The reason's note about replies whose code could not be read (None when there is none)."""
+    count = len(pending(replies))
+    if not count:
+        return None
+    return (f"{count} repl{'y' if count == 1 else 'ies'} could not be matched with a page (Twilio's outbound "
+            "log could not be read), so reply_code is null")
+
+
+def _joined(reason, note):
+    return f"{reason}; {note}" if note else reason
+
+
 class ReceiveMessagesComponent(AppFunctionComponent):
     """Returns the replies a number sent to this app's sender, waiting for one when there is none yet."""
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     def receive(self, fn_inputs):
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
         numbers, since, wait = self._read_inputs(fn_inputs, settings)
         code = incident_code(fn_inputs)
         wait_for = self._wait_for(fn_inputs)
@@ -80,21 +97,33 @@ class ReceiveMessagesComponent(AppFunctionComponent):
                                   f"{moment}" + (f", waiting up to {format_duration(wait)}{waited_for}"
                                                  if wait else ""))
 
-        reader = ReplyReader(Attribution(settings), code)
+        with Attribution(settings) as attribution:
+            reader = ReplyReader(attribution, code)
 
-        def enough(replies):
-            kept = reader.kept(replies)
-            if wait_for == WAIT_FOR_REPLY:
-                return bool(kept)
-            return any(r.intent == Intent.ACKNOWLEDGE.value for r in kept) or bool(refused_by(kept, numbers))
+            def answering(replies):
+                """The kept replies that count for the wait (with incident_id: its code only)."""
+                return [r for r in reader.kept(replies) if reader.answers(r)]
 
-        outcome = collect(settings, numbers, since, time.monotonic() + wait,
-                          is_terminated=termination_check(self), enough=enough)
-        kept = reader.kept(outcome.replies)
+            def enough(replies):
+                if wait_for == WAIT_FOR_REPLY:
+                    return bool(reader.kept(replies))
+                counted = answering(replies)
+                return any(r.intent == Intent.ACKNOWLEDGE.value for r in counted) \
+                    or bool(refused_by(counted, numbers))
+
+            statuses = queue.Queue()   # a status read SOAR refuses is said once, while the call waits
+            check = termination_check(self, settings, say=statuses.put)
+            deadline = time.monotonic() + wait
+            outcome = yield from run_waiting(self, lambda: collect(settings, numbers, since, deadline,
+                                                                   is_terminated=check, enough=enough),
+                                             statuses)
+            kept = reader.kept(outcome.replies)
+            counted = answering(outcome.replies)
         content = [reply.as_result() for reply in kept]
         number = ", ".join(numbers)
-        acked = [r for r in kept if r.intent == Intent.ACKNOWLEDGE.value]
-        refused = refused_by(kept, numbers) if wait_for == WAIT_FOR_ACK else []
+        acked = [r for r in counted if r.intent == Intent.ACKNOWLEDGE.value]
+        refused = refused_by(counted, numbers) if wait_for == WAIT_FOR_ACK else []
+        unread = _unread_note(kept)
         if outcome.ending == Ending.REPLIED and wait_for == WAIT_FOR_ACK and not acked and refused:
             yield RepliesResult(content, success=False, reason=f"Declined by {', '.join(refused)}")
         elif outcome.ending == Ending.REPLIED:
@@ -102,17 +131,17 @@ class ReceiveMessagesComponent(AppFunctionComponent):
             yield self.status_message(f"{count} repl{'y' if count == 1 else 'ies'} received"
                                       + (f", acknowledged by {mask(acked[0].from_)}" if acked and waited_for
                                          else ""))
-            yield RepliesResult(content, success=True)
+            yield RepliesResult(content, success=True, reason=unread)
         elif outcome.ending == Ending.FAILED and outcome.failure is not None:
             yield RepliesResult(content, success=False,
                                 reason=f"Could not read replies from Twilio: {outcome.failure.message}")
         elif outcome.ending == Ending.TERMINATED:
-            yield RepliesResult(content, success=False, reason="Workflow was terminated: "
-                                                               f"{outcome.terminated}")
+            yield RepliesResult(content, success=False,
+                                reason=_joined(check.reason(outcome.terminated), unread))
         else:
             yield RepliesResult(content, success=False,
-                                reason=f"Timeout waiting for responses for phone number: {number} "
-                                       f"since {moment}")
+                                reason=_joined(f"Timeout waiting for responses for phone number: {number} "
+                                               f"since {moment}", unread))
 
     @staticmethod
     def _wait_for(fn_inputs):

@@ -1,66 +1,195 @@
-"""The one termination check of the waiting functions (receive, page): has SOAR stopped the caller?
+"""The one termination check of the waiting functions (receive, legacy receive, page, delivery status):
+has SOAR stopped the workflow or playbook that called? The rules (one read per poll interval, a
+refused read said once and the call going on, a 401 ending the call) are
+:class:`fn_twilio.lib.termination.TerminationCheck`; this module reads SOAR.
 
-A function message from a workflow carries ``workflow_instance``: SOAR answers its status at
-``/workflow_instances/{id}`` (resilient-lib's ``get_workflow_status``; ``terminated`` with a
-``terminate_reason``). A message from a playbook carries ``playbook_instance`` and no workflow
-instance: its status is read from ``/playbooks/instances/{id}`` (``status`` ``terminated``, with
-``terminate_reason`` when SOAR gives one). resilient-lib has no helper for playbooks; the path and the
-answer's shape are this app's reading of SOAR's REST API, and the sandbox SOAR answers the same way.
+What is read:
 
-The check is asked once per poll interval by the core's wait loops; a SOAR that cannot be reached
-for a moment (or does not know the instance) means "not terminated" and the next interval asks again.
+* a call from a workflow carries ``workflow_instance``: ``GET /rest/orgs/{org}/workflow_instances/{id}``,
+  as resilient-lib's ``get_workflow_status`` reads it; ``status`` ``terminated`` ends the call with
+  ``terminate_reason``;
+* a call from a playbook carries ``playbook_instance`` and no workflow instance: IBM's public sources
+  show a playbook run read through ``POST /rest/orgs/{org}/playbooks/execution/query_paged`` (the
+  fn_playbook_utils app filters it on ``incident_id``; each record has the run's ``id``, ``status``
+  such as ``completed`` or ``error``, and ``detail_msg``) and IBM's documentation shows a run that
+  an analyst cancels as ``Canceled``. The app asks for the record whose ``id`` is the playbook
+  instance and ends the call on ``canceled``, ``terminated``, ``error`` or ``completed``, with
+  ``detail_msg`` (its first line) as the reason. The README names the evidence.
+
+How it is read: exactly one request, bounded by the app's ``timeout`` setting, through the component's
+``rest_client()``: its session, headers, proxies, TLS settings and authentication, by the client's own
+``_execute_request`` (the one call every method of resilient's client makes per attempt). The client's
+``get``/``post`` are not used because they retry a failed request ``request_max_retries`` times with
+back-off (a 500 costs about 30 s), and answer a 401 with ``sys.exit(21)``; ``get_workflow_status`` goes
+through ``get``.
 """
+import json
 import logging
+import threading
 
-from resilient_lib import get_workflow_status
+import requests
+
+from fn_twilio.lib.durations import format_duration
+from fn_twilio.lib.termination import NO_REASON, CredentialsRefused, StatusUnreadable, TerminationCheck
 
 LOG = logging.getLogger(__name__)
 
-NO_RETRY_STATUSES = [400, 401, 403, 404]
-NO_REASON = "no reason given"
+PLAYBOOK_QUERY = "/playbooks/execution/query_paged"
+PLAYBOOK_ENDED = ("canceled", "terminated", "error", "completed")
+_DETAIL_MAX = 200
 
 
-def _instance_id(message, kind):
+def instance_id(message, kind):
+    """The id of the message's ``workflow_instance`` / ``playbook_instance`` (``kind``), or None."""
     instance = message.get(f"{kind}_instance") or {}
-    value = instance.get(f"{kind}_instance_id") if isinstance(instance, dict) else None
+    if not isinstance(instance, dict):
+        return None
+    value = instance.get(f"{kind}_instance_id", instance.get("id"))
     try:
-        return int(value) if value else None
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if number > 0 and not isinstance(value, bool) else None
 
 
-def _workflow_reason(client, instance_id):
-    status = get_workflow_status(client, instance_id)
-    if getattr(status, "is_terminated", False):
-        return getattr(status, "reason", None) or NO_REASON
-    return None
-
-
-def _playbook_reason(client, instance_id):
-    answer = client.get(f"/playbooks/instances/{instance_id}", skip_retry=NO_RETRY_STATUSES) or {}
-    if str(answer.get("status", "")).lower() == "terminated":
-        return answer.get("terminate_reason") or NO_REASON
-    return None
-
-
-def termination_check(component):
-    """A callable for the core's ``is_terminated``: the reason when SOAR says the calling workflow or
-    playbook was terminated, else None."""
+def termination_check(component, settings, say=lambda text: None):
+    """The :class:`TerminationCheck` of the call ``component`` is running: reads at most once per
+    ``settings.poll_interval``, each bounded by ``settings.timeout``; ``say(text)`` gets the one status
+    message of a refused read (pass the queue the component drains into status messages)."""
     message = component.get_fn_msg() or {}
-    workflow = _instance_id(message, "workflow")
-    playbook = _instance_id(message, "playbook")
+    workflow = instance_id(message, "workflow")
+    playbook = instance_id(message, "playbook")
+    timeout = settings.timeout
     if workflow is not None:
-        kind, instance_id, read = "workflow", workflow, _workflow_reason
+        def read():
+            return workflow_reason(soar_answer(_client(component), "GET", f"/workflow_instances/{workflow}",
+                                               timeout))
+        kind, instance = "workflow", workflow
     elif playbook is not None:
-        kind, instance_id, read = "playbook", playbook, _playbook_reason
+        def read():
+            return playbook_reason(soar_answer(_client(component), "POST", PLAYBOOK_QUERY, timeout,
+                                               playbook_query(playbook)), playbook)
+        kind, instance = "playbook", playbook
     else:
-        return lambda: None
+        read, kind, instance = None, "workflow", None
+    return TerminationCheck(read, interval=settings.poll_interval, kind=kind, instance=instance, say=say)
 
-    def terminated():
+
+def _client(component):
+    try:
+        return component.rest_client()
+    except Exception as err:  # no client (SOAR unreachable while reconnecting): this read cannot tell
+        raise StatusUnreadable(f"no connection to SOAR ({type(err).__name__})") from None
+
+
+def playbook_query(playbook):
+    """The query_paged body that asks for one playbook run (instance) by its id."""
+    return {"filters": [{"conditions": [{"field_name": "id", "method": "equals", "value": playbook}]}],
+            "sorts": []}
+
+
+def soar_answer(client, method, uri, timeout, payload=None):
+    """One request to SOAR (``uri`` below ``/rest/orgs/{org}``): the answer's JSON, or
+    StatusUnreadable / CredentialsRefused saying why there is none."""
+    url = f"{client.base_url}/rest/orgs/{client.org_id}{uri}"
+    operation = client.session.post if method == "POST" else client.session.get
+    extra = {} if payload is None else {"data": json.dumps(payload)}
+    try:
+        response = client._execute_request(operation, url, proxies=client.proxies, cookies=client.cookies,
+                                           headers=client.make_headers(), verify=client.verify,
+                                           cert=client.cert, timeout=timeout, **extra)
+    except requests.Timeout:
+        raise StatusUnreadable(f"SOAR did not answer within {format_duration(timeout)}") from None
+    except requests.RequestException as err:
+        raise StatusUnreadable(f"SOAR could not be reached ({type(err).__name__})") from None
+    if response.status_code == 401:
+        raise CredentialsRefused(_http_problem(response))
+    if not 200 <= response.status_code < 300:
+        raise StatusUnreadable(_http_problem(response))
+    try:
+        return response.json()
+    except ValueError:
+        raise StatusUnreadable(f"SOAR's answer ({response.status_code}) is not JSON") from None
+
+
+def _http_problem(response):
+    """``403 Forbidden: <SOAR's message>``, short and on one line."""
+    text = f"{response.status_code} {response.reason or ''}".strip()
+    message = None
+    try:
+        body = response.json()
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = body["message"]
+    except ValueError:
+        pass
+    return f"{text}: {_one_line(message)}" if message and message.strip() else text
+
+
+def _one_line(text):
+    line = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
+    return line if len(line) <= _DETAIL_MAX else line[:_DETAIL_MAX - 3] + "..."
+
+
+def workflow_reason(answer):
+    """The termination reason in a ``/workflow_instances/{id}`` answer, or None while it runs."""
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if not isinstance(status, str) or not status.strip():
+        raise StatusUnreadable("SOAR's answer has no status")
+    if status.strip().lower() != "terminated":
+        return None
+    reason = answer.get("terminate_reason")
+    return _one_line(reason) if isinstance(reason, str) and reason.strip() else NO_REASON
+
+
+def playbook_reason(answer, playbook):
+    """The end of playbook run ``playbook`` in a query_paged answer (``playbook canceled: <detail>``),
+    or None while it runs."""
+    records = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(records, list):
+        raise StatusUnreadable("SOAR's answer lists no playbook runs")
+    record = next((r for r in records if isinstance(r, dict) and _same_id(r.get("id"), playbook)), None)
+    if record is None:
+        raise StatusUnreadable(f"SOAR's answer has no playbook run {playbook}")
+    status = record.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise StatusUnreadable(f"SOAR's answer has no status for playbook run {playbook}")
+    status = status.strip().lower()
+    if status not in PLAYBOOK_ENDED:
+        return None
+    detail = record.get("detail_msg")
+    detail = _one_line(detail) if isinstance(detail, str) and detail.strip() else NO_REASON
+    return f"playbook {status}: {detail}"
+
+
+def _same_id(value, wanted):
+    try:
+        return int(value) == wanted and not isinstance(value, bool)
+    except (TypeError, ValueError):
+        return False
+
+
+_DONE = object()
+
+
+def run_waiting(component, work, statuses):
+    """Run ``work()`` (a blocking wait of the core) in a thread and pass on each text put on
+    ``statuses`` meanwhile as a status message; a generator whose value is ``work()``'s (``outcome =
+    yield from run_waiting(...)``); ``work()``'s exception is raised here."""
+    box = {}
+
+    def run():
         try:
-            return read(component.rest_client(), instance_id)
-        except Exception as err:  # SOAR unreachable for a moment: keep waiting, look again next time
-            LOG.debug("Could not read the status of %s instance %s: %s", kind, instance_id, err)
-            return None
+            box["value"] = work()
+        except BaseException as err:  # re-raised in the caller's thread below, never lost
+            box["error"] = err
+        finally:
+            statuses.put(_DONE)
 
-    return terminated
+    thread = threading.Thread(target=run, name="fn_twilio-wait", daemon=True)
+    thread.start()
+    while (text := statuses.get()) is not _DONE:
+        yield component.status_message(text)
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

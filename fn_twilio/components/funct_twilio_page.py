@@ -1,20 +1,26 @@
 """SOAR function twilio_page ("Twilio: Page Until Acknowledged"): page tier by tier until someone
-acknowledges (contract §9.4). The escalation itself is fn_twilio.lib.paging; this adapter reads the
-inputs, passes the engine's status messages on as they happen, and shapes the result."""
+acknowledges (contract §9.4, §14). The escalation itself is fn_twilio.lib.paging; this adapter reads the
+inputs, checks before anything is sent that voice: entries can be called (a number to call from, the page
+call's Studio flow, found once per process by the label's name), passes the engine's status messages on
+as they happen, and shapes the result."""
 import queue
 import threading
+from functools import partial
 
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._redelivery import delivery_handler, take_delivery
+from fn_twilio.components._settings import check_at_load, function_label, function_settings
 from fn_twilio.components._termination import termination_check
 from fn_twilio.components.funct_twilio_send_sms import default_text
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
+from fn_twilio.lib.reconcile import LogUnreadable, first_run_code
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
+from fn_twilio.lib.voice import VoiceError, first_run_call_code, prepare
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_page"
@@ -32,10 +38,14 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
+
+    _note_delivery = delivery_handler(FN_NAME)   # redelivery: records the frame's headers (see _redelivery)
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
-        settings = function_settings(self.opts)
+        delivery = take_delivery(self.get_fn_msg())
+        settings = function_settings(self.opts, fn_inputs)
         try:
             tiers = parse_tiers(_text(fn_inputs, "twilio_page_tiers"), settings.default_region)
         except TierError as err:
@@ -50,23 +60,45 @@ class FunctionComponent(AppFunctionComponent):
                                             allow_zero=False, maximum=settings.max_wait_timeout)
         except DurationError as err:
             raise FunctionError_(str(err)) from None
-        code = incident_code(fn_inputs) or page_code(None)
         message = _text(fn_inputs, "twilio_sms_message")
         if not message.strip():
             message = default_text(self, fn_inputs)
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
+        called = [r.e164 for tier in tiers for r in tier if r.valid and r.is_voice]
+        flow = None
+        if called:   # a number to call from and the flow, before anything is called or texted
+            try:
+                flow = prepare(settings, label=function_label(self.opts, fn_inputs))
+            except VoiceError as err:
+                raise FunctionError_(f"twilio_page_tiers has voice: entries, but calls cannot be made: "
+                                     f"{err}; nothing was called or texted") from None
+        code = incident_code(fn_inputs)
+        if code is None:   # a redelivered page keeps the random code its first run used (contract §13.3)
+            texted = [r.e164 for tier in tiers for r in tier if r.valid and not r.is_voice]
+            again = "texted or called" if called else "texted"
+            try:
+                code = first_run_code(settings, texted, delivery,
+                                      partial(with_ack_request, message, keywords=settings.keywords))
+                if code is None and flow is not None:
+                    code = first_run_call_code(settings, flow, called, message, delivery)
+            except (LogUnreadable, VoiceError) as err:
+                raise FunctionError_(f"Could not resume the page after a redelivery, so nobody was {again} "
+                                     f"again (no one may get the page twice): {err}") from None
+            code = code or page_code(None)
         try:
             body = with_ack_request(message, code, settings.keywords)
         except ValueError as err:
             raise FunctionError_(f"twilio_sms_message: {err}; shorten it; nothing was sent") from None
 
         statuses = queue.Queue()
-        delivery = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
+        tracker = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
+        check = termination_check(self, settings, say=statuses.put)
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
-                    max_wait=settings.max_wait_timeout, is_terminated=termination_check(self),
-                    progress=statuses.put, delivery=delivery)
+                    max_wait=settings.max_wait_timeout, is_terminated=check,
+                    progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason,
+                    flow=flow, call_text=message)
         outcome = {}
 
         def run():
@@ -85,7 +117,7 @@ class FunctionComponent(AppFunctionComponent):
         finally:   # a call closed early (shutdown): the page stops and pages no further tier
             page.cancel()
             thread.join(settings.timeout + settings.poll_interval)
-            delivery.close()
+            tracker.close()
         if "error" in outcome:
             raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
         result = outcome["page"]

@@ -1,13 +1,15 @@
 """SOAR function twilio_send_sms ("Twilio: Send SMS"): one text to a list of numbers."""
+from functools import partial
+
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
 
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
-from fn_twilio.components._settings import function_settings
+from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
-from fn_twilio.lib.reconcile import describe, settled_for_send
+from fn_twilio.lib.reconcile import LogUnreadable, describe, first_run_code, settled_for_send, unverified
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
 from fn_twilio.lib.storm import DigestLine, describe_held, limiter_for, settled_by_digest
@@ -43,13 +45,14 @@ class FunctionComponent(AppFunctionComponent):
 
     def __init__(self, opts):
         super().__init__(opts, PACKAGE_NAME)
+        check_at_load(opts)
 
     _note_delivery = delivery_handler(FN_NAME)   # redelivery: records the frame's headers (see _delivery)
 
     @app_function(FN_NAME)
     def _app_function(self, fn_inputs):
         delivery = take_delivery(self.get_fn_msg())
-        settings = function_settings(self.opts)
+        settings = function_settings(self.opts, fn_inputs)
 
         destination = text_input(fn_inputs, "twilio_sms_destination")
         if not destination:
@@ -77,8 +80,17 @@ class FunctionComponent(AppFunctionComponent):
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
         reply_code = None
+        unreadable = None
         if flag_input(fn_inputs, "twilio_request_ack"):
-            reply_code = incident_code(fn_inputs) or page_code(None)
+            reply_code = incident_code(fn_inputs)
+            if reply_code is None:
+                # a redelivered call keeps the random code its first run texted (contract §13.3)
+                asking = partial(with_ack_request, message, keywords=settings.keywords)
+                try:
+                    reply_code = first_run_code(settings, [r.e164 for r in valid], delivery, asking)
+                except LogUnreadable as err:
+                    unreadable = str(err)
+                reply_code = reply_code or page_code(None)
             try:
                 message = with_ack_request(message, reply_code, settings.keywords)
             except ValueError as err:
@@ -95,10 +107,12 @@ class FunctionComponent(AppFunctionComponent):
         yield self.status_message(f"Sending SMS to {len(valid)} recipient{'s' if len(valid) != 1 else ''}"
                                   + (f" ({skipped} invalid skipped)" if skipped else ""))
         # redelivery: recipients the interrupted run already sent to are reported, not sent again
-        settled = settled_for_send(settings, [r.e164 for r in valid], message, delivery)
-        if delivery.redelivered:   # and those the interrupted run held and sent in a digest
+        settled = unverified([r.e164 for r in valid], unreadable) if unreadable else \
+            settled_for_send(settings, [r.e164 for r in valid], message, delivery)
+        if delivery.redelivered and not unreadable:   # and those the interrupted run sent in a digest
             settled.update(settled_by_digest(settings, [r.e164 for r in valid if r.e164 not in settled],
                                              line, delivery))
+        if delivery.redelivered:
             yield self.status_message(describe(settled))
         # leaving the block cancels and joins the workers (a closed call starts no new request)
         with SendJob(settings, recipients, message, already_sent=settled, limiter=limiter, line=line) as job:

@@ -1,18 +1,26 @@
-"""What each reply means and which page it answers (contract §9.1, §9.2), read from Twilio's log.
+"""What each reply means and which page it answers (contract §9.1, §9.2, §13.1), read from Twilio's log.
 
-:class:`Attribution` belongs to one call (a receive call, a page). ``read(reply)`` gives the reply
-its ``intent`` (:func:`fn_twilio.lib.intents.read_reply`) and its ``reply_code``: the code it names,
-or, for a reply that names none, the code of the latest text this app's sender sent to that number
-at or before the reply (:func:`fn_twilio.lib.intents.reply_code`).
+:class:`Attribution` belongs to one call (a receive call, a page). ``read_all(replies)`` gives each
+reply its ``intent`` (:func:`fn_twilio.lib.intents.read_reply`) and its ``reply_code``:
 
-Those texts are read from Twilio's outbound messages (``To`` the number, ``From`` the sender; with a
-Messaging Service, the messages of that service), newest first, without a ``DateSent`` filter (a
-page still queued has no ``date_sent``), and only when a bare reply from that number needs them:
-once per call and number, at most ``page_cap`` pages, stopping at the first text sent at or before
-the reply. Texts the call sent itself are added with :meth:`Attribution.add`. Nothing is kept
-beyond the call (contract §9.5: the codes live in the texts sent).
+* the code it names, whatever was sent;
+* for a reply that names none, the code of the **latest text this app's sender sent to that number
+  before the reply** (:func:`fn_twilio.lib.intents.reply_code`), or null when that text asked for no
+  acknowledgement: an "ok" to a plain Send SMS acknowledges nothing.
 
-A listing that fails leaves the reply's code null (logged); it never fails the call.
+Those texts are read from Twilio's outbound messages **when the reply is read**, never from a copy read
+earlier in the call: texts sent since then (by this call, another call, another instance) count. One
+listing per number per ``read_all`` (``To`` the number, ``From`` the sender on that number's channel,
+``whatsapp:<sender>`` for a WhatsApp number; with a Messaging Service, the messages of that service),
+newest first, without a ``DateSent`` filter (a page still queued has no ``date_sent``), stopping at the
+first page that reaches a text sent at or before the earliest reply being read, at most ``page_cap``
+pages. Texts the call sent itself are added with :meth:`Attribution.add` (they count before Twilio
+lists them).
+
+When the listing cannot be read (or is cut by the page cap before it reaches the reply), the reply's
+code is **not known yet**: it comes back with ``reply_code`` null and ``code_pending`` true, it
+acknowledges nothing, and the next ``read_all`` reads it again. A reply whose code is known is read
+once per call. Nothing is kept beyond the call (contract §9.5: the codes live in the texts sent).
 """
 from __future__ import annotations
 
@@ -26,39 +34,28 @@ from fn_twilio.lib.errors import Action, classify
 from fn_twilio.lib.intents import REFUSALS, Keywords, SentText, read_reply, reply_code
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import MAX_PAGES_PER_LOOK, ClientFactory, PageBudget
-from fn_twilio.lib.records import Reply, SendOutcome
+from fn_twilio.lib.records import Reply, SendOutcome, listed_at
+from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.twilio_client import build_client
 
 LOG = logging.getLogger(__name__)
 
-PAGE_SIZE = 50
+PAGE_SIZE = 20
 
-__all__ = ["Attribution", "ReplyReader", "refused_by", "sent_text"]
+__all__ = ["Attribution", "ReplyReader", "refused_by", "sent_text", "pending"]
 
 
 def sent_text(outcome: SendOutcome) -> SentText | None:
     """A text this app sent (a send outcome with a SID), as attribution reads it."""
     if not outcome.success or outcome.date_created is None or outcome.message_body is None:
         return None
-    return SentText(to=outcome.phone_number, body=outcome.message_body, date=outcome.date_created)
+    return SentText(to=outcome.phone_number, body=outcome.message_body, date=outcome.date_created,
+                    sid=outcome.sid)
 
 
-class _Listing:
-    """What one number's outbound listing has read so far."""
-
-    def __init__(self, page_cap: int) -> None:
-        self.texts: list[SentText] = []
-        self.page: Any = None          # the last page read (to go on from)
-        self.started = False
-        self.budget = PageBudget(page_cap)   # for the whole call: once per call and number
-
-    @property
-    def finished(self) -> bool:
-        return self.started and (self.page is None or not self.page.next_page_url or self.budget.left <= 0)
-
-    def reaches(self, at: datetime) -> bool:
-        """True when the texts read hold one sent at or before ``at`` (the latest such is then known)."""
-        return any(text.date <= at for text in self.texts)
+def pending(replies: Iterable[Reply]) -> list[Reply]:
+    """The replies whose code could not be read yet (Twilio's outbound log was not readable)."""
+    return [r for r in replies if r.code_pending]
 
 
 class Attribution:
@@ -72,7 +69,7 @@ class Attribution:
         self._client_factory = client_factory
         self._client: Any = None
         self._own: list[SentText] = []
-        self._listings: dict[str, _Listing] = {}
+        self._known: dict[str, Reply] = {}   # sid -> the reply read with a known code
         self.requests = 0   # list requests made (tests and benchmarks)
 
     def add(self, texts: Iterable[SentText | None]) -> None:
@@ -80,44 +77,95 @@ class Attribution:
         self._own.extend(t for t in texts if t is not None)
 
     def read(self, reply: Reply) -> Reply:
-        """``reply`` with its ``intent`` and ``reply_code``."""
-        reading = read_reply(reply.body, self.keywords)
-        code = reading.code
-        if code is None:
-            texts = self._texts_to(reply.from_, reply.date_sent)
-            code = reply_code(reading, reply.from_, reply.date_sent, texts)
-        return replace(reply, intent=reading.intent.value, reply_code=code)
+        """``reply`` with its ``intent`` and ``reply_code`` (see :meth:`read_all`)."""
+        return self.read_all([reply])[0]
+
+    def read_all(self, replies: Sequence[Reply]) -> list[Reply]:
+        """Each reply with its ``intent`` and ``reply_code``, in the order given; a reply whose code
+        cannot be read yet has ``code_pending`` true (read it again later)."""
+        out: dict[int, Reply] = {}
+        bare: dict[str, list[int]] = {}
+        for index, reply in enumerate(replies):
+            known = self._known.get(reply.sid)
+            if known is not None:
+                out[index] = known
+                continue
+            reading = read_reply(reply.body, self.keywords)
+            if reading.code is not None:
+                out[index] = self._keep(replace(reply, intent=reading.intent.value, reply_code=reading.code,
+                                                code_pending=False))
+            else:
+                bare.setdefault(reply.from_, []).append(index)
+        for number, indexes in bare.items():
+            earliest = min(replies[i].date_sent for i in indexes)
+            listed = self._texts_to(number, earliest)
+            for i in indexes:
+                reply = replies[i]
+                reading = read_reply(reply.body, self.keywords)
+                if listed is None:
+                    out[i] = replace(reply, intent=reading.intent.value, reply_code=None, code_pending=True)
+                    continue
+                # Twilio's order first (of texts of the same second, the first listed is the later);
+                # the call's own texts only where the listing does not show them yet
+                shown = {t.sid for t in listed}
+                texts = listed + [t for t in self._own if t.to == number and t.sid not in shown]
+                code = reply_code(reading, number, reply.date_sent, texts)
+                out[i] = self._keep(replace(reply, intent=reading.intent.value, reply_code=code,
+                                            code_pending=False))
+        return [out[i] for i in range(len(replies))]
+
+    def close(self) -> None:
+        """Close the HTTP session of the client this call built (if any)."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.http_client.close()
+            except Exception:  # closing is best effort
+                LOG.debug("closing the attribution's Twilio session failed", exc_info=True)
+
+    def __enter__(self) -> Attribution:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _keep(self, reply: Reply) -> Reply:
+        self._known[reply.sid] = reply
+        return reply
 
     # -- the outbound listing ------------------------------------------------------------------
-    def _texts_to(self, number: str, at: datetime) -> list[SentText]:
-        listing = self._listings.setdefault(number, _Listing(self.page_cap))
-        if not listing.reaches(at) and not listing.finished:
-            try:
-                self._read(listing, number, at)
-            except Exception as exc:  # attribution is best effort: the reply is returned without a code
-                failure = classify(exc, action=Action.READ, timeout=self.settings.timeout)
-                LOG.warning("Could not read the texts sent to %s (%s): %s", mask(number), failure.kind.value,
-                            mask_numbers(failure.message))
-                listing.page, listing.started = None, True
-        return [t for t in self._own if t.to == number] + listing.texts
+    def _texts_to(self, number: str, at: datetime) -> list[SentText] | None:
+        """The texts sent to ``number`` newest first, down to one sent at or before ``at``; None when
+        the log could not be read that far (the code is not known yet)."""
+        try:
+            return self._list(number, at)
+        except Exception as exc:  # the reply's code stays unknown; it is read again next time
+            failure = classify(exc, action=Action.READ, timeout=self.settings.timeout)
+            LOG.warning("Could not read the texts sent to %s (%s): %s; the reply's code is read again at "
+                        "the next look", mask(number), failure.kind.value, mask_numbers(failure.message))
+            return None
 
-    def _read(self, listing: _Listing, number: str, at: datetime) -> None:
+    def _list(self, number: str, at: datetime) -> list[SentText] | None:
         client = self._client = self._client or self._client_factory(self.settings)
-        while not listing.finished and not listing.reaches(at):
-            if not listing.budget.take():
-                break
+        budget = PageBudget(self.page_cap)
+        texts: list[SentText] = []
+        page: Any = None
+        while budget.take():
             self.requests += 1
-            if not listing.started:
-                listing.started = True
-                listing.page = client.messages.page(**self._params(number))
-            else:
-                listing.page = listing.page.next_page()
-            listing.texts.extend(self._sent(m) for m in listing.page if self._ours(m))
+            page = client.messages.page(**self._params(number)) if page is None else page.next_page()
+            listed = [self._sent(m) for m in page if self._ours(m)]
+            texts.extend(t for t in listed if t is not None)
+            if any(t.date <= at for t in texts) or not page.next_page_url:
+                return texts
+        LOG.warning("The texts sent to %s before a reply are more than %s pages back; the reply's code is "
+                    "not known", mask(number), self.page_cap)
+        return None
 
     def _params(self, number: str) -> dict[str, Any]:
         params: dict[str, Any] = {"to": number, "page_size": PAGE_SIZE}
-        if self.settings.src_address:
-            params["from_"] = self.settings.src_address
+        sender = message_params(self.settings, number, "").get("from_")
+        if sender:
+            params["from_"] = sender
         return params
 
     def _ours(self, message: Any) -> bool:
@@ -128,29 +176,29 @@ class Attribution:
         return bool(message.messaging_service_sid == self.settings.messaging_service_sid)
 
     @staticmethod
-    def _sent(message: Any) -> SentText:
-        date = message.date_sent or message.date_created
-        return SentText(to=message.to, body=message.body or "", date=date)
+    def _sent(message: Any) -> SentText | None:
+        date = listed_at(message)
+        return None if date is None else SentText(to=message.to, body=message.body or "", date=date,
+                                                  sid=message.sid)
 
 
 class ReplyReader:
-    """The replies of one call as its result shows them: each read once (intent, reply code) and kept
-    unless it names another code than the call's ``code`` (None: every reply is kept)."""
+    """The replies of one call as its result shows them: each read (intent, reply code) and kept unless
+    it names another code than the call's ``code`` (None: every reply is kept). A reply whose code is not
+    known yet is kept with ``reply_code`` null and read again the next time."""
 
     def __init__(self, attribution: Attribution, code: str | None) -> None:
         self.attribution = attribution
         self.code = code
-        self._read: dict[str, Reply] = {}
 
     def kept(self, replies: Iterable[Reply]) -> list[Reply]:
-        out = []
-        for reply in replies:
-            if reply.sid not in self._read:
-                self._read[reply.sid] = self.attribution.read(reply)
-            read = self._read[reply.sid]
-            if self.code is None or read.reply_code is None or read.reply_code == self.code:
-                out.append(read)
-        return out
+        read = self.attribution.read_all(list(replies))
+        return [r for r in read if self.code is None or r.reply_code is None or r.reply_code == self.code]
+
+    def answers(self, reply: Reply) -> bool:
+        """True when ``reply`` answers this call: its code is the call's; without a call code, any reply
+        (2.2.0's rule for Get Responses without ``incident_id``)."""
+        return self.code is None or (not reply.code_pending and reply.reply_code == self.code)
 
 
 def refused_by(replies: Iterable[Reply], numbers: Sequence[str]) -> list[str]:

@@ -272,6 +272,8 @@ class DeliveryTracker(SharedPoller[DeliveryWatch]):
         with self.lock:
             self.known.update(found)
             self.known = {s: v for s, v in self.known.items() if s in wanted}
+            # no SID is kept past the watches that follow it
+            self._asked = {s: t for s, t in self._asked.items() if s in wanted}
             current = list(self.watches)
             if view is not None:
                 self.view = view

@@ -34,6 +34,7 @@ class Action(enum.Enum):
 
     CREATE = "create"   # it sends an SMS (a POST): never resent when it may have been processed
     READ = "read"       # an idempotent GET (list, fetch): always safe to repeat
+    CALL = "call"       # it starts a call (a Studio execution): never started again when it may have been
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ TWILIO_CODES: dict[int, Code] = {
     30032: Code("the sender is a toll-free number that is not verified for messaging"),
     30034: Code("the sender is a US number not registered for A2P 10DLC messaging"),
     30036: Code("the message expired before it could be sent (its validity period passed)"),
+    # voice (contract §14): starting a call
+    21210: Code("the caller (voice_sender) is not a number of this Twilio account that can place calls"),
+    21213: Code("a caller number (voice_sender) is required to place a call"),
+    21215: Code("calls to this country are not enabled on the Twilio account (Voice Geo Permissions)"),
+    21216: Code("the Twilio account is not allowed to call this number"),
+    21217: Code("the number does not appear to be a valid phone number to call"),
 }
 
 # What an error code means when a message is looked up by its SID (the delivery status lookup).
@@ -113,6 +120,7 @@ HTTP_STATUSES: dict[int, Code] = {
 }
 
 MAY_HAVE_SENT = "the SMS may or may not have been sent"
+MAY_HAVE_CALLED = "the call may or may not have been placed"
 
 
 class FailureKind(enum.Enum):
@@ -163,14 +171,14 @@ def _failure(kind: FailureKind, explanation: str, retry: Retry, action: Action, 
     """The one place a failure's message is composed, from its parts.
 
     An ambiguous failure is only ambiguous for a create (a read is safe to repeat), and only a
-    create's message says the SMS may have been sent; Twilio's own sentence and its request id
-    (quoted when the request may have been processed) follow.
+    create's message says the SMS may have been sent (a call's, that the call may have been placed);
+    Twilio's own sentence and its request id (quoted when the request may have been processed) follow.
     """
     if retry is Retry.AMBIGUOUS and action is Action.READ:
         retry = Retry.SAFE
     parts = [explanation]
     if retry is Retry.AMBIGUOUS:
-        parts.append(f"; {MAY_HAVE_SENT}")
+        parts.append(f"; {MAY_HAVE_CALLED if action is Action.CALL else MAY_HAVE_SENT}")
     if twilio_text and twilio_text not in explanation:
         parts.append(f" (Twilio says: {twilio_text})")
     if request_id and retry is Retry.AMBIGUOUS:
@@ -335,12 +343,13 @@ def classify(exc: BaseException, *, action: Action = Action.CREATE, timeout: flo
                     Retry.AMBIGUOUS, action, request_id=_request_id(response))
 
 
-def missing_sid(response: Any) -> Failure:
-    """Twilio accepted a create but its answer names no message."""
+def missing_sid(response: Any, action: Action = Action.CREATE) -> Failure:
+    """Twilio accepted a create but its answer names no message (no execution, for a call)."""
     if response is not None and not _is_json(getattr(response, "text", None)):
-        return _from_unparsed_response(response, Action.CREATE)
-    return _failure(FailureKind.BAD_RESPONSE, "Twilio answered without a message SID", Retry.AMBIGUOUS,
-                    Action.CREATE, request_id=_request_id(response))
+        return _from_unparsed_response(response, action)
+    what = "an execution SID" if action is Action.CALL else "a message SID"
+    return _failure(FailureKind.BAD_RESPONSE, f"Twilio answered without {what}", Retry.AMBIGUOUS,
+                    action, request_id=_request_id(response))
 
 
 def _is_json(text: str | None) -> bool:

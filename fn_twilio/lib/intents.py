@@ -1,19 +1,20 @@
 """What an SMS reply means (contract §9.1) and which page it answers (§9.2).
 
-Reading a reply (``read_reply``):
+Reading a reply (``read_reply``), contract §9.1 and §13.1:
 
-* Twilio's own keywords win, and only as the whole reply: case is ignored, and so are whitespace
-  and ASCII punctuation around the word (``"Stop."`` is an opt-out, ``"stop please"`` is not).
-  Opt-out: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT; opt-in: START, YES,
-  UNSTOP; help: HELP, INFO.
-* Otherwise the first word decides (case and punctuation ignored): one of the acknowledgement
-  keywords gives ``acknowledge``, one of the decline keywords ``decline``; anything else,
-  ``other``. Words are runs of letters, digits and underscores, so ``"Ack, on my way"`` and
-  ``"ACK👍"`` acknowledge.
-* A reply names a code when it reads ``<keyword> <code>``, ``<keyword> #<code>`` or
-  ``<code> <keyword>`` (``#<code> <keyword>`` too), the keyword being an acknowledgement or
-  decline keyword and the code a whole number (``"ack 20x5"`` names none). Text after those two
-  words is allowed (``"ACK 2095, on my way"``). Codes are digit strings without leading zeros.
+* The text is compared after Unicode NFKC normalisation (full-width ``２１０１`` reads ``2101``), case
+  ignored; digits of any script read as codes.
+* Twilio's own keywords win, and only as the whole reply: whitespace and ASCII punctuation around the
+  word are ignored (``"Stop."`` is an opt-out, ``"stop please"`` is not). Opt-out: STOP, STOPALL,
+  UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT; opt-in: START, YES, UNSTOP; help: HELP, INFO.
+* A **decline** is a reply that is only a decline keyword, with or without a code: ``no``,
+  ``NO 2095``, ``decline #2095``, ``2095 no``. ``"No problem, on it"`` is not a decline.
+* An **acknowledgement keyword followed by a code anywhere** in the reply acknowledges that code
+  (``"No worries, ACK 2101"``); so does ``<code> <keyword>`` at the start (``"2095 ack"``).
+* Otherwise a reply whose first word is an acknowledgement keyword acknowledges (``"Ack, on my way"``,
+  ``"ACK👍"``) without naming a code; anything else is ``other``.
+* Words are runs of letters, digits and underscores (``#`` may lead a code); a code is a whole number
+  (``"ack 20x5"`` names none), read without leading zeros.
 
 Which page a reply answers (``reply_code``, contract §9.2): the code it names, always; for a reply
 that names none, the code of the latest page sent to that number at or before the reply (None when
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +42,8 @@ __all__ = [
     "Intent", "Keywords", "KeywordError", "Reading", "SentText",
     "OPT_OUT_KEYWORDS", "OPT_IN_KEYWORDS", "HELP_KEYWORDS", "TWILIO_KEYWORDS",
     "DEFAULT_ACK_KEYWORDS", "DEFAULT_DECLINE_KEYWORDS", "ACK_SETTING", "DECLINE_SETTING",
-    "keywords", "check_keywords", "read_reply", "ack_request", "requested_code", "random_code", "page_code",
+    "keywords", "check_keywords", "normalise_text", "read_reply", "ack_request", "requested_code",
+    "random_code", "page_code",
     "latest_page", "reply_code",
 ]
 
@@ -57,7 +60,7 @@ DECLINE_SETTING = "decline_keywords"
 
 _WORD = re.compile(r"#?\w+")
 _KEYWORD = re.compile(r"^[A-Za-z0-9]+$")
-_CODE = re.compile(r"^#?([0-9]+)$")
+_CODE = re.compile(r"^#?(\d+)$")
 _EDGES = " \t\r\n\f\v!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 _REQUEST = re.compile(r" Reply \w+ #?([0-9]+) to acknowledge\.\s*$")
 _CODE_DIGITS = 4
@@ -115,6 +118,7 @@ class SentText:
     to: str
     body: str
     date: datetime
+    sid: str | None = None
 
 
 def check_keywords(words: Iterable[str], *, name: str) -> tuple[str, ...]:
@@ -158,31 +162,34 @@ def _code(word: str) -> str | None:
     return str(int(match.group(1))) if match else None
 
 
+def normalise_text(body: str | None) -> str:
+    """A reply's text as it is compared: Unicode NFKC (full-width letters and digits become ASCII)."""
+    return unicodedata.normalize("NFKC", body or "")
+
+
 def read_reply(body: str | None, kw: Keywords = Keywords()) -> Reading:
     """The intent of a reply's text and the code it names (see the module docstring)."""
-    text = body or ""
+    text = normalise_text(body)
     whole = text.strip(_EDGES).upper()
     if whole in _TWILIO_INTENTS:
         return Reading(_TWILIO_INTENTS[whole])
     words = [w.upper() for w in _WORD.findall(text)]
-
-    def intent_of(word: str) -> Intent | None:
-        if word in kw.acknowledge:
-            return Intent.ACKNOWLEDGE
-        if word in kw.decline:
-            return Intent.DECLINE
-        return None
-
     if not words:
         return Reading(Intent.OTHER)
-    first = intent_of(words[0])
-    if first is not None:
-        return Reading(first, _code(words[1]) if len(words) > 1 else None)
-    code = _code(words[0])
-    if code is not None and len(words) > 1:
-        second = intent_of(words[1])
-        if second is not None:
-            return Reading(second, code)
+    # a decline is the whole reply: the keyword alone, or with its code on either side
+    if len(words) <= 2 and any(w in kw.decline for w in words):
+        codes = [_code(w) for w in words if w not in kw.decline]
+        if len(words) == 1 or (len(codes) == 1 and codes[0] is not None):
+            return Reading(Intent.DECLINE, codes[0] if codes else None)
+    # "<code> <ack keyword>" at the start, then "<ack keyword> <code>" anywhere
+    if len(words) > 1 and words[1] in kw.acknowledge and _code(words[0]) is not None:
+        return Reading(Intent.ACKNOWLEDGE, _code(words[0]))
+    for word, following in zip(words, words[1:]):
+        code = _code(following)
+        if word in kw.acknowledge and code is not None:
+            return Reading(Intent.ACKNOWLEDGE, code)
+    if words[0] in kw.acknowledge:
+        return Reading(Intent.ACKNOWLEDGE)
     return Reading(Intent.OTHER)
 
 

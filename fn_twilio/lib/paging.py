@@ -1,19 +1,47 @@
-"""Paging until someone acknowledges (contract §9.4): the escalation engine.
+"""Paging until someone acknowledges (contract §9.4, §13): the escalation engine.
 
 :class:`Page` pages tier 1 (one :class:`~fn_twilio.lib.sender.SendJob`, the text ending with the
 acknowledgement request), then watches the replies of everyone paged so far with one
 :class:`~fn_twilio.lib.replies.ReplyWatch` (the shared reply poller: one list request per interval
 however many people are paged). Each new reply is read by :class:`~fn_twilio.lib.attribution.Attribution`
-(intent, reply code); a reply naming another code belongs to another page and is left out.
+(intent, and the code it answers: the one it names, else that of the latest text the sender sent to that
+number before the reply, read from Twilio's log when the reply is read). Only replies whose code is the
+page's count; a reply whose code cannot be read yet counts for nothing and is read again next interval.
 
-* An acknowledgement from anyone paged so far ends the page (success).
-* A decline or an opt-out takes that person out; so does a send that failed (opted out, invalid,
-  refused) and, when a ``delivery`` source is given, a text it reports undelivered. When everyone
-  paged in the current tier is out, the next tier is paged at once.
+* An acknowledgement of the page's code from anyone paged so far ends the page (success), also from
+  someone whose text "may have been sent" (a create that failed in a way that may still have made it).
+* A decline of the page's code, or an opt-out (whichever text it answers: Twilio then blocks the sender),
+  takes that person out; so does a send that failed (opted out, invalid, refused, may have been sent)
+  and, when a ``delivery`` source is given, a text it reports undelivered. When everyone paged in the
+  current tier is out, the next tier is paged at once.
 * Otherwise the next tier is paged when the tier's window (``escalate_after``) passes: the wait is
   cut to that moment, so the tier goes out within one poll interval of its due time.
-* After the last tier's window: "Nobody acknowledged"; ``is_terminated()`` (asked once per poll
-  interval) giving a reason: "Workflow was terminated"; the whole page lasts at most ``max_wait``.
+* After the last tier's window: "Nobody acknowledged"; ``is_terminated()`` (asked at most once per poll
+  interval) giving a reason: "Workflow was terminated"; the whole page lasts at most ``max_wait``. A page
+  closed (``cancel()``, resilient-circuits shutting down) pages no further tier, whatever the moment.
+* ``resume`` (a redelivered call): the page reads from Twilio's outbound log which people its first run
+  texted, texts nobody twice, keeps each tier's window from when it was first paged and counts every
+  reply since the first run began (an acknowledgement sent while no instance ran ends it at once). When
+  the log cannot be read, nobody is texted again and the reason says so.
+
+Voice (contract §14): a tier's ``voice:`` entries are called while the others are texted, one Studio
+execution each (:func:`fn_twilio.lib.voice.start_calls`, in the ``flow`` the caller prepared with
+:func:`fn_twilio.lib.voice.prepare`), and followed with the shared call watcher (one list and at most one
+read per call in progress per interval) in the same wait as the replies: the two watches share one
+condition, so news of either wakes the page.
+
+* Pressing 1 acknowledges the page (timeline ``acknowledged`` with ``channel`` ``voice``); pressing 2
+  declines; a call not answered, busy, failed, answered by a machine, unreadable or stuck takes the person
+  out (``call_failed`` with the reason in words); a call answered without 1 or 2 (``call_ended``) is no
+  acknowledgement and takes nobody out. A call still ringing or talking when the window ends does not
+  hold escalation back. A called person's SMS replies are read like anyone's: their acknowledgement of
+  the page's code counts too.
+* A call that may have been placed (a 5xx, a timeout) is never placed again; the person is escalated past
+  but their SMS acknowledgement still counts. The call watcher failing for good (Studio refusing its
+  listing) takes the people whose calls it followed out, and a key they press later still counts.
+* When the page ends (acknowledged, nobody, terminated, closed), calls still ringing or in progress are
+  ended. Resuming, the calls the first run placed are found in the flow's executions
+  (:func:`fn_twilio.lib.voice.first_run_calls`) and followed, never placed again.
 
 Everything goes through ``clock`` and ``client_factory`` (tests drive it with fakes in milliseconds).
 Nothing is kept beyond the call: the code lives in the texts, pages and replies in Twilio's log.
@@ -33,16 +61,22 @@ from fn_twilio.lib.dates import format_date, to_epoch_ms
 from fn_twilio.lib.delivery import DeliveryWatch, watch_deliveries
 from fn_twilio.lib.durations import format_duration
 from fn_twilio.lib.intents import REFUSALS, Intent
-from fn_twilio.lib.phone import Recipient, mask, parse_recipients
-from fn_twilio.lib.polling import ClientFactory
+from fn_twilio.lib.phone import SMS, VOICE, WHATSAPP, Recipient, mask, parse_recipients
+from fn_twilio.lib.polling import ClientFactory, EveryInterval
+from fn_twilio.lib.reconcile import Delivery, settled_for_send
 from fn_twilio.lib.records import Reply, SendOutcome
-from fn_twilio.lib.replies import watch_replies
+from fn_twilio.lib.replies import ReplyWatch, watch_replies
 from fn_twilio.lib.sender import SendJob
+from fn_twilio.lib.termination import terminated
 from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
+from fn_twilio.lib.voice import (CALL_TIME_LIMIT, CallReport, CallStart, CallWatch, FirstRunCalls, FlowRef,
+                                 PlacedCall, call_parameters, end_calls, first_run_calls, start_calls,
+                                 watch_calls)
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["Event", "TimelineEvent", "PageOutcome", "Page", "DeliveryCheck", "parse_tiers", "TierError"]
+__all__ = ["Event", "TimelineEvent", "PagedEntry", "CallEntry", "PageOutcome", "Page", "DeliveryCheck",
+           "parse_tiers", "TierError"]
 
 _TIER_SEPARATOR = ";"
 CANCELLED = "Page stopped: the call was closed (resilient-circuits shutting down) before it ended"
@@ -59,6 +93,8 @@ class Event:
     ACKNOWLEDGED = "acknowledged"
     TIMEOUT = "timeout"
     TERMINATED = "terminated"
+    CALL_FAILED = "call_failed"   # a call that takes its person out (not answered, busy, failed, machine...)
+    CALL_ENDED = "call_ended"     # a call answered that ended without 1 or 2: no acknowledgement
 
 
 class TierError(ValueError):
@@ -66,38 +102,57 @@ class TierError(ValueError):
 
 
 def parse_tiers(text: str, default_region: str | None = None) -> list[list[Recipient]]:
-    """Tiers separated by ``;`` or new lines, numbers in a tier by commas. A number already in an
-    earlier tier is paged there only. TierError for no tier, or a tier without a valid number."""
+    """Tiers separated by ``;`` or new lines, numbers in a tier by commas; an entry written
+    ``voice:<number>`` is a person to call. An entry already in an earlier tier (the same number on the
+    same channel) is paged there only; the same number texted in one tier may be called in another.
+    TierError for no tier, a tier without a valid entry, or a ``voice:`` entry that is not a number to
+    call (nothing is paged then)."""
     parts = (part.strip() for part in text.replace("\n", _TIER_SEPARATOR).split(_TIER_SEPARATOR))
     raw_tiers = [t for t in parts if t.strip(", \t")]
     if not raw_tiers:
         raise TierError("twilio_page_tiers is empty: give the people to page, tiers separated by ; or new "
                         "lines, numbers in a tier by commas")
     tiers: list[list[Recipient]] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for index, raw in enumerate(raw_tiers, start=1):
-        recipients = parse_recipients(raw, default_region)
+        recipients = parse_recipients(raw, default_region, voice=True)
+        bad_calls = [r for r in recipients if r.is_voice and not r.valid]
+        if bad_calls:
+            reasons = "; ".join(r.reason or "invalid" for r in bad_calls)
+            raise TierError(f"twilio_page_tiers: tier {index} has a voice: entry that cannot be called "
+                            f"({reasons}); nothing was called or texted")
         if not any(r.valid for r in recipients):
             reasons = "; ".join(r.reason or "invalid" for r in recipients)
             raise TierError(f"twilio_page_tiers: tier {index} has no valid phone number ({reasons}); nothing "
                             "was sent")
-        tier = [r for r in recipients if not (r.valid and r.e164 in seen)]
-        seen.update(r.e164 for r in recipients if r.valid and r.e164)
+        tier = [r for r in recipients if not (r.valid and r.key in seen)]
+        seen.update(r.key for r in recipients if r.valid)
         tiers.append(tier)
     return tiers
 
 
+def _channel_of(address: str) -> str:
+    return WHATSAPP if address.lower().startswith("whatsapp:") else SMS
+
+
 @dataclass(frozen=True)
 class TimelineEvent:
+    """One event of the timeline. ``channel`` is set (``voice``) on the events of a call, and only
+    there: the result then has a seventh key, ``channel``; the events of texts keep the contract's six."""
+
     at: datetime
     event: str
     tier: int | None
     phone_number: str | None
     detail: str | None = None
+    channel: str | None = None
 
     def as_result(self) -> dict[str, Any]:
-        return {"at": format_date(self.at), "at_ts": to_epoch_ms(self.at), "event": self.event,
-                "tier": self.tier, "phone_number": self.phone_number, "detail": self.detail}
+        result = {"at": format_date(self.at), "at_ts": to_epoch_ms(self.at), "event": self.event,
+                  "tier": self.tier, "phone_number": self.phone_number, "detail": self.detail}
+        if self.channel is not None:
+            result["channel"] = self.channel
+        return result
 
 
 @dataclass(frozen=True)
@@ -108,8 +163,81 @@ class PagedEntry:
     tier: int
     paged_at: datetime
 
+    @property
+    def phone_number(self) -> str:
+        return self.outcome.phone_number
+
     def as_result(self) -> dict[str, Any]:
         return {**self.outcome.as_result(), "tier": self.tier, "paged_at_ts": to_epoch_ms(self.paged_at)}
+
+
+ENDED_BY_PAGE = "the page ended while the call was still going; the app ended the call"
+
+
+@dataclass
+class CallEntry:
+    """One call of the page: the §3 entry's keys (``sid`` the Studio execution, ``status`` the call's),
+    with ``channel`` ``voice``, its tier, when it was paged, and what the call came to so far
+    (``outcome``, ``reason``, ``answered_by``, ``digits``, ``call_sid``)."""
+
+    phone_number: str
+    tier: int
+    paged_at: datetime
+    text: str
+    start: CallStart | None = None       # how starting it went (None: the interrupted run placed it)
+    placed: PlacedCall | None = None
+    report: CallReport | None = None
+    already_called: bool = False         # placed by the interrupted run of a redelivered page
+    ended_by_page: bool = False
+    told: bool = False                   # its outcome is in the timeline
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return VOICE, self.phone_number
+
+    @property
+    def may_have_called(self) -> bool:
+        return self.start is not None and self.start.may_have_called
+
+    def as_result(self) -> dict[str, Any]:
+        report, failure = self.report, self.start.failure if self.start is not None else None
+        placed = self.placed
+        created = placed.started_at if placed is not None else None
+        if placed is None:
+            status = (failure.status if failure is not None and failure.status else "failed")
+        else:
+            status = report.status if report is not None else "ringing"
+        reason = report.reason if report is not None else None
+        if self.ended_by_page:
+            reason = ENDED_BY_PAGE
+        error_message = failure.message if failure is not None else (
+            reason if report is not None and report.out else None)
+        return {
+            "channel": VOICE,
+            "phone_number": self.phone_number,
+            "success": placed is not None,
+            "status": status,
+            "sid": placed.execution_sid if placed is not None else None,
+            # as in a text's entry, the same SID (the Msg Id column of the example scripts)
+            "messaging_service_sid": placed.execution_sid if placed is not None else None,
+            "date_created": format_date(created) if created else None,
+            "date_created_ts": to_epoch_ms(created) if created else None,
+            "direction": "outbound-api",
+            "message_body": self.text,
+            "num_segments": None,
+            "error_code": failure.code if failure is not None else None,
+            "error_message": error_message,
+            "may_have_sent": self.may_have_called,
+            "already_sent": self.already_called,
+            "tier": self.tier,
+            "paged_at_ts": to_epoch_ms(self.paged_at),
+            "outcome": report.outcome.value if report is not None and report.outcome else None,
+            "reason": reason,
+            "answered_by": report.answered_by if report is not None else None,
+            "digits": report.digits if report is not None else None,
+            "call_sid": report.call_sid if report is not None else None,
+            "ended_by_page": self.ended_by_page,
+        }
 
 
 @dataclass
@@ -122,7 +250,7 @@ class PageOutcome:
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     tier: int | None = None
-    pages: list[PagedEntry] = field(default_factory=list)
+    pages: list[PagedEntry | CallEntry] = field(default_factory=list)
     replies: list[Reply] = field(default_factory=list)
     timeline: list[TimelineEvent] = field(default_factory=list)
 
@@ -146,115 +274,311 @@ class Page:
 
     ``progress(text)`` receives each status message; ``delivery(entries)`` (optional, e.g. a
     :class:`DeliveryCheck`) returns ``(number, why)`` for the paged entries whose text a delivery
-    tracker reports undelivered or failed, asked once per poll interval.
+    tracker reports undelivered or failed, asked once per poll interval. ``resume`` (a redelivered
+    call's :class:`~fn_twilio.lib.reconcile.Delivery`) makes the page resume what its first run did,
+    read from Twilio's outbound log (contract §13.3).
+
+    ``flow`` (from :func:`fn_twilio.lib.voice.prepare`) is needed when a tier has ``voice:`` entries;
+    ``call_text`` is what a call says (the page text without the SMS's acknowledgement request; default
+    ``body``); ``call_time_limit`` how long a call's execution is followed before it counts as stuck.
     """
+
+    RESUME_ATTEMPTS = 3   # reads of the outbound log when resuming, one poll interval apart
 
     def __init__(self, settings: Any, tiers: Sequence[Sequence[Recipient]], body: str, code: str, *,
                  escalate_after: float, max_wait: float,
                  is_terminated: Callable[[], str | None] = lambda: None,
                  progress: Callable[[str], None] = lambda text: None,
                  delivery: Callable[[Sequence[PagedEntry]], Iterable[tuple[str, str]]] | None = None,
+                 resume: Delivery | None = None, describe_stop: Callable[[str], str] = terminated,
+                 flow: FlowRef | None = None, call_text: str | None = None,
+                 call_time_limit: float = CALL_TIME_LIMIT,
                  clock: Clock = SYSTEM_CLOCK, client_factory: ClientFactory = build_client) -> None:
         self.settings = settings
         self.tiers = [list(t) for t in tiers]
         self.body = body
         self.escalate_after = escalate_after
         self.max_wait = max_wait
-        self.is_terminated = is_terminated
+        self.is_terminated = EveryInterval(is_terminated, settings.poll_interval, clock)
+        self.describe_stop = describe_stop   # the call's reason for what is_terminated() gave
         self.progress = progress
         self.delivery = delivery
+        self.resume = resume if resume is not None and resume.redelivered else None
+        self.flow = flow
+        self.call_text = (call_text if call_text is not None and call_text.strip() else body).strip()
+        self.call_time_limit = call_time_limit
+        if any(r.is_voice and r.valid for tier in self.tiers for r in tier):
+            if flow is None:
+                raise ValueError("a page with voice: entries needs the page call's Studio flow "
+                                 "(fn_twilio.lib.voice.prepare)")
+            call_parameters(self.call_text, code)   # ValueError before anything is sent
         self.clock = clock
         self.client_factory = client_factory
         self.outcome = PageOutcome(reply_code=code)
         self.attribution = Attribution(settings, client_factory=client_factory)
-        self._out: set[str] = set()        # paged numbers that can no longer acknowledge
-        self._paged: list[str] = []        # numbers paged so far, in order
-        self._tier_numbers: list[str] = []  # the numbers of the current tier
+        self._out: set[tuple[str, str]] = set()      # paged entries (channel, number) not holding escalation
+        self._listening: set[str] = set()   # numbers whose SMS acknowledgement counts (paged, or may be)
+        self._paged: list[tuple[str, str]] = []      # every entry paged so far
+        self._tier_keys: list[tuple[str, str]] = []  # the entries of the current tier
         self._started = 0.0
-        self._seen: set[str] = set()       # replies handled (kept or left out)
+        self._seen: set[str] = set()        # replies handled (kept or left out)
+        self._unread: dict[str, Reply] = {}   # replies whose code could not be read yet
+        self._settled: dict[str, SendOutcome] = {}   # resuming: what the first run already texted, by number
+        self._settled_calls: dict[str, PlacedCall] = {}   # resuming: the first run's calls, by number
+        self._calls: CallWatch | None = None
+        self._call_entries: dict[str, CallEntry] = {}   # by execution SID
+        self._calls_lost = False            # the call watcher failed for good (said once)
         self._cancelled = threading.Event()
 
     def cancel(self) -> None:
         """End the page at the next step (the call was closed: resilient-circuits shutting down); no
-        further tier is paged."""
+        further tier is paged, whatever the moment."""
         self._cancelled.set()
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> PageOutcome:
+        try:
+            return self._run()
+        finally:
+            try:
+                self._end_calls()
+            finally:
+                self.attribution.close()
+
+    def _run(self) -> PageOutcome:
         self._started = self.clock.now()
-        end = self._started + self.max_wait
-        numbers = [r.e164 for tier in self.tiers for r in tier if r.valid and r.e164]
-        since = self.clock.wall()
+        numbers = list(dict.fromkeys(r.e164 for tier in self.tiers for r in tier if r.valid and r.e164))
+        if self.resume is not None:
+            failed = self._read_first_run()
+            if failed is not None:
+                return self._fail(failed)
+            since = self.resume.original or self.clock.wall()
+            end = self._at(since) + self.max_wait
+        else:
+            since = self.clock.wall()
+            end = self._started + self.max_wait
         with watch_replies(self.settings, numbers, since, client_factory=self.client_factory,
                            clock=self.clock) as watch:
-            # replies already there when the page starts answer something else (Twilio's dates have
-            # whole seconds, so a reply of the same second as the page would otherwise count for it)
             watch.wait_for_look(self.settings.timeout + self.settings.poll_interval)
-            earlier = watch.replies
-            self._seen.update(reply.sid for reply in earlier)
-            watch.handled = len(earlier)
-            for index in range(len(self.tiers)):
-                tier = index + 1
-                self._page_tier(tier)
-                due = min(self.clock.now() + self.escalate_after, end)
-                self.progress(f"Tier {tier}: paged {len(self._tier_numbers)} "
-                              f"{'person' if len(self._tier_numbers) == 1 else 'people'}, waiting up to "
-                              f"{format_duration(max(0.0, due - self.clock.now()))} for an acknowledgement")
-                ending = self._wait(watch, tier, due)
-                if ending == "done":
-                    return self.outcome
-                last = index == len(self.tiers) - 1
-                if last or self.clock.now() >= end:
-                    break
-                why = "everyone paged in this tier declined or cannot be reached" if ending == "tier_out" \
-                    else f"no acknowledgement within {format_duration(self.escalate_after)}"
-                self._event(Event.ESCALATED, tier + 1, None, why)
-                self.progress(f"Escalating to tier {tier + 1}: {why}")
-            return self._nobody()
+            if self.resume is None:
+                # replies already there when the page starts answer something else (Twilio's dates have
+                # whole seconds, so a reply of the same second as the page would otherwise count for it)
+                earlier = watch.replies
+                self._seen.update(reply.sid for reply in earlier)
+                watch.handled = len(earlier)
+            try:
+                return self._tiers(watch, end)
+            finally:
+                if self._calls is not None:
+                    self._update_calls()
+                    self._calls.close()
 
-    def _page_tier(self, tier: int) -> None:
+    def _tiers(self, watch: ReplyWatch, end: float) -> PageOutcome:
+        for index in range(len(self.tiers)):
+            tier = index + 1
+            if self._cancelled.is_set():
+                return self._stopped(tier, CANCELLED)
+            paged_at = self._page_tier(tier, watch)
+            due = min(self._at(paged_at) + self.escalate_after, end)
+            count = len(self._tier_keys)
+            called = sum(1 for key in self._tier_keys if key[0] == VOICE)
+            how = f" ({called} by a call)" if called else ""
+            people = "person" if count == 1 else "people"
+            self.progress(f"Tier {tier}: paged {count} {people}{how}, waiting up to "
+                          f"{format_duration(max(0.0, due - self.clock.now()))} for an acknowledgement")
+            ending = self._wait(watch, tier, due)
+            if ending == "done":
+                return self._finish()
+            last = index == len(self.tiers) - 1
+            if last or self.clock.now() >= end:
+                break
+            if self._cancelled.is_set():   # closed as the window ended: no further tier
+                return self._stopped(tier, CANCELLED)
+            why = "everyone paged in this tier declined or cannot be reached" if ending == "tier_out" \
+                else f"no acknowledgement within {format_duration(self.escalate_after)}"
+            self._event(Event.ESCALATED, tier + 1, None, why)
+            self.progress(f"Escalating to tier {tier + 1}: {why}")
+        return self._nobody()
+
+    def _at(self, moment: datetime) -> float:
+        """A wall-clock moment on this clock's monotonic scale."""
+        return self.clock.now() - (self.clock.wall() - moment).total_seconds()
+
+    def _read_first_run(self) -> str | None:
+        """Resuming: which people the first run texted (Twilio's outbound log) and called (the flow's
+        executions); None, or the reason they could not be read, after a few tries."""
+        assert self.resume is not None
+        texted = list(dict.fromkeys(r.e164 for tier in self.tiers for r in tier
+                                    if r.valid and r.e164 and not r.is_voice))
+        called = list(dict.fromkeys(r.e164 for tier in self.tiers for r in tier
+                                    if r.valid and r.e164 and r.is_voice))
+        again = "texted or called" if called else "texted"
+        why = "no attempt made"
+        for attempt in range(1, self.RESUME_ATTEMPTS + 1):
+            client = self.client_factory(self.settings)
+            try:
+                settled = settled_for_send(self.settings, texted, self.body, self.resume, client=client) \
+                    if texted else {}
+                calls = first_run_calls(client, self.flow, called, self.call_text, self.resume,
+                                        code=self.outcome.reply_code, timeout=self.settings.timeout) \
+                    if called and self.flow is not None else FirstRunCalls()
+            finally:
+                _close(client)
+            unverified = [o.error_message or "Twilio's outbound log could not be read"
+                          for o in settled.values() if not o.already_sent] + list(calls.unverified.values())
+            if not unverified:
+                self._settled, self._settled_calls = settled, calls.found
+                paged = len(settled) + len(calls.found)
+                self.progress(f"Redelivered page: resuming; {paged} "
+                              f"{'person was' if paged == 1 else 'people were'} already paged by the "
+                              f"interrupted run and {'is' if paged == 1 else 'are'} not {again} again")
+                return None
+            why = unverified[0]
+            interval = self.settings.poll_interval
+            if attempt < self.RESUME_ATTEMPTS and self.clock.wait(self._cancelled, interval):
+                break
+        return (f"Could not resume the page after a redelivery, so nobody was {again} again (no one may get "
+                f"the page twice): {why}")
+
+    def _page_tier(self, tier: int, watch: ReplyWatch) -> datetime:
+        """Text the tier's people and call its voice entries (those the first run did not reach
+        already); the moment the tier was first paged."""
         recipients = self.tiers[tier - 1]
-        clients = ThreadLocalClients(self.settings, factory=self.client_factory)
-        with SendJob(self.settings, recipients, self.body, clock=self.clock, client_source=clients) as job:
-            job.wait(None)
-            outcomes = job.outcomes()
-        clients.close()
-        paged_at = self.clock.wall()
-        self._tier_numbers = []
-        for outcome in outcomes:
+        texts = [r for r in recipients if not (r.is_voice and r.e164)]   # an invalid entry is reported so
+        todo = [r for r in texts if not (r.valid and r.e164 in self._settled)]
+        to_call = [r.e164 for r in recipients if r.is_voice and r.e164 and r.e164 not in self._settled_calls]
+        calling = _Calling(self, to_call)
+        outcomes: dict[int, SendOutcome] = {}
+        try:
+            if any(r.valid for r in todo):
+                clients = ThreadLocalClients(self.settings, factory=self.client_factory)
+                with SendJob(self.settings, todo, self.body, clock=self.clock, client_source=clients) as job:
+                    job.wait(None)
+                    sent = job.outcomes()
+                clients.close()
+                outcomes = {id(r): o for r, o in zip(todo, sent)}
+            elif todo:
+                outcomes = {id(r): SendOutcome.invalid(r.raw, r.reason or "invalid") for r in todo}
+        finally:
+            starts = calling.result()
+        now = self.clock.wall()
+        self._tier_keys = []
+        moments: list[datetime] = []
+        placed: list[PlacedCall] = []
+        for recipient in recipients:
+            if recipient.is_voice and recipient.e164:
+                moment = self._called(tier, recipient.e164, starts.get(recipient.e164), now, placed)
+                if moment is not None:
+                    moments.append(moment)
+                continue
+            earlier = self._settled.get(recipient.e164 or "") if recipient.valid else None
+            outcome = earlier if earlier is not None else outcomes[id(recipient)]
+            paged_at = (outcome.date_created or now) if earlier is not None else now
             self.outcome.pages.append(PagedEntry(outcome, tier, paged_at))
             number = outcome.phone_number
-            self._tier_numbers.append(number)
+            key = (_channel_of(number), number)
+            self._tier_keys.append(key)
+            self._paged.append(key)
             if outcome.success:
-                self._paged.append(number)
-                self._event(Event.PAGED, tier, number, outcome.sid)
+                moments.append(paged_at)
+                self._listening.add(number)
+                detail = outcome.sid if earlier is None else f"{outcome.sid} (texted by the interrupted run)"
+                self._event(Event.PAGED, tier, number, detail, at=paged_at)
             else:
-                self._out.add(number)
+                self._out.add(key)
+                if outcome.may_have_sent:   # escalate past them, but their acknowledgement counts
+                    self._listening.add(number)
                 self._event(Event.SEND_FAILED, tier, number, outcome.error_message)
-        self.attribution.add(sent_text(o) for o in outcomes)
+        self.attribution.add(sent_text(o) for o in outcomes.values())
+        self._follow(placed, watch)
+        return min(moments, default=now)
 
-    def _wait(self, watch: Any, tier: int, due: float) -> str:
-        """Wait for the tier: "done" (acknowledged, terminated, or replies cannot be read), "tier_out"
-        or "window"."""
+    def _called(self, tier: int, number: str, start: CallStart | None, now: datetime,
+                placed: list[PlacedCall]) -> datetime | None:
+        """The entry of one voice recipient (called now, or by the interrupted run); the moment it was
+        paged when the call went out."""
+        key = (VOICE, number)
+        self._tier_keys.append(key)
+        self._paged.append(key)
+        earlier = self._settled_calls.get(number)
+        if earlier is not None:
+            entry = CallEntry(number, tier, earlier.started_at, self.call_text, placed=earlier,
+                              report=CallReport.placed(earlier), already_called=True)
+            detail: str | None = f"{earlier.execution_sid} (called by the interrupted run)"
+        else:
+            assert start is not None
+            entry = CallEntry(number, tier, now, self.call_text, start=start, placed=start.placed,
+                              report=CallReport.placed(start.placed) if start.placed else None)
+            detail = start.placed.execution_sid if start.placed else None
+        self.outcome.pages.append(entry)
+        if entry.placed is None:
+            assert start is not None and start.failure is not None
+            self._out.add(key)
+            if entry.may_have_called:   # escalate past them, but their SMS acknowledgement counts
+                self._listening.add(number)
+            entry.told = True
+            self._event(Event.CALL_FAILED, tier, number, start.failure.message, channel=VOICE)
+            return None
+        self._call_entries[entry.placed.execution_sid] = entry
+        placed.append(entry.placed)
+        self._listening.add(number)   # the called number listens: their SMS acknowledgement counts
+        self._event(Event.PAGED, tier, number, detail, at=entry.paged_at, channel=VOICE)
+        return entry.paged_at
+
+    def _follow(self, placed: list[PlacedCall], watch: ReplyWatch) -> None:
+        """Follow the calls placed with the shared call watcher, in the same wait as the replies."""
+        if not placed:
+            return
+        if self._calls is None:
+            self._calls = watch_calls(self.settings, placed, client_factory=self.client_factory,
+                                      clock=self.clock, time_limit=self.call_time_limit,
+                                      changed=watch.changed)
+        else:
+            self._calls.track(placed)
+
+    def _wait(self, watch: ReplyWatch, tier: int, due: float) -> str:
+        """Wait for the tier: "done" (acknowledged, terminated, closed, or replies cannot be read),
+        "tier_out" or "window". Replies and calls are read before the window is judged, so an
+        acknowledgement already there (a resumed page) ends the page before another tier is paged."""
         while True:
+            if self._cancelled.is_set():
+                return self._stop(tier, CANCELLED)
+            found = watch.replies
+            watch.handled = len(found)
+            if self._read([r for r in found if r.sid not in self._seen], tier):
+                return "done"
+            if self._consult_calls(tier):
+                return "done"
+            if watch.error is not None:   # a lasting failure: the page cannot see acknowledgements
+                return self._stop(tier, f"Could not read replies from Twilio: {watch.error.message}")
+            self._consult_delivery(tier)
             if self._tier_is_out():
                 return "tier_out"
             remaining = due - self.clock.now()
             if remaining <= 0:
                 return "window"
-            if self._cancelled.is_set():
-                return self._stop(tier, CANCELLED)
-            if watch.wait(min(self.settings.poll_interval, remaining)):
-                found = watch.replies
-                watch.handled = len(found)
-                if self._read([r for r in found if r.sid not in self._seen], tier):
-                    return "done"
-                if watch.error is not None:   # a lasting failure: the page cannot see acknowledgements
-                    return self._stop(tier, f"Could not read replies from Twilio: {watch.error.message}")
             reason = self.is_terminated()
             if reason is not None:
-                return self._stop(tier, f"Workflow was terminated: {reason}", detail=reason)
-            self._consult_delivery(tier)
+                return self._stop(tier, self.describe_stop(reason), detail=reason)
+            waiting = min(self.settings.poll_interval, remaining)
+            if self._unread:   # replies whose code is not known yet are read again at the next interval
+                self.clock.wait(self._cancelled, waiting)
+            else:
+                self._wait_for_news(watch, waiting)
+
+    def _wait_for_news(self, watch: ReplyWatch, timeout: float) -> None:
+        """Wait until the replies or the calls have news (they share one condition), or ``timeout``."""
+        calls = self._calls
+        if calls is None:
+            watch.wait(timeout)
+            return
+
+        def news() -> bool:
+            return (watch.has_news() or watch.error is not None or calls.has_news()
+                    or (calls.error is not None and not self._calls_lost))
+
+        with watch.changed:
+            self.clock.wait_for(watch.changed, news, timeout)
 
     def _stop(self, tier: int, reason: str, detail: str | None = None) -> str:
         self._event(Event.TERMINATED, tier, None, detail or reason)
@@ -262,56 +586,196 @@ class Page:
         self.progress(reason)
         return "done"
 
+    def _stopped(self, tier: int, reason: str) -> PageOutcome:
+        self._stop(tier, reason)
+        return self._finish()
+
+    def _fail(self, reason: str) -> PageOutcome:
+        self.outcome.reason = reason
+        self.progress(reason)
+        return self.outcome
+
     def _read(self, new: Sequence[Reply], tier: int) -> bool:
-        """Handle new replies; True when one acknowledges."""
-        for raw in new:
-            self._seen.add(raw.sid)
-            reply = self.attribution.read(raw)
-            if reply.from_ not in self._paged or (reply.reply_code is not None
-                                                  and reply.reply_code != self.outcome.reply_code):
-                continue   # another page's reply, or from someone not paged yet
-            self.outcome.replies.append(reply)
-            self._event(Event.REPLY, tier, reply.from_, reply.body, at=reply.date_sent)
+        """Handle new replies (and those whose code was not known yet); True when one acknowledges."""
+        batch = list(self._unread.values()) + [r for r in new if r.sid not in self._unread]
+        for reply in self.attribution.read_all(batch):
+            if reply.code_pending:   # the outbound log could not be read: never guess, read it again
+                self._unread[reply.sid] = reply
+                continue
+            self._unread.pop(reply.sid, None)
+            self._seen.add(reply.sid)
+            if reply.from_ not in self._listening:
+                continue   # from someone not paged (yet)
+            if reply.intent == Intent.OPT_OUT.value:   # Twilio blocks this sender to them for every page
+                self._keep(reply, tier)
+                self._take_out(reply, tier)
+                continue
+            if reply.reply_code != self.outcome.reply_code:
+                continue   # another page's reply, or an answer to a text that asked for nothing
+            self._keep(reply, tier)
             if reply.intent == Intent.ACKNOWLEDGE.value:
                 return self._acknowledged(reply)
             if reply.intent in REFUSALS:
-                self._out.add(reply.from_)
-                self._event(Event.DECLINED, tier, reply.from_, reply.intent, at=reply.date_sent)
+                self._take_out(reply, tier)
         return False
 
+    def _keep(self, reply: Reply, tier: int) -> None:
+        self.outcome.replies.append(reply)
+        self._event(Event.REPLY, tier, reply.from_, reply.body, at=reply.date_sent)
+
+    def _take_out(self, reply: Reply, tier: int) -> None:
+        """A decline or an opt-out: every entry of that person paged so far is out."""
+        self._out.update(key for key in self._paged if key[1] == reply.from_)
+        self._event(Event.DECLINED, tier, reply.from_, reply.intent, at=reply.date_sent)
+
     def _acknowledged(self, reply: Reply) -> bool:
-        tier = next(p.tier for p in self.outcome.pages if p.outcome.phone_number == reply.from_)
-        out = self.outcome
-        out.success, out.acknowledged_by, out.acknowledged_at = True, reply.from_, reply.date_sent
-        out.tier = tier
-        self._event(Event.ACKNOWLEDGED, tier, reply.from_, reply.body, at=reply.date_sent)
-        self.progress(f"Acknowledged by {mask(reply.from_)} after "
-                      f"{format_duration(round(self.clock.now() - self._started))}")
+        tier = next(p.tier for p in self.outcome.pages if p.phone_number == reply.from_)
+        self._acknowledge(reply.from_, tier, reply.date_sent, reply.body)
         return True
+
+    def _acknowledge(self, number: str, tier: int, at: datetime, detail: str | None,
+                     channel: str | None = None) -> None:
+        out = self.outcome
+        out.success, out.acknowledged_by, out.acknowledged_at, out.tier = True, number, at, tier
+        self._event(Event.ACKNOWLEDGED, tier, number, detail, at=at, channel=channel)
+        how = " (pressed 1 on the call)" if channel == VOICE else ""
+        self.progress(f"Acknowledged by {mask(number)}{how} after "
+                      f"{format_duration(round(self.clock.now() - self._started))}")
+
+    def _consult_calls(self, tier: int) -> bool:
+        """What the call watcher found since the last look: True when a call was acknowledged (pressed 1);
+        a decline (2) or a call that reached nobody takes its person out."""
+        calls = self._calls
+        if calls is None:
+            return False
+        if calls.error is not None and not self._calls_lost:
+            self._calls_lost = True
+            why = f"the call could not be followed: {calls.error.message}"
+            for entry in self._call_entries.values():
+                if entry.report is not None and not entry.report.ended and not entry.told:
+                    entry.told = True
+                    self._out.add(entry.key)
+                    self._event(Event.CALL_FAILED, entry.tier, entry.phone_number, why, channel=VOICE)
+            self.progress(f"Calls: {why}; escalation goes on without them (a key pressed later still counts)")
+        for report in calls.news():
+            found = self._call_entries.get(report.execution_sid)
+            if found is None:
+                continue
+            entry = found
+            entry.report = report
+            if report.acknowledged:
+                self._acknowledge(entry.phone_number, entry.tier, self.clock.wall(), report.reason, VOICE)
+                return True
+            if not report.ended or entry.told:
+                continue
+            entry.told = True
+            if report.declined:
+                self._out.add(entry.key)
+                self._event(Event.DECLINED, entry.tier, entry.phone_number, report.reason, channel=VOICE)
+            elif report.out:
+                self._out.add(entry.key)
+                self._event(Event.CALL_FAILED, entry.tier, entry.phone_number, report.reason, channel=VOICE)
+            else:
+                self._event(Event.CALL_ENDED, entry.tier, entry.phone_number, report.reason, channel=VOICE)
+        return False
 
     def _consult_delivery(self, tier: int) -> None:
         """The seam for a delivery tracker: numbers whose text was not delivered are out."""
         if self.delivery is None:
             return
-        for number, why in self.delivery(self.outcome.pages):
-            if number in self._paged and number not in self._out:
-                self._out.add(number)
+        texts = [p for p in self.outcome.pages if isinstance(p, PagedEntry)]
+        for number, why in self.delivery(texts):
+            key = (_channel_of(number), number)
+            if number in self._listening and key in self._paged and key not in self._out:
+                self._out.add(key)
                 self._event(Event.SEND_FAILED, tier, number, why)
 
     def _tier_is_out(self) -> bool:
-        return all(n in self._out for n in self._tier_numbers)
+        return all(key in self._out for key in self._tier_keys)
+
+    def _update_calls(self) -> None:
+        """Every call entry with its watcher's latest report (for the result)."""
+        if self._calls is None:
+            return
+        reports = self._calls.reports()
+        for sid, entry in self._call_entries.items():
+            if sid in reports:
+                entry.report = reports[sid]
+
+    def _end_calls(self) -> None:
+        """The page has ended: calls still ringing or in progress are ended (a key pressed now would count
+        for nothing)."""
+        going = [e for e in self._call_entries.values()
+                 if e.placed is not None and (e.report is None or not e.report.ended)]
+        if not going:
+            return
+        ended = end_calls(self.settings, [e.placed for e in going if e.placed is not None],
+                          client_factory=self.client_factory)
+        for entry, done in zip(going, ended):
+            entry.ended_by_page = done
+        LOG.info("Twilio: the page ended; %s call(s) still going ended", len(going))
 
     def _nobody(self) -> PageOutcome:
-        people = len(self.outcome.pages)
+        people = len({p.phone_number for p in self.outcome.pages})
         tiers = len({p.tier for p in self.outcome.pages})
         self._event(Event.TIMEOUT, tiers, None, None)
         self.outcome.reason = f"Nobody acknowledged: paged {people} people in {tiers} tiers"
         self.progress(self.outcome.reason)
+        return self._finish()
+
+    def _finish(self) -> PageOutcome:
+        """The outcome, with the replies whose code could never be read said in it (never guessed)."""
+        unread = sorted(self._unread.values(), key=lambda r: (r.date_sent, r.sid))
+        unread = [r for r in unread if r.from_ in self._listening]
+        if unread and not self.outcome.success:
+            self.outcome.replies.extend(unread)
+            count = len(unread)
+            self.outcome.reason = (f"{self.outcome.reason}; {count} repl{'y' if count == 1 else 'ies'} could "
+                                   "not be matched with a page (Twilio's outbound log could not be read), "
+                                   "so reply_code is null and they acknowledged nothing")
         return self.outcome
 
     def _event(self, event: str, tier: int | None, number: str | None, detail: str | None, *,
-               at: datetime | None = None) -> None:
-        self.outcome.timeline.append(TimelineEvent(at or self.clock.wall(), event, tier, number, detail))
+               at: datetime | None = None, channel: str | None = None) -> None:
+        moment = at or self.clock.wall()
+        self.outcome.timeline.append(TimelineEvent(moment, event, tier, number, detail, channel))
+
+
+class _Calling:
+    """A tier's calls, started on a thread of their own while its texts are sent."""
+
+    def __init__(self, page: Page, numbers: list[str]) -> None:
+        self._starts: list[CallStart] = []
+        self._error: BaseException | None = None
+        self._numbers = numbers
+        self._thread: threading.Thread | None = None
+        if numbers and page.flow is not None:
+            flow = page.flow
+
+            def run() -> None:
+                try:
+                    self._starts = start_calls(page.settings, flow, numbers, page.call_text,
+                                               page.outcome.reply_code, client_factory=page.client_factory,
+                                               clock=page.clock, cancelled=page._cancelled)
+                except BaseException as exc:  # raised in the page's thread by result()
+                    self._error = exc
+
+            self._thread = threading.Thread(target=run, name="fn_twilio-page-calls", daemon=True)
+            self._thread.start()
+
+    def result(self) -> dict[str, CallStart]:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return {start.to: start for start in self._starts}
+
+
+def _close(client: Any) -> None:
+    try:
+        client.http_client.close()
+    except Exception:  # closing is best effort
+        LOG.debug("closing a Twilio session failed", exc_info=True)
 
 
 class DeliveryCheck:

@@ -14,6 +14,10 @@ Policy (docs: twilio-api.md §9, contract §3 and §8):
   without ``default_region`` there is no national reading.
 * Extensions, letters (vanity numbers), impossible and invalid numbers are rejected.
 * A ``whatsapp:`` prefix (any case) is kept: the rest is normalised and ``whatsapp:+…`` returned.
+* A ``voice:`` prefix (any case) marks a person to be called rather than texted (a page's tiers,
+  contract §14): the rest is read like any entry, and the :class:`Recipient` has channel ``voice``
+  and the plain E.164 number. Only lists read with ``voice=True`` accept it; elsewhere such an entry
+  is invalid, with a reason that says so.
 * ``tel:`` URIs (RFC 3966) are accepted; ``;ext=`` is an extension and rejected.
 * Full-width and other Unicode decimal digits are read as digits.
 
@@ -30,15 +34,25 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 
 __all__ = [
     "Recipient",
+    "SMS",
+    "WHATSAPP",
+    "VOICE",
     "PhoneNumberError",
     "split_entries",
     "normalise",
     "parse_recipients",
     "validate_region",
     "mask",
+    "read_recipient",
+    "read_voice",
 ]
 
 WHATSAPP_PREFIX = "whatsapp:"
+VOICE_PREFIX = "voice:"
+# the channels a recipient is reached on
+SMS = "sms"
+WHATSAPP = "whatsapp"
+VOICE = "voice"
 _TEL_PREFIX = "tel:"
 _SEPARATORS = re.compile(r"[,;\r\n]+")
 # punctuation people write inside phone numbers, beyond Unicode spaces/dashes/brackets
@@ -53,11 +67,17 @@ class PhoneNumberError(ValueError):
 
 @dataclass(frozen=True)
 class Recipient:
-    """One entry of a recipient list, after validation."""
+    """One entry of a recipient list, after validation.
+
+    ``e164`` is the address Twilio is given for the entry's ``channel``: ``+353…`` for SMS and voice
+    (a ``voice:`` entry's plain number, what a call is placed to and what an SMS reply comes from),
+    ``whatsapp:+353…`` for WhatsApp. The same number on two channels is two recipients (``key``).
+    """
 
     raw: str
     e164: str | None
     reason: str | None
+    channel: str = SMS
 
     @property
     def valid(self) -> bool:
@@ -67,6 +87,16 @@ class Recipient:
     def address(self) -> str:
         """The normalised address when valid, else the entry as written."""
         return self.e164 if self.e164 is not None else self.raw
+
+    @property
+    def is_voice(self) -> bool:
+        """A person to call (an entry written ``voice:<number>``)."""
+        return self.channel == VOICE
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What makes two entries the same recipient: the channel and the address."""
+        return self.channel, self.address
 
 
 def split_entries(text: str) -> list[str]:
@@ -297,25 +327,64 @@ def normalise(raw: str, default_region: str | None = None) -> str:
     return _normalise_number(entry, entry, region)
 
 
-def parse_recipients(text: str, default_region: str | None = None) -> list[Recipient]:
+NOT_CALLABLE_HERE = ("{entry!r} asks for a call (voice:), but only a page's tiers (twilio_page_tiers) can "
+                     "call; write the number without 'voice:' to send it an SMS")
+
+
+def _has_prefix(entry: str, prefix: str) -> bool:
+    return entry[:len(prefix)].lower() == prefix
+
+
+def read_voice(raw: str, default_region: str | None = None) -> str:
+    """The E.164 number of a ``voice:<number>`` entry (the prefix is optional here), read like any
+    entry. Raises PhoneNumberError naming the entry; ValueError for an unknown region."""
+    region = validate_region(default_region) if default_region is not None else None
+    if raw is None or not isinstance(raw, str):
+        raise PhoneNumberError(f"phone number {raw!r} is not text")
+    entry = raw.strip()
+    rest = entry[len(VOICE_PREFIX):] if _has_prefix(entry, VOICE_PREFIX) else entry
+    if not entry:
+        raise PhoneNumberError("phone number is empty")
+    if not rest.strip():
+        raise PhoneNumberError(f"{entry!r} has no number after 'voice:'")
+    if _has_prefix(rest.strip(), WHATSAPP_PREFIX):
+        raise PhoneNumberError(f"{entry!r}: a call goes to a phone number, not to a WhatsApp address")
+    return _normalise_number(rest, entry, region)
+
+
+def read_recipient(entry: str, default_region: str | None = None, *, voice: bool = False) -> Recipient:
+    """One entry as a :class:`Recipient` (valid, or invalid with the reason). ``voice``: a
+    ``voice:<number>`` entry is a person to call; without it such an entry is invalid."""
+    region = validate_region(default_region) if default_region is not None else None
+    text = entry.strip() if isinstance(entry, str) else entry
+    if isinstance(text, str) and _has_prefix(text, VOICE_PREFIX):
+        if not voice:
+            return Recipient(raw=text, e164=None, reason=NOT_CALLABLE_HERE.format(entry=text), channel=VOICE)
+        try:
+            return Recipient(raw=text, e164=read_voice(text, region), reason=None, channel=VOICE)
+        except PhoneNumberError as exc:
+            return Recipient(raw=text, e164=None, reason=str(exc), channel=VOICE)
+    channel = WHATSAPP if isinstance(text, str) and _has_prefix(text, WHATSAPP_PREFIX) else SMS
+    try:
+        return Recipient(raw=entry, e164=normalise(entry, region), reason=None, channel=channel)
+    except PhoneNumberError as exc:
+        return Recipient(raw=entry, e164=None, reason=str(exc), channel=channel)
+
+
+def parse_recipients(text: str, default_region: str | None = None, *, voice: bool = False) -> list[Recipient]:
     """Split and validate a recipient list.
 
     Returns one Recipient per unique entry, in input order: the same normalised address once
-    (``+353 86 123 4567`` and ``00353861234567`` are one recipient; ``whatsapp:+353…`` is a
-    different channel and so a different recipient), and identical invalid text once.
+    (``+353 86 123 4567`` and ``00353861234567`` are one recipient; ``whatsapp:+353…`` and, with
+    ``voice=True``, ``voice:+353…`` are other channels and so other recipients), and identical
+    invalid text once. Without ``voice`` a ``voice:`` entry is invalid (it cannot be texted).
     """
     region = validate_region(default_region) if default_region is not None else None
     seen = set()
     recipients = []
     for entry in split_entries(text):
-        try:
-            address = normalise(entry, region)
-        except PhoneNumberError as exc:
-            key = ("invalid", entry)
-            recipient = Recipient(raw=entry, e164=None, reason=str(exc))
-        else:
-            key = ("valid", address)
-            recipient = Recipient(raw=entry, e164=address, reason=None)
+        recipient = read_recipient(entry, region, voice=voice)
+        key = ("valid", *recipient.key) if recipient.valid else ("invalid", entry)
         if key in seen:
             continue
         seen.add(key)
@@ -326,15 +395,18 @@ def parse_recipients(text: str, default_region: str | None = None) -> list[Recip
 def mask(number: str | None) -> str:
     """Mask a phone number for logs above DEBUG: ``+353861234567`` -> ``+35386*****67``.
 
-    Keeps the first 6 characters (with the ``+``) and the last 2; a ``whatsapp:`` prefix stays
-    readable. Short values keep at most their first 2 characters. None or empty gives ``""``.
+    Keeps the first 6 characters (with the ``+``) and the last 2; a ``whatsapp:`` or ``voice:``
+    prefix stays readable. Short values keep at most their first 2 characters. None or empty gives
+    ``""``.
     """
     if number is None:
         return ""
     text = str(number).strip()
     prefix = ""
-    if text[:len(WHATSAPP_PREFIX)].lower() == WHATSAPP_PREFIX:
-        prefix, text = text[:len(WHATSAPP_PREFIX)], text[len(WHATSAPP_PREFIX):]
+    for channel in (WHATSAPP_PREFIX, VOICE_PREFIX):
+        if text[:len(channel)].lower() == channel:
+            prefix, text = text[:len(channel)], text[len(channel):]
+            break
     if len(text) > 8:
         body = text[:6] + "*" * (len(text) - 8) + text[-2:]
     elif len(text) > 2:

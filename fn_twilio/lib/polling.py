@@ -307,6 +307,31 @@ _POLLERS: dict[tuple[Any, ...], SharedPoller[Any]] = {}
 P = TypeVar("P", bound=SharedPoller[Any])
 
 
+class EveryInterval:
+    """A check (``() -> reason or None``, such as "was the workflow terminated?") asked at most once per
+    ``interval`` on ``clock``: a call between asks answers None without asking. Once the check has given a
+    reason, every later call gives it again without asking."""
+
+    def __init__(self, check: Callable[[], str | None], interval: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.check = check
+        self.interval = float(interval)
+        self.clock = clock
+        self.asked = 0                      # how many times the check was asked (tests)
+        self._last: float | None = None
+        self._reason: str | None = None
+
+    def __call__(self) -> str | None:
+        if self._reason is not None:
+            return self._reason
+        now = self.clock.now()
+        if self._last is not None and now - self._last < self.interval:
+            return None
+        self._last = now
+        self.asked += 1
+        self._reason = self.check()
+        return self._reason
+
+
 def wait_on(watch: Watch, settings: Any, deadline: float, *,
             is_terminated: Callable[[], str | None] = lambda: None, clock: Clock = SYSTEM_CLOCK,
             done: Callable[[], bool] = lambda: True) -> str | None:
@@ -316,8 +341,9 @@ def wait_on(watch: Watch, settings: Any, deadline: float, *,
 
     ``done`` is asked each time the watch has news (default: any news ends the wait). The first look
     is always waited for (up to the HTTP timeout and one interval), so a deadline already past still
-    reads Twilio once. ``is_terminated`` is asked once per poll interval while waiting.
+    reads Twilio once. ``is_terminated`` is asked at most once per poll interval while waiting.
     """
+    is_terminated = EveryInterval(is_terminated, settings.poll_interval, clock)
     while True:
         remaining = deadline - clock.now()
         if remaining <= 0:

@@ -20,12 +20,13 @@ been sent", so that no one gets the text twice.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
+from fn_twilio.lib.intents import requested_code
 from fn_twilio.lib.records import SendOutcome, listed_at
 from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.twilio_client import build_client
@@ -94,38 +95,60 @@ def _unverified(to: str, why: str) -> SendOutcome:
     return SendOutcome.failed(to, failure)
 
 
+class LogUnreadable(Exception):
+    """Twilio's outbound log could not be read far enough to tell what an interrupted run sent."""
+
+
+def unverified(recipients: Iterable[str], why: str) -> dict[str, SendOutcome]:
+    """Every recipient as "may have been sent by the interrupted run" (not sent again), with ``why``."""
+    return {to: _unverified(to, why) for to in recipients}
+
+
+class _LogTooLong(Exception):
+    """The outbound log since the first delivery is longer than the pages a scan may read."""
+
+
+def _outbound_log(client: Any, from_: str | None, since: datetime, *, page_size: int,
+                  max_pages: int) -> Iterator[Any]:
+    """The sender's messages (``From`` = ``from_``; every message when None), newest first, down to the
+    first one listed before ``since``; :class:`_LogTooLong` past ``max_pages`` pages."""
+    page = client.messages.page(from_=from_, page_size=page_size) if from_ else \
+        client.messages.page(page_size=page_size)
+    pages = 1
+    while True:
+        for message in page:
+            listed = listed_at(message)   # None: unknown, keep reading
+            if listed is not None and listed < since:
+                return
+            yield message
+        if not page.next_page_url:
+            return
+        if pages >= max_pages:
+            raise _LogTooLong(f"Twilio's outbound log since the first delivery is longer than {max_pages} "
+                              f"pages of {page_size} messages")
+        page = page.next_page()
+        if page is None:
+            return
+        pages += 1
+
+
 def _scan(client: Any, group: Sequence[Wanted], body: str, since: datetime, *, page_size: int,
           max_pages: int, timeout: float | None) -> dict[str, SendOutcome]:
     """Outcomes for the recipients of one sender address; a recipient not found is left out."""
-    from_ = group[0].from_
     todo = {w.to: w for w in group}
     found: dict[str, SendOutcome] = {}
     try:
-        page = client.messages.page(from_=from_, page_size=page_size) if from_ else \
-            client.messages.page(page_size=page_size)
-        pages = 1
-        while True:
-            for message in page:
-                listed = listed_at(message)   # None: unknown, keep reading
-                if listed is not None and listed < since:
+        for message in _outbound_log(client, group[0].from_, since, page_size=page_size, max_pages=max_pages):
+            to = getattr(message, "to", None)
+            wanted = todo.get(to) if isinstance(to, str) else None
+            if wanted is not None and _matches(message, wanted, body, since):
+                found[wanted.to] = replace(SendOutcome.sent(wanted.to, message), already_sent=True)
+                del todo[wanted.to]
+                if not todo:
                     return found
-                to = getattr(message, "to", None)
-                wanted = todo.get(to) if isinstance(to, str) else None
-                if wanted is not None and _matches(message, wanted, body, since):
-                    found[wanted.to] = replace(SendOutcome.sent(wanted.to, message), already_sent=True)
-                    del todo[wanted.to]
-                    if not todo:
-                        return found
-            if not page.next_page_url:
-                return found
-            if pages >= max_pages:
-                why = (f"Twilio's outbound log since the first delivery is longer than {max_pages} "
-                       f"pages of {page_size} messages")
-                break
-            page = page.next_page()
-            if page is None:
-                return found
-            pages += 1
+        return found
+    except _LogTooLong as exc:
+        why = str(exc)
     except Exception as exc:  # any failure to read the log leaves these recipients unverified
         failure = classify(exc, action=Action.READ, timeout=timeout)
         why = f"Twilio's outbound log could not be read ({failure.message})"
@@ -174,6 +197,53 @@ def settled_for_send(settings: Any, recipients: Iterable[str], body: str, delive
     finally:
         if own:
             client.http_client.close()
+
+
+def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
+                   text_for: Callable[[str], str], client: Any = None) -> str | None:
+    """For a redelivered call that asked for an acknowledgement with a random code (contract §13.3): the
+    code its first run texted, read from Twilio's outbound log (the oldest text since the original
+    timestamp, to one of ``recipients``, whose body is ``text_for(code)`` for the code it asks for), or
+    None when the first run texted nobody. :class:`LogUnreadable` when the log cannot be read (the caller
+    then texts nobody: a new code could send everyone a second text)."""
+    if not delivery.redelivered or delivery.original is None:
+        return None
+    wanted = set(recipients)
+    senders = {message_params(settings, to, "").get("from_") for to in wanted}
+    own = client is None
+    client = build_client(settings, pool_size=1) if own else client
+    found: tuple[datetime, str] | None = None
+    try:
+        for from_ in senders:
+            for message in _outbound_log(client, from_, delivery.original - SKEW, page_size=PAGE_SIZE,
+                                         max_pages=MAX_PAGES):
+                body = getattr(message, "body", None) or ""
+                code = requested_code(body)
+                if getattr(message, "to", None) not in wanted or code is None:
+                    continue
+                if body != _text(text_for, code):
+                    continue
+                if not str(getattr(message, "direction", "") or "").startswith("outbound"):
+                    continue
+                created = _aware(getattr(message, "date_created", None)) or delivery.original
+                if found is None or created < found[0]:
+                    found = (created, code)
+    except _LogTooLong as exc:
+        raise LogUnreadable(str(exc)) from None
+    except Exception as exc:  # unreadable: the first run's code cannot be known
+        failure = classify(exc, action=Action.READ, timeout=settings.timeout)
+        raise LogUnreadable(f"Twilio's outbound log could not be read ({failure.message})") from None
+    finally:
+        if own:
+            client.http_client.close()
+    return found[1] if found else None
+
+
+def _text(text_for: Callable[[str], str], code: str) -> str | None:
+    try:
+        return text_for(code)
+    except ValueError:   # no text with that code could be sent (too long): not the first run's
+        return None
 
 
 def describe(settled: Mapping[str, SendOutcome]) -> str:

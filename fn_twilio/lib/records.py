@@ -118,6 +118,7 @@ class Reply:
     error_message: str | None = None
     intent: str | None = None        # what it means (intents.Intent's value), set by attribution.read
     reply_code: str | None = None    # the code it answers (contract §9.2), set by attribution.read
+    code_pending: bool = False       # the code could not be read yet (Twilio's outbound log unreadable)
 
     @classmethod
     def from_message(cls, message: Any, seen_at: datetime) -> Reply:

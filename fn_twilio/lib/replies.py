@@ -17,6 +17,11 @@ How a look stays bounded:
 * **The page cap.** No listing of a look (the shared one, or one number's own) reads more than
   ``page_cap`` pages; a listing cut short keeps its place and goes on at the next interval.
 
+* **Channels.** Replies are listed by the address they were sent to: ``To=<sender>`` for SMS and, while
+  some watch waits on a ``whatsapp:`` number, ``To=whatsapp:<sender>`` too (contract §13.1: WhatsApp
+  replies arrive there). Each channel has its own shared listing; a watch on a channel the shared
+  listings do not cover yet gets its own first look.
+
 A message listed without ``date_sent`` counts as sent at its ``date_created``, and without either at
 the moment of the look. :func:`collect` is the wait loop the SOAR components call.
 """
@@ -34,6 +39,7 @@ from fn_twilio.lib.phone import mask
 from fn_twilio.lib.polling import (ClientFactory, PageBudget, SharedPoller, Watch, active_pollers, register,
                                    wait_on)
 from fn_twilio.lib.records import Reply
+from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.twilio_client import build_client
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +56,12 @@ __all__ = ["PAGE_SIZE", "ReplyWatch", "ReplyPoller", "CollectOutcome", "Ending",
            "active_pollers"]
 
 
+def listening_address(settings: Any, number: str) -> str | None:
+    """The address a reply from ``number`` is sent to: the sender on that number's channel
+    (``whatsapp:<sender>`` for a WhatsApp number); None with a Messaging Service (no ``To`` filter)."""
+    return message_params(settings, number, "").get("from_")
+
+
 def _second(dt: datetime | None) -> datetime:
     """Twilio's dates have whole seconds: compare at that precision (None = the beginning)."""
     return _BEGINNING if dt is None else dt.astimezone(timezone.utc).replace(microsecond=0)
@@ -61,6 +73,7 @@ class ReplyWatch(Watch):
     def __init__(self, numbers: Sequence[str], since: datetime | None, clock: Clock = SYSTEM_CLOCK):
         super().__init__(clock)
         self.numbers = tuple(numbers)
+        self.channels: dict[str, str | None] = {}   # number -> the address its replies go to (set on add)
         self.since = since
         self.floor = _second(since)
         self._found: dict[str, Reply] = {}
@@ -98,16 +111,18 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
         super().__init__(settings, key, **kwargs)
         self.floor: datetime | None = None   # the cache holds every inbound message since this
         self.known: dict[str, Reply] = {}
-        self._backlog: list[Any] = []           # shared listings cut short by the page cap
+        self._backlog: list[tuple[str | None, Any]] = []   # shared listings cut short by the page cap
         self._started = False
         self._first_seen: datetime | None = None   # the moment of the first look (watches' own)
         self._last_shared: float | None = None     # clock.now() of the last shared listing
+        self.listed: set[str | None] = set()       # the channels (To addresses) the shared listings cover
 
     # -- what a look asks Twilio --------------------------------------------------------------
-    def _params(self, number: str | None = None, after: datetime | None = None) -> dict[str, Any]:
+    def _params(self, number: str | None = None, after: datetime | None = None,
+                to: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"page_size": PAGE_SIZE}
-        if self.settings.src_address:
-            params["to"] = self.settings.src_address
+        if to:
+            params["to"] = to
         if number:
             params["from_"] = number
         if after is not None and after > _BEGINNING:
@@ -139,8 +154,10 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
     def add(self, watch: ReplyWatch, *, fresh: bool = True) -> None:
         """Register ``watch``: served from the cache when it covers the watch's moment, else a look of
         its own (``fresh`` asks for one in any case)."""
+        watch.channels = {number: listening_address(self.settings, number) for number in watch.numbers}
         with self.lock:
-            covered = self.floor is not None and watch.since is not None and watch.floor >= self.floor
+            covered = self.floor is not None and watch.since is not None and watch.floor >= self.floor \
+                and set(watch.channels.values()) <= self.listed
             if covered and not fresh:
                 super().add(watch, fresh=False)
                 watch.offer(self.known.values())
@@ -197,15 +214,22 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                 first - timedelta(seconds=self.interval + FRONTIER_MARGIN))
             self._started = True
         floor = self.floor or _BEGINNING
+        channels = sorted({c for w in watches for c in w.channels.values()}, key=str)
+        with self.lock:   # a channel no watch waits on any more is not listed (nor covered) until one does
+            self.listed &= set(channels)
         new: list[Reply] = []
-        listings: list[Any] = [None] + self._backlog   # None: a new listing from the top
+        # a new listing from the top for each channel, then the listings the cap cut short
+        listings: list[tuple[str | None, Any]] = [(c, None) for c in channels] + self._backlog
         self._backlog = []
-        for listing in listings:
+        for channel, listing in listings:
             if listing is not None and budget.left <= 0:
-                self._backlog.append(listing)   # the cap: go on at the next interval
+                self._backlog.append((channel, listing))   # the cap: go on at the next interval
                 continue
-            page = self._first_page(client, budget, after=floor) if listing is None \
+            page = self._first_page(client, budget, after=floor, to=channel) if listing is None \
                 else self._next_page(listing, budget)
+            if listing is None and page is not None:
+                with self.lock:
+                    self.listed.add(channel)
             while page is not None:
                 reached_known = False
                 for reply in self._replies(page, seen_at):
@@ -217,7 +241,7 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
                     break
                 following = self._next_page(page, budget)
                 if following is None:
-                    self._backlog.append(page)
+                    self._backlog.append((channel, page))
                     break
                 page = following
         return new
@@ -226,7 +250,8 @@ class ReplyPoller(SharedPoller[ReplyWatch]):
         """The watch's own first look: per number, filtered by that number and its moment."""
         for number, listing in list(watch.backfill.items()):
             budget = self.listing_budget()
-            page = self._first_page(client, budget, number=number, after=watch.floor) if listing is None \
+            page = self._first_page(client, budget, number=number, after=watch.floor,
+                                    to=watch.channels.get(number)) if listing is None \
                 else self._next_page(listing, budget)
             while page is not None:
                 found = self._replies(page, seen_at)

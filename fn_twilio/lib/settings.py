@@ -31,6 +31,13 @@ Rules:
 * ``ack_keywords`` / ``decline_keywords``: words separated by commas (``ACK, OK``), each one word
   of letters and digits, case ignored (kept upper case); none of Twilio's own keywords (STOP,
   START, YES, HELP, ...) and no word in both lists (checked by ``fn_twilio.lib.intents``).
+* ``voice_sender``: the number calls come from (a page's ``voice:`` entries, contract §14), a phone
+  number normalised like ``twilio_src_address``; an alphanumeric sender ID or a WhatsApp address is
+  refused. Unset: ``twilio_src_address`` when that is a phone number. ``Settings.caller`` is the
+  number to call from (None when there is none); :func:`voice_caller` gives it or the error that
+  names the setting, for a caller to ask before anything is sent.
+* ``studio_flow_sid``: ``FW`` + 32 hex digits, a Studio Flow of the account to run calls with
+  instead of the one the app creates.
 * Placeholders (``ACxxxxxxxx``, ``<your token>``) and unresolved ``$VAR``/``^key`` references
   are reported as not set.
 
@@ -50,7 +57,7 @@ from fn_twilio.lib.intents import (ACK_SETTING, DECLINE_SETTING, DEFAULT_ACK_KEY
                                    keywords)
 from fn_twilio.lib.phone import PhoneNumberError, normalise, validate_region
 
-__all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings"]
+__all__ = ["SECTION", "DEFAULTS", "SECRET_KEYS", "SettingsError", "Settings", "load_settings", "voice_caller"]
 
 SECTION = "fn_twilio_send_sms"
 
@@ -83,6 +90,8 @@ MAX_TEXTS_PER_PERSON_LIMIT = TWILIO_PAIR_LIMIT
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
+_WHATSAPP = "whatsapp:"
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _WHOLE_NUMBER = re.compile(r"^\+?[0-9]+$")
 _PLACEHOLDER = re.compile(r"^(?:AC|SK|MG)?x+$|<[^>]*>|^(?:your[ _-].*|changeme|change[ _-]me|todo|tbd)$",
@@ -122,6 +131,19 @@ class Settings:
     decline_keywords: tuple[str, ...] = DEFAULT_DECLINE_KEYWORDS
     max_texts_per_person: int = 10
     person_window: float = 60.0
+    voice_sender: str | None = None
+    studio_flow_sid: str | None = None
+
+    @property
+    def caller(self) -> str | None:
+        """The number calls are placed from: ``voice_sender``, else ``twilio_src_address`` when it is
+        a phone number; None when neither can call (see :func:`voice_caller` for why)."""
+        if self.voice_sender:
+            return self.voice_sender
+        src = self.src_address
+        if src and not self.alphanumeric_sender and not src.lower().startswith(_WHATSAPP):
+            return src
+        return None
 
     @property
     def keywords(self) -> Keywords:
@@ -142,8 +164,9 @@ class Settings:
 class _Reader:
     """Reads one section, building messages that name keys and never show secrets."""
 
-    def __init__(self, section: Mapping[str, object]):
+    def __init__(self, section: Mapping[str, object], name: str = SECTION):
         self.section = section
+        self.name = name
         self.secret_values = []
         for key in SECRET_KEYS:
             value = section.get(key)
@@ -184,7 +207,7 @@ class _Reader:
                              "the variable or keystore entry exists")
         if _PLACEHOLDER.search(value):
             raise self.error(f"{key} is not set: it still holds a "
-                             f"placeholder{self.shown(key, value)}; put the real value in [{SECTION}]"
+                             f"placeholder{self.shown(key, value)}; put the real value in [{self.name}]"
                              )
         return value
 
@@ -192,7 +215,7 @@ class _Reader:
         value = self.text(key)
         if value is None:
             if required:
-                raise self.error(f"{key} is not set in [{SECTION}]; it is required ({prefix} "
+                raise self.error(f"{key} is not set in [{self.name}]; it is required ({prefix} "
                                  "followed by 32 hex digits)"
                                  )
             return None
@@ -286,20 +309,55 @@ def _person_limit(reader: _Reader) -> tuple[int, float]:
     return texts, window
 
 
+def _voice_sender(reader: _Reader, default_region: str | None) -> str | None:
+    key = "voice_sender"
+    value = reader.text(key)
+    if value is None:
+        return None
+    if value.lower().startswith(_WHATSAPP):
+        raise reader.error(f"{key} {value!r} is a WhatsApp address; calls come from a phone number of the "
+                           "account that can place calls, e.g. +14155552345")
+    if _ALPHANUMERIC_SENDER.match(value):
+        raise reader.error(f"{key} {value!r} is an alphanumeric sender ID, which cannot place calls; set a "
+                           "phone number of the account that can, e.g. +14155552345")
+    try:
+        return normalise(value, default_region)
+    except PhoneNumberError as exc:
+        raise reader.error(f"{key}: {exc}") from None
+
+
+def voice_caller(settings: Settings) -> str:
+    """The number calls are placed from, or SettingsError naming the setting to change: a Messaging
+    Service, an alphanumeric sender ID or a WhatsApp address cannot call (contract §14). A caller asks
+    this before anything of a page is sent."""
+    caller = settings.caller
+    if caller:
+        return caller
+    fix = "set voice_sender to a number of the account that can place calls (e.g. +14155552345)"
+    if settings.src_address and settings.alphanumeric_sender:
+        why = f"twilio_src_address {settings.src_address!r} is an alphanumeric sender ID, which cannot call"
+    elif settings.src_address:
+        why = f"twilio_src_address {settings.src_address!r} is a WhatsApp address, which cannot call"
+    else:
+        why = "the sender is a Messaging Service (twilio_messaging_service_sid), which cannot call"
+    raise SettingsError(f"voice_sender is not set and {why}; {fix}")
+
+
 def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | None = None,
-                  verify: object = True, timeout: Any = None) -> Settings:
+                  verify: object = True, timeout: Any = None, name: str = SECTION) -> Settings:
     """Check the ``[fn_twilio_send_sms]`` section and return Settings, or raise SettingsError.
 
     ``proxies`` (requests-style dict) and ``verify`` (bool or CA bundle path) are passed through.
-    ``timeout``, when given, overrides the ``timeout`` key (seconds).
+    ``timeout``, when given, overrides the ``timeout`` key (seconds). ``name`` is the section's name
+    as messages give it (a labelled section: ``fn_twilio_send_sms:<label>``, see ``lib.labels``).
     """
     if section is None:
-        raise SettingsError(f"the [{SECTION}] section is missing from app.config; it needs at least "
+        raise SettingsError(f"the [{name}] section is missing from app.config; it needs at least "
                             "twilio_account_sid, twilio_auth_token and twilio_src_address")
     if not isinstance(section, Mapping):
-        raise SettingsError(f"the [{SECTION}] section must be a mapping of keys to values, not "
+        raise SettingsError(f"the [{name}] section must be a mapping of keys to values, not "
                             f"{type(section).__name__}")
-    reader = _Reader(section)
+    reader = _Reader(section, name)
 
     account_sid = reader.sid("twilio_account_sid", _ACCOUNT_SID, "AC", required=True) or ""
 
@@ -311,7 +369,7 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
     if api_key_secret and not api_key_sid:
         raise reader.error("twilio_api_key_sid is not set: twilio_api_key_secret needs the key's SID (SK…)")
     if not auth_token and not api_key_sid:
-        raise reader.error(f"twilio_auth_token is not set in [{SECTION}]; set it, or set "
+        raise reader.error(f"twilio_auth_token is not set in [{reader.name}]; set it, or set "
                            "twilio_api_key_sid and "
                            "twilio_api_key_secret")
 
@@ -333,7 +391,7 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
     if not src_address and not messaging_service_sid:
         raise reader.error("no sender: set twilio_src_address (the number that sends the SMS, e.g. "
                            "+14155552345) "
-                           f"or twilio_messaging_service_sid (MG…) in [{SECTION}]")
+                           f"or twilio_messaging_service_sid (MG…) in [{reader.name}]")
 
     max_recipients = reader.whole_number("max_recipients", MAX_RECIPIENTS_LIMIT)
     max_concurrency = reader.whole_number("max_concurrency", MAX_CONCURRENCY_LIMIT)
@@ -351,6 +409,8 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
 
     checked_keywords = _keywords(reader)
     max_texts_per_person, person_window = _person_limit(reader)
+    voice_sender = _voice_sender(reader, default_region)
+    studio_flow_sid = reader.sid("studio_flow_sid", _FLOW_SID, "FW")
 
     return Settings(
         account_sid=account_sid,
@@ -372,4 +432,6 @@ def load_settings(section: Mapping[str, object], *, proxies: dict[str, str] | No
         decline_keywords=checked_keywords.decline,
         max_texts_per_person=max_texts_per_person,
         person_window=person_window,
+        voice_sender=voice_sender,
+        studio_flow_sid=studio_flow_sid,
     )

@@ -2,8 +2,11 @@
 
 Every client gets: the credentials (auth token or API key), an HTTP ``timeout`` (the SDK has none by
 default), the proxies and TLS verification the administrator configured, the ``twilio_base_url``
-(so a local Twilio emulator can stand in for api.twilio.com), a user-agent extension naming this app,
-and no hidden retries: the sender and the poller decide what may be repeated (see ``errors``).
+(so a local Twilio emulator can stand in for Twilio), a user-agent extension naming this app, and no
+hidden retries: the sender and the pollers decide what may be repeated (see ``errors``). Every Twilio
+domain the app uses (api.twilio.com, studio.twilio.com, messaging.twilio.com) goes through that one
+HTTP client; a ``twilio_base_url`` other than the default sends all of them to it (their paths,
+``/2010-04-01/...``, ``/v2/Flows/...``, ``/v1/Services/...``, do not clash).
 
 The SDK logs each request (URL with query string, i.e. phone numbers) at INFO; here those lines go
 to DEBUG so that resilient-circuits' usual INFO log carries no phone numbers.
@@ -48,8 +51,9 @@ _SDK_LOG = _DebugOnly(logging.getLogger("fn_twilio.twilio_http"))
 class AppHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """TwilioHttpClient that sends to ``base_url`` and keeps the last raw response.
 
-    The SDK builds absolute ``https://api.twilio.com/...`` URLs (next-page links too); the scheme and
-    host are swapped as the last step, so paging and every resource work against an emulator.
+    The SDK builds absolute ``https://<domain>.twilio.com/...`` URLs (next-page links too, Studio's
+    absolute ``next_page_url`` included); the scheme and host are swapped as the last step, so paging
+    and every resource of every domain work against an emulator.
     """
 
     def __init__(self, base_url: str = TWILIO_API_URL, *, timeout: float | None = None,

@@ -2,7 +2,8 @@
 
 
 def config_section_data():
-    """The [fn_twilio_send_sms] section: required keys first, each optional key commented with its default."""
+    """The [fn_twilio_send_sms] section: required keys first, each optional key commented with its default;
+    then a commented example of a labelled section [fn_twilio_send_sms:<label>]."""
     return """[fn_twilio_send_sms]
 # Twilio account SID (AC followed by 32 hexadecimal characters), from the Twilio console
 twilio_account_sid=ACxxxxxxxx
@@ -35,13 +36,30 @@ twilio_src_address=
 #http_proxy=
 # where the Twilio API lives (change only for a local Twilio emulator)
 #twilio_base_url=https://api.twilio.com
-# words that acknowledge a page when a reply starts with one (separated by commas); the first one
-# is the word a page asks for. Twilio's own keywords (STOP, START, YES, HELP, ...) are refused.
+# words that acknowledge a page when a reply starts with one, or has one followed by the page's code
+# (separated by commas); the first one is the word a page asks for. Twilio's own keywords (STOP,
+# START, YES, HELP, ...) are refused.
 #ack_keywords=ACK, ACKNOWLEDGE, ACKNOWLEDGED, OK
-# words that decline a page when a reply starts with one (separated by commas)
+# words that decline a page when a reply is only one of them, with or without the code (separated by commas)
 #decline_keywords=NO, DECLINE
+# the number a page's voice: entries are called from: a voice-capable number of the account
+# (default: twilio_src_address; a Messaging Service or an alphanumeric sender ID cannot call)
+#voice_sender=
+# a Studio Flow (FW...) of the account to run page calls with, instead of the one the app creates
+#studio_flow_sid=
 # storms: at most this many texts from the sender to one number in any person_window; texts beyond
 # it are held and sent together as one digest when the window allows (person_window: 5s to 1h)
 #max_texts_per_person=10
 #person_window=60s
+#
+# --- more Twilio accounts or senders (optional): labelled sections ---
+# A section [fn_twilio_send_sms:<label>] is a whole configuration of its own (account, credentials,
+# sender and any optional key above); a function uses it when its twilio_label input is <label>, and
+# the section above when twilio_label is empty. A label is 1 to 64 letters, digits, '_', '-' or '.'.
+# Sections with the same account and sender must give the same poll_interval, timeout, proxies,
+# verify, ack_keywords and decline_keywords. Remove the leading '#' to use this example:
+#[fn_twilio_send_sms:eu]
+#twilio_account_sid=ACxxxxxxxx
+#twilio_auth_token=$TWILIO_AUTH_TOKEN_EU
+#twilio_src_address=+353861234567
 """

@@ -13,7 +13,10 @@ Contents:
       example_twilio_page_on_call, twilio_update_delivery_status
     - Rules: Example: Send Twilio SMS, Example: Twilio Receive Messages, Twilio: Get Responses,
       Example: Twilio Page On-Call, Twilio: Update Delivery Status
+    - Playbooks: example_twilio_page_on_call_pb, example_twilio_receive_messages_pb,
+      example_twilio_send_sms_pb, twilio_get_responses_pb, twilio_update_delivery_status_pb
     - Datatable: twilio_sms_log ("SMS Activity Log")
+    - IBM SOAR platform version: 51.0.0.0.9339
 """
 import base64
 from importlib import resources
@@ -42,7 +45,9 @@ def codegen_reload_data():
         "datatables": ["twilio_sms_log"],
         "automatic_tasks": [],
         "scripts": [],
-        "playbooks": [],
+        "playbooks": ["example_twilio_page_on_call_pb", "example_twilio_receive_messages_pb",
+                      "example_twilio_send_sms_pb", "twilio_get_responses_pb",
+                      "twilio_update_delivery_status_pb"],
     }
 
 

@@ -1,13 +1,12 @@
 """``python -m sandbox.soar``: serve a local SOAR (and Twilio emulator) until interrupted;
 ``python -m sandbox.soar demo``: send an SMS from a rule, answer it, collect the reply, and page
-on-call people until one acknowledges."""
+on-call people until one acknowledges (tier 2 is called and presses 1)."""
 import argparse
 import html
 import re
 import signal
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 
 from .sandbox import Sandbox
@@ -152,33 +151,24 @@ def _demo(sandbox, number):
     print("   result: success={}, {} repl{}".format(
         got.results.get("success"), len(got.results.get("content") or []),
         "y" if len(got.results.get("content") or []) == 1 else "ies"), flush=True)
-    _step(5, f"rule 'Example: Twilio Page On-Call': tier 1 {number}, tier 2 {DEMO_OTHER}, "
-             f"escalate after {DEMO_ESCALATE}; {DEMO_OTHER} answers 'ACK 2095' once paged")
-    _answer_when_paged(sandbox.twilio, DEMO_OTHER, "ACK 2095")
+    _step(5, f"rule 'Example: Twilio Page On-Call': tier 1 {number} (a text), tier 2 voice:{DEMO_OTHER} "
+             f"(a call), escalate after {DEMO_ESCALATE}; {DEMO_OTHER} answers the call and presses 1")
+    sandbox.twilio.script_calls(DEMO_OTHER, "answer", press="1")
     paged = soar.fire_rule("Example: Twilio Page On-Call", incident_id=2095, properties={
-        "twilio_page_tiers": f"{number}; {DEMO_OTHER}", "twilio_escalate_after": DEMO_ESCALATE})
+        "twilio_page_tiers": f"{number}; voice:{DEMO_OTHER}", "twilio_escalate_after": DEMO_ESCALATE})
     if paged.error:
         return _failed(paged.error)
     for status in paged.call.statuses:
         print(f"   action status: {status}", flush=True)
-    print("   result: success={}, acknowledged by {} in tier {}".format(
-        paged.results.get("success"), (paged.results.get("content") or {}).get("acknowledged_by"),
-        (paged.results.get("content") or {}).get("tier")), flush=True)
+    content = paged.results.get("content") or {}
+    by_voice = any(e.get("event") == "acknowledged" and e.get("channel") == "voice"
+                   for e in content.get("timeline") or [])
+    print("   result: success={}, acknowledged by {} in tier {}{}".format(
+        paged.results.get("success"), content.get("acknowledged_by"), content.get("tier"),
+        " by pressing 1 on the call" if by_voice else ""), flush=True)
     _step(6, "what SOAR now shows on incident 2095")
     _print_log(sandbox)
     return 0
-
-
-def _answer_when_paged(twilio, number, text, timeout=30.0):
-    """Reply ``text`` from ``number`` once a new text (the page) reached it, as the person would."""
-    already = len(twilio.outbound_messages(to=number))
-
-    def answer():
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(twilio.outbound_messages(to=number)) <= already:
-            time.sleep(0.1)
-        twilio.inject_inbound(from_=number, body=text)
-    threading.Thread(target=answer, daemon=True).start()
 
 
 def _print_log(sandbox):

@@ -492,8 +492,9 @@ class SoarDriver:
 
         run = PlaybookRun(rule=playbook["name"], incident_id=int(incident_id),
                           display_name=playbook.get("display_name"), form=dict(inputs or {}),
-                          playbook_instance_id=self.rest.add_playbook_instance() if self.rest is not None
-                          else next(self._ids), **self._row_identity(object_type, row))
+                          playbook_instance_id=self.rest.add_playbook_instance(
+                              incident_id=int(incident_id), playbook_name=playbook.get("display_name")),
+                          **self._row_identity(object_type, row))
         script_kw = dict(incident=incident, datatables=self._datatable_types(index), context="playbook",
                          playbook_inputs=run.form)
         if row_cells is not None:
@@ -514,6 +515,10 @@ class SoarDriver:
                 run.calls.append(call)
                 call.wait(max(deadline - time.monotonic(), 0.1))
                 if call.error is not None:
+                    self.rest.end_playbook_instance(
+                        run.playbook_instance_id, "error",
+                        "The playbook was terminated by the system due to a function error. This error "
+                        f"occurs in playbook '{run.display_name}'.\nERROR:\n\n{call.error}")
                     return run
                 run.results_by_name[task.result_name] = call.results
             else:
@@ -522,6 +527,7 @@ class SoarDriver:
                 run.post = post
                 run.properties = post.playbook_properties
                 self._keep(run, post)
+        self.rest.end_playbook_instance(run.playbook_instance_id, "completed")
         return run
 
     @staticmethod

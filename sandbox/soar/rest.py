@@ -17,12 +17,16 @@ GET/POST /orgs/{org}/incidents/{id}/comments                  notes
 GET  /orgs/{org}/incidents/{id}/table_data/{table}            datatable rows
 POST /orgs/{org}/incidents/{id}/table_data/{table}/row_data   add a row
 PUT  /orgs/{org}/incidents/{id}/table_data/{table}/row_data/{row}  update a row's cells in place
-GET  /orgs/{org}/workflow_instances/{id}                      running / terminated
-GET  /orgs/{org}/playbooks/instances/{id}                     a playbook run: running / terminated
+GET  /orgs/{org}/workflow_instances/{id}                      running / terminated / completed
+POST /orgs/{org}/playbooks/execution/query_paged              playbook runs: running / canceled / error /
+                                                              completed (filters on id, incident_id)
 POST /orgs/{org}/configurations/imports                       checked import, PENDING
 GET/PUT /orgs/{org}/configurations/imports/{id}               ACCEPTED applies it
 GET/POST /orgs/{org}/message_destinations, GET/PUT .../{id}    message destinations
 ===========================================================  ===========================================
+
+Status reads (the two routes above) answer as SOAR does, and can be told to refuse: see
+:meth:`SoarRestEmulator.refuse_status_reads`.
 """
 import base64
 import copy
@@ -65,6 +69,17 @@ class RequestRecord:
 
     def __str__(self):
         return f"{self.method} {self.path} -> {self.status}"
+
+
+class RawAnswer:
+    """A response body that is not JSON (what a proxy or a broken server may send)."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+#: what ``refuse_status_reads`` accepts besides an HTTP status
+GARBAGE, NO_STATUS, SLOW = "garbage", "no_status", "slow"
 
 
 class HttpError(Exception):
@@ -134,9 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
             LOG.exception("emulator failure on %s %s", self.command, path)
             status, payload = 500, {"message": f"emulator failure: {exc}"}
         emulator._record(RequestRecord(self.command, path, query, status, body))
-        data = json.dumps(payload).encode("utf-8")
+        raw_answer = isinstance(payload, RawAnswer)
+        data = payload.text.encode("utf-8") if raw_answer else json.dumps(payload).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if raw_answer else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in extra_headers.items():
             self.send_header(key, value)
@@ -169,7 +185,9 @@ class SoarRestEmulator:
         self.user_id = user_id
         self.email = email
         self.password = password
-        self.server_version = {"major": 51, "minor": 0, "build_number": 0, "version": "51.0.0.0"}
+        # as SOAR 51 writes it (v.r.m.f.build_number; major/minor 0, kept for older readers)
+        self.server_version = {"major": 0, "minor": 0, "build_number": 9339, "version": "51.0.0.0.9339",
+                               "v": 51, "r": 0, "m": 0, "f": 0}
 
         self._lock = threading.RLock()
         self._ids = itertools.count(1000)
@@ -185,7 +203,8 @@ class SoarRestEmulator:
         self.exports = []                  # accepted exports, in order
         self.incidents = {}                # id -> incident dict (with "_notes", "_tables")
         self.workflow_instances = {}       # id -> instance dict
-        self.playbook_instances = {}       # id -> playbook instance dict
+        self.playbook_instances = {}       # id -> playbook run record (as query_paged lists it)
+        self._refusals = {}                # instance id or None (all) -> [answers to status reads]
         self._sessions = {}                # csrf token -> JSESSIONID
         self.fail_routes = {}              # (METHOD, regex) -> (status, message): injected failures
 
@@ -355,21 +374,86 @@ class SoarRestEmulator:
                 inst = self.workflow_instances[self.add_workflow_instance(instance_id)]
             inst.update(status="terminated", end_date=now_ms(), terminate_reason=reason)
 
-    def add_playbook_instance(self, instance_id=None, status="running"):
-        """A running playbook instance (what a call from a playbook names in ``playbook_instance``)."""
+    def add_playbook_instance(self, instance_id=None, status="running", *, incident_id=None,
+                              playbook_name="Sandbox playbook"):
+        """A running playbook run (what a call from a playbook names in ``playbook_instance``), shaped
+        like the records SOAR's ``playbooks/execution/query_paged`` lists (IBM's fn_playbook_utils shows
+        them: ``id``, ``playbook``, ``status``, ``incident_id``, ``object``, ``detail_msg``...)."""
         with self._lock:
             instance_id = int(instance_id) if instance_id is not None else next(self._ids)
+            started = now_ms()
             self.playbook_instances[instance_id] = {
-                "id": instance_id, "playbook_instance_id": instance_id, "status": status,
-                "start_date": now_ms(), "end_date": None, "terminate_reason": None}
+                "id": instance_id,
+                "playbook": {"id": 186, "display_name": playbook_name, "activation_type": "manual",
+                             "description": None, "is_deleted": False, "type": "default", "version": 1},
+                "start_time": started, "last_activity_time": started, "elapsed_time": 0, "status": status,
+                "object": {"parent": None, "object_id": incident_id, "object_name": None, "type_id": 0,
+                           "type_name": "incident"},
+                "object_is_deleted": False, "incident_id": incident_id, "detail_msg": None}
             return instance_id
 
-    def terminate_playbook_instance(self, instance_id, reason="Terminated by the test"):
+    def end_playbook_instance(self, instance_id, status="canceled", detail=None):
+        """End a playbook run: ``canceled`` (an analyst cancelled it, ``detail`` the reason given),
+        ``error`` (a function failed) or ``completed``."""
         with self._lock:
-            inst = self.playbook_instances.get(int(instance_id))
-            if inst is None:
-                inst = self.playbook_instances[self.add_playbook_instance(instance_id)]
-            inst.update(status="terminated", end_date=now_ms(), terminate_reason=reason)
+            run = self.playbook_instances.get(int(instance_id))
+            if run is None:
+                run = self.playbook_instances[self.add_playbook_instance(instance_id)]
+            ended = now_ms()
+            run.update(status=status, detail_msg=detail, last_activity_time=ended,
+                       elapsed_time=ended - run["start_time"])
+
+    def cancel_playbook_instance(self, instance_id, reason="Canceled by the test"):
+        """An analyst cancels the playbook run, giving ``reason``."""
+        self.end_playbook_instance(instance_id, "canceled", reason)
+
+    def refuse_status_reads(self, *answers, instance=None):
+        """Make the next status reads of ``instance`` (a workflow instance or playbook run id; None: any)
+        get ``answers`` in turn, the last one for every read after them. An answer is an HTTP status
+        (401, 403, 404, 500...: SOAR's error JSON), ``"garbage"`` (200 with a body that is not JSON),
+        ``"no_status"`` (200 with JSON that holds no status), ``("slow", seconds)`` (the true answer,
+        that late) or None (the true answer). No answers: status reads are answered truly again."""
+        with self._lock:
+            if answers:
+                self._refusals[instance] = list(answers)
+            else:
+                self._refusals.pop(instance, None)
+
+    def status_reads(self, kind=None):
+        """The status reads answered so far, oldest first: ``(kind, instance id, status, time)`` with
+        ``kind`` ``workflow`` or ``playbook``."""
+        found = []
+        for r in self.request_log():
+            m = re.search(r"/workflow_instances/(\d+)$", r.path)
+            if m and r.method == "GET":
+                found.append(("workflow", int(m.group(1)), r.status, r.time))
+            elif r.method == "POST" and r.path.endswith("/playbooks/execution/query_paged"):
+                found.append(("playbook", _queried_id(r.body), r.status, r.time))
+        return [f for f in found if kind is None or f[0] == kind]
+
+    def _refusal(self, instance_id):
+        """The answer a status read of ``instance_id`` gets now, or None for the true one."""
+        with self._lock:
+            key = instance_id if instance_id in self._refusals else None
+            answers = self._refusals.get(key)
+            if not answers:
+                return None
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    def _status_read(self, instance_id, answer_truly):
+        """Answer one status read, or refuse it as told."""
+        refusal = self._refusal(instance_id)
+        if isinstance(refusal, tuple) and refusal[0] == SLOW:
+            time.sleep(refusal[1])
+            refusal = None
+        if refusal is None:
+            with self._lock:
+                return answer_truly()
+        if refusal == GARBAGE:
+            return 200, RawAnswer("<html><body>502 Bad Gateway</body></html>"), {}
+        if refusal == NO_STATUS:
+            return 200, {"id": instance_id}, {}
+        raise HttpError(int(refusal), f"status read refused by the sandbox ({refusal})")
 
     def complete_workflow_instance(self, instance_id):
         with self._lock:
@@ -570,8 +654,38 @@ class SoarRestEmulator:
         if int(match.group(1)) != self.org_id:
             raise HttpError(403, f"Not a member of organisation {match.group(1)}")
         rel = match.group(2) or ""
+        m = re.match(r"^/workflow_instances/(\d+)$", rel)
+        if m and method == "GET":
+            return self._status_read(int(m.group(1)), lambda: self._workflow_instance(int(m.group(1))))
+        if rel == "/playbooks/execution/query_paged" and method == "POST":
+            wanted = _queried_id(body)
+            return self._status_read(wanted, lambda: self._playbook_runs(body))
         with self._lock:
             return self._route_org(method, rel, query, body)
+
+    def _workflow_instance(self, instance_id):
+        inst = self.workflow_instances.get(instance_id)
+        if inst is None:
+            raise HttpError(404, f"Workflow instance {instance_id} not found")
+        return 200, dict(inst), {}
+
+    def _playbook_runs(self, body):
+        """query_paged over the playbook runs: conditions on ``id`` / ``incident_id`` with ``equals``,
+        ``gte``, ``lte`` (what IBM's apps send), ``start`` / ``length`` paging."""
+        conditions = [c for f in (body or {}).get("filters") or [] for c in (f or {}).get("conditions") or []]
+        runs = sorted(self.playbook_instances.values(), key=lambda r: r["id"])
+        for cond in conditions:
+            test = _CONDITIONS.get(cond.get("method"))
+            field_name = cond.get("field_name")
+            if test is None or field_name not in ("id", "incident_id"):
+                raise HttpError(400, f"unsupported condition {cond!r}")
+            runs = [r for r in runs
+                    if r.get(field_name) is not None and test(r[field_name], cond.get("value"))]
+        start = int((body or {}).get("start") or 0)
+        length = (body or {}).get("length")
+        shown = runs[start:start + int(length)] if length is not None else runs[start:]
+        return 200, {"recordsTotal": len(self.playbook_instances), "recordsFiltered": len(runs),
+                     "data": copy.deepcopy(shown)}, {}
 
     def _route_org(self, method, rel, query, body):
         names = query.get("handle_format") == "names"
@@ -642,19 +756,6 @@ class SoarRestEmulator:
             row = self.update_row(m.group(1), m.group(2), m.group(3), cells)
             return 200, {"id": row["id"], "cells": {k: {"value": v} for k, v in row.items() if k != "id"}}, {}
 
-        m = re.match(r"^/workflow_instances/(\d+)$", rel)
-        if m and method == "GET":
-            inst = self.workflow_instances.get(int(m.group(1)))
-            if inst is None:
-                raise HttpError(404, f"Workflow instance {m.group(1)} not found")
-            return 200, dict(inst), {}
-        m = re.match(r"^/playbooks/instances/(\d+)$", rel)
-        if m and method == "GET":
-            inst = self.playbook_instances.get(int(m.group(1)))
-            if inst is None:
-                raise HttpError(404, f"Playbook instance {m.group(1)} not found")
-            return 200, dict(inst), {}
-
         if rel == "/configurations/imports" and method == "POST":
             return 200, self._create_import(body), {}
         m = re.match(r"^/configurations/imports/(\d+)$", rel)
@@ -717,3 +818,19 @@ class SoarRestEmulator:
         if status == "ACCEPTED":
             self.apply_export(imp["export"], check=False)
         return self._import_view(import_id)
+
+
+_CONDITIONS = {"equals": lambda have, want: have == want or [have] == want,
+               "gte": lambda have, want: have >= want, "lte": lambda have, want: have <= want}
+
+
+def _queried_id(body):
+    """The run id a playbook query_paged body asks for (``id`` equals), or None."""
+    for f in (body or {}).get("filters") or [] if isinstance(body, dict) else []:
+        for cond in (f or {}).get("conditions") or []:
+            if cond.get("field_name") == "id" and cond.get("method") == "equals":
+                try:
+                    return int(cond.get("value"))
+                except (TypeError, ValueError):
+                    return None
+    return None

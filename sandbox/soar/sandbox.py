@@ -32,6 +32,10 @@ def _twilio_emulator_module():
     return twilio_emulator
 
 
+def _section_text(name, settings):
+    return f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items() if v is not None)
+
+
 class Sandbox:
     """Certificates, the SOAR REST emulator, the STOMP broker, a Twilio emulator and an app.config.
 
@@ -42,12 +46,16 @@ class Sandbox:
     ``app_settings``: extra ``key: value`` lines for the default section (e.g. poll_interval).
     ``broker``: ``"builtin"`` (the Python broker with its test controls) or ``"activemq"`` (Debian's
     ActiveMQ, for fidelity checks; only ``port``, ``inject`` and ``log_text`` then).
+    ``labels``: labelled sections [fn_twilio_send_sms:<label>] added to the default app.config, as
+    ``{label: {key: value}}`` (None removes a key). A label whose entry has ``account`` = (account SID,
+    auth token, number) gets a Twilio emulator of its own for that account (``twilio_for(label)``);
+    the others are sections for the sandbox's Twilio emulator, with their own settings.
     """
 
     def __init__(self, workdir=None, *, preload=None, extra_functions=(), twilio=True, loglevel="INFO",
                  app_section=None, app_settings=None, num_workers=5, org_id=201, org_name="Test Organization",
                  rest_port=0, stomp_port=0, broker_heartbeat_ms=0, keep_workdir=None, check_preload=True,
-                 broker="builtin"):
+                 broker="builtin", labels=None):
         if broker not in ("builtin", "activemq"):
             raise ValueError(f"broker must be 'builtin' or 'activemq', not {broker!r}")
         self.broker_kind = broker
@@ -60,6 +68,8 @@ class Sandbox:
         self.loglevel = loglevel
         self.custom_app_section = app_section
         self.app_settings = dict(app_settings or {})
+        self.labels = {label: dict(values) for label, values in (labels or {}).items()}
+        self.label_twilio = {}          # label -> the Twilio emulator of a label with an account of its own
         self.num_workers = num_workers
         self.org_id = org_id
         self.org_name = org_name
@@ -98,6 +108,12 @@ class Sandbox:
             module = _twilio_emulator_module() if self.want_twilio else None
             if module is not None:
                 self.twilio = module.TwilioEmulator().start()
+                for label, values in self.labels.items():
+                    if "account" in values:
+                        account_sid, auth_token, number = values["account"]
+                        self.label_twilio[label] = module.TwilioEmulator(
+                            account_sid=account_sid, auth_token=auth_token, numbers=(number,), api_keys={},
+                            messaging_services={}).start()
             self.app = self.launcher("app")
         except BaseException:
             self.stop()
@@ -114,7 +130,7 @@ class Sandbox:
             except Exception:  # noqa: BLE001 - keep cleaning up
                 LOG.exception("stopping resilient-circuits failed")
         self._launchers.clear()
-        for part in (self.broker, self.rest, self.twilio):
+        for part in (self.broker, self.rest, self.twilio, *self.label_twilio.values()):
             if part is not None:
                 try:
                     part.stop()
@@ -130,9 +146,10 @@ class Sandbox:
         self.stop()
 
     # ------------------------------------------------------------------ the app
-    def app_section(self, **overrides):
-        """The [fn_twilio_send_sms] section for the Twilio emulator (or the custom one given)."""
-        if self.custom_app_section is not None and not overrides:
+    def app_section(self, labels=None, **overrides):
+        """The [fn_twilio_send_sms] section for the Twilio emulator (or the custom one given), then the
+        sandbox's labelled sections; ``labels`` ({label: {key: value}}) changes those for this text."""
+        if self.custom_app_section is not None and not overrides and not labels:
             return self.custom_app_section
         settings = {}
         if self.twilio is not None:
@@ -141,8 +158,23 @@ class Sandbox:
                         "twilio_src_address": module.SENDER, "twilio_base_url": self.twilio.base_url}
         settings.update(self.app_settings)
         settings.update(overrides)
-        return "[fn_twilio_send_sms]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()
-                                                   if v is not None)
+        text = _section_text("fn_twilio_send_sms", settings)
+        for label, values in self.labels.items():
+            labelled = dict(settings)
+            values = {**values, **((labels or {}).get(label) or {})}
+            emulator = self.label_twilio.get(label)
+            if emulator is not None:
+                account_sid, auth_token, number = values["account"]
+                labelled.update(twilio_account_sid=account_sid, twilio_auth_token=auth_token,
+                                twilio_src_address=number, twilio_base_url=emulator.base_url)
+            labelled.update({k: v for k, v in values.items() if k != "account"})
+            text += "\n" + _section_text(f"fn_twilio_send_sms:{label}", labelled)
+        return text
+
+    def twilio_for(self, label=None):
+        """The Twilio emulator behind ``label`` (the sandbox's own for the unlabelled section and for
+        labels without an account of their own)."""
+        return self.label_twilio.get(label, self.twilio)
 
     def launcher(self, name="app", *, app_section=None, loglevel=None, extra_resilient=None, env=None,
                  api_key_secret=API_KEY_SECRET, cafile=None):
@@ -193,4 +225,6 @@ class Sandbox:
         ]
         if self.twilio is not None:
             lines.append(f"Twilio       {self.twilio.base_url}")
+        for label, emulator in self.label_twilio.items():
+            lines.append(f"Twilio ({label}) {emulator.base_url} (account {emulator.account_sid})")
         return "\n".join(lines)

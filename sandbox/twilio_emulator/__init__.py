@@ -51,6 +51,18 @@ What it implements (twilio-api.md §8):
   ``RemoteEmulator`` — and a CLI: ``python -m sandbox.twilio_emulator --port 8899`` prints the base
   URL on one line and serves until SIGTERM/SIGINT.
 
+Voice (``voice.py``): ``POST/GET …/Calls.json`` (``Twiml`` or ``Url``, ``MachineDetection``; ``To``,
+``From``, ``Status`` filters, paging as for messages), ``GET/POST/DELETE …/Calls/{Sid}.json``; Studio v2 on
+the same port: ``/v2/Flows`` (create, list, fetch, update with a new revision, delete),
+``/v2/Flows/{FW}/Executions`` (create with ``To``, ``From``, ``Parameters``; list with ``status``,
+``DateCreatedFrom``, ``DateCreatedTo``; fetch; ``Status=ended``; delete), ``…/Executions/{FN}/Context``
+and ``…/Steps``. The emulator runs a flow's widgets: an execution places a call, follows the called
+number's script and ends with a context like Twilio's. ``emu.script_calls(number, "answer", press="1")``
+(or ``"machine"``, ``"fax"``, ``"no-answer"``, ``"busy"``, ``"fail"``; ``ring=``, ``press_after=``
+seconds) tells a number what to do when called; ``emu.calls``, ``emu.flows``, ``emu.executions`` (with
+``context`` and ``said``) show what happened; ``emu.set_voice_capable(number, False)`` takes a number's
+voice capability away.
+
 ``emu.messages`` is a property: a list of copies of every message dict, oldest created first.
 Dates: a message's ``date_sent`` stays null until it reaches ``sent`` (a ``failed`` message never
 gets one); the list sorts on ``date_sent``, falling back to ``date_created`` for messages not yet
@@ -60,9 +72,10 @@ from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAG
                     DeliveryOutcome, DeliverySchedule, PairRateLimit, TwilioError, segment_count)
 from .remote import RemoteEmulator
 from .server import FAULT_KINDS, Fault, RequestRecord, TwilioEmulator
+from .voice import CALL_ACTIONS, CallScript
 
 __all__ = [
     "ACCOUNT_SID", "AUTH_TOKEN", "API_KEY_SID", "API_KEY_SECRET", "SENDER", "MESSAGING_SERVICE_SID",
     "TwilioEmulator", "RemoteEmulator", "RequestRecord", "Fault", "FAULT_KINDS", "TwilioError",
-    "segment_count", "DeliverySchedule", "DeliveryOutcome", "PairRateLimit",
+    "segment_count", "DeliverySchedule", "DeliveryOutcome", "CallScript", "CALL_ACTIONS", "PairRateLimit",
 ]

@@ -408,6 +408,7 @@ class Store:
             self.geo_disabled: set[str] = set()
             self.landlines: set[str] = set()
             self.pairs: dict[tuple[str, str], _PairState] = {}
+            self.voice_less: set[str] = set()          # numbers whose capabilities.voice is false
 
     def add_number(self, e164: str) -> None:
         with self.lock:
@@ -417,6 +418,18 @@ class Store:
     def opt_out(self, sender: str, recipient: str) -> None:
         with self.lock:
             self.opt_outs.add((sender, recipient))
+
+    def set_voice_capable(self, number: str, voice: bool) -> None:
+        with self.lock:
+            if voice:
+                self.voice_less.discard(number)
+            else:
+                self.voice_less.add(number)
+
+    def can_call_from(self, number: str) -> bool:
+        """A number of the account whose capabilities include voice."""
+        with self.lock:
+            return number in self.numbers and number not in self.voice_less
 
     def opt_out_scope(self, number: str) -> set[str]:
         """The senders an opt-out from ``number`` covers: the number, and every number of a
@@ -514,7 +527,7 @@ class Store:
         return {
             "account_sid": self.account_sid, "address_sid": None, "address_requirements": "none",
             "api_version": API_VERSION, "beta": False,
-            "capabilities": {"fax": False, "voice": True, "sms": True, "mms": True},
+            "capabilities": {"fax": False, "voice": e164 not in self.voice_less, "sms": True, "mms": True},
             "date_created": rfc2822(self.created), "date_updated": rfc2822(self.created),
             "friendly_name": e164, "identity_sid": None, "phone_number": e164, "origin": "twilio",
             "sid": sid, "sms_application_sid": None, "sms_fallback_method": "POST", "sms_fallback_url": "",

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from .model import DeliveryOutcome, DeliverySchedule, PairRateLimit
+from .voice import CallScript
 
 
 class RemoteEmulator:
@@ -160,3 +161,47 @@ class RemoteEmulator:
 
     def add_landline(self, e164: str) -> None:
         self._call("POST", "landlines", {"number": e164})
+
+    # --- voice: calls and Studio -----------------------------------------------------------
+
+    def script_calls(self, number: str, action: str = "answer", *, press: str | None = None,
+                     ring: float = 0.2, press_after: float = 0.2, queue: float = 0.0) -> None:
+        """What ``number`` does when called (see ``TwilioEmulator.script_calls``)."""
+        self._call("POST", "calls/scripts", {"number": number, "action": action, "press": press, "ring": ring,
+                                             "press_after": press_after, "queue": queue})
+
+    def clear_call_scripts(self) -> None:
+        self._call("DELETE", "calls/scripts")
+
+    @property
+    def call_scripts(self) -> dict:
+        scripts = self._call("GET", "calls/scripts")["scripts"]
+        return {n: CallScript(**s) for n, s in scripts.items()}
+
+    @property
+    def calls(self) -> list:
+        return self._call("GET", "calls")["calls"]
+
+    def find_calls(self, *, to: str | None = None, from_: str | None = None) -> list:
+        query = urllib.parse.urlencode({k: v for k, v in (("to", to), ("from", from_)) if v is not None})
+        return self._call("GET", "calls" + ("?" + query if query else ""))["calls"]
+
+    def call(self, sid: str) -> dict:
+        """One call; KeyError when unknown."""
+        try:
+            return self._call("GET", "calls/" + urllib.parse.quote(sid, safe=""))
+        except RuntimeError as exc:
+            if "HTTP 404" in str(exc):
+                raise KeyError(sid) from None
+            raise
+
+    @property
+    def flows(self) -> list:
+        return self._call("GET", "flows")["flows"]
+
+    @property
+    def executions(self) -> list:
+        return self._call("GET", "executions")["executions"]
+
+    def set_voice_capable(self, number: str, voice: bool) -> None:
+        self._call("POST", "numbers/voice", {"number": number, "voice": voice})

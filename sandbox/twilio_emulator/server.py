@@ -17,12 +17,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .._http import TrackingHTTPServer
 from . import model
+from . import voice as voice_model
 from .model import (ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, MESSAGING_SERVICE_SID,
                     SENDER, DateFilter, DeliveryOutcome, DeliverySchedule, PairRateLimit, Store, TwilioError,
                     error_body, new_sid, parse_filter_date)
+from .voice import STUDIO_HOST, CallScript, VoiceStore, script_from_dict
 
 TWILIOS_PAIR_LIMIT = PairRateLimit()     # 30 texts in 30 s, then 30 s of 14107 (Twilio's figures)
-FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop")
+FAULT_KINDS = ("status", "html", "garbage", "empty", "delay", "drop", "commit_then_drop",
+               "commit_then_status")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -248,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._respond(record, status, text.encode(), "text/html; charset=utf-8", headers)
                 return
             elif fault.kind == "garbage":
-                creating = self.command == "POST" and path.endswith("/Messages.json")
+                creating = self.command == "POST" and path.endswith(_CREATE_PATHS)
                 status = fault.status or (201 if creating else 200)
                 self._respond(record, status, b"<<<not json>>> \x00\xff", JSON_TYPE, headers)
                 return
@@ -268,6 +271,13 @@ class _Handler(BaseHTTPRequestHandler):
             record.response_body = body
             record.finished = time.monotonic()
             self._drop()
+            return
+        if fault is not None and fault.kind == "commit_then_status":   # made it, then answered an error
+            status = fault.status or 500
+            code = fault.code or model.HTTP_DEFAULT_CODES.get(status, status)
+            message = model.CODE_MESSAGES.get(code) or model.HTTP_MESSAGES.get(status, "Error")
+            self._respond(record, status, json.dumps(error_body(status, code, message)).encode(), JSON_TYPE,
+                          headers)
             return
         self._respond(record, status, body, JSON_TYPE if status != 204 else None, headers)
 
@@ -328,6 +338,11 @@ def _parse_dt(value) -> datetime | None:
 
 
 _ACCOUNT_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+?)(?P<rest>\.json|/.*)$")
+# Studio v2 (studio.twilio.com): Flows, their Executions, an Execution's Context and Steps
+_STUDIO_PATH = re.compile(r"^/v2/Flows(?:/(?P<flow>[^/]+)(?:/Executions(?:/(?P<execution>[^/]+)"
+                          r"(?:/(?P<sub>Context|Steps)(?:/(?P<step>[^/]+))?)?)?|/(?P<other>[^/]+))?)?$")
+# the creates whose success answer is 201 (a "garbage" fault on them answers 201 too)
+_CREATE_PATHS = ("/Messages.json", "/Calls.json", "/Executions", "/v2/Flows")
 # Messaging API (messaging.twilio.com): fetch a Messaging Service, as the app's selftest does
 _SERVICE_PATH = re.compile(r"^/v1/Services/(?P<sid>[^/]+)$")
 
@@ -349,6 +364,7 @@ class TwilioEmulator:
         self.store = Store(account_sid=account_sid, auth_token=auth_token, api_keys=dict(api_keys),
                            numbers=list(numbers), messaging_services=dict(messaging_services),
                            clock=clock or model.now_utc, schedule=delivery_schedule, pair_limit=pair_limit)
+        self.voice = VoiceStore(self.store)
         self.latency = float(latency)
         self.host, self.port = host, port
         self._lock = threading.Lock()
@@ -402,13 +418,15 @@ class TwilioEmulator:
         self.stop()
 
     def reset(self) -> None:
-        """Back to the constructor's state: no messages, faults, requests, opt-outs, delivery
-        outcomes, geo blocks or landlines, no pair counted by the 14107 guard; numbers, latency,
-        delivery schedule and pair limit as given to the constructor."""
+        """Back to the constructor's state: no messages, calls, flows, executions, call scripts, faults,
+        requests, opt-outs, delivery outcomes, geo blocks, landlines or voice-less numbers, no pair
+        counted by the 14107 guard; numbers, latency, delivery schedule and pair limit as given to the
+        constructor."""
         with self._lock:
             self._faults.clear()
             self._requests.clear()
         self.store.reset()
+        self.voice.reset()
         with self.store.lock:
             numbers, latency, schedule, pair_limit = self._initial
             self.store.schedule = schedule
@@ -541,6 +559,59 @@ class TwilioEmulator:
     def add_landline(self, e164: str) -> None:
         self.store.add_landline(e164)
 
+    # --- voice: calls and Studio ---------------------------------------------------------
+
+    def script_calls(self, number: str, action: str = "answer", *, press: str | None = None,
+                     ring: float = 0.2, press_after: float = 0.2, queue: float = 0.0) -> None:
+        """What ``number`` does when called from now on: ``action`` is ``answer`` (a person; ``press``
+        the keys pressed ``press_after`` s after the prompt starts, None for none), ``machine``,
+        ``fax``, ``no-answer``, ``busy`` or ``fail``; ``ring`` s of ringing first (after ``queue`` s
+        queued). The default for every number: answer, press nothing. ValueError for a bad script."""
+        self.voice.script_calls(number, CallScript(action, press, ring, press_after, queue))
+
+    def clear_call_scripts(self) -> None:
+        """Every number back to the default script (answer, press nothing)."""
+        with self.store.lock:
+            self.voice.scripts.clear()
+
+    @property
+    def call_scripts(self) -> dict[str, CallScript]:
+        """The scripts set, by number."""
+        with self.store.lock:
+            return dict(self.voice.scripts)
+
+    @property
+    def calls(self) -> list[dict]:
+        """Copies of every call (JSON shape, as it stands now), oldest first."""
+        return self.voice.all_calls()
+
+    def find_calls(self, *, to: str | None = None, from_: str | None = None) -> list[dict]:
+        return [c for c in self.calls
+                if (to is None or c["to"] == to) and (from_ is None or c["from"] == from_)]
+
+    def call(self, sid: str) -> dict:
+        """A copy of one call; KeyError when unknown."""
+        try:
+            return self.voice.get_call(sid)
+        except TwilioError:
+            raise KeyError(sid) from None
+
+    @property
+    def flows(self) -> list[dict]:
+        """Copies of every Studio Flow (with its definition)."""
+        return self.voice.all_flows()
+
+    @property
+    def executions(self) -> list[dict]:
+        """Every Studio Execution as it stands now, oldest first: its JSON plus ``context``, ``said``
+        (what its call said, rendered) and ``call_sid``."""
+        return self.voice.all_executions()
+
+    def set_voice_capable(self, number: str, voice: bool) -> None:
+        """Whether ``number`` (of the account) can place calls, as IncomingPhoneNumbers reports it
+        (``capabilities.voice``; True by default). A call from a voice-less number fails with 21210."""
+        self.store.set_voice_capable(number, voice)
+
     # --- faults and the request log -----------------------------------------------------
 
     def inject_fault(self, kind: str, *, method: str | None = "POST",
@@ -632,6 +703,10 @@ class TwilioEmulator:
         return TwilioError(404, 20404, f"The requested resource {path} was not found")
 
     def _handle_api(self, method: str, path: str, qs: str, form: dict, record: RequestRecord):
+        studio = _STUDIO_PATH.match(path)
+        if studio:
+            self._authenticate(self.store.account_sid, record)
+            return self._studio(method, path, studio, parse_qs(qs, keep_blank_values=True), form)
         service = _SERVICE_PATH.match(path)
         if service and method in ("GET", "HEAD"):
             self._authenticate(self.store.account_sid, record)
@@ -651,6 +726,20 @@ class TwilioEmulator:
                 return 201, store.create_message(form)
             if method in ("GET", "HEAD"):
                 return 200, self._list_messages(path, query)
+        elif rest == "/Calls.json":
+            if method == "POST":
+                return 201, self.voice.create_call(form)
+            if method in ("GET", "HEAD"):
+                return 200, self._list_calls(path, query)
+        elif re.fullmatch(r"/Calls/[^/]+\.json", rest):
+            sid = rest[len("/Calls/"):-len(".json")]
+            if method in ("GET", "HEAD"):
+                return 200, self.voice.get_call(sid)
+            if method == "POST":
+                return 200, self.voice.update_call(sid, form)
+            if method == "DELETE":
+                self.voice.delete_call(sid)
+                return 204, None
         elif rest == "/IncomingPhoneNumbers.json":
             if method in ("GET", "HEAD"):
                 return 200, self._list_numbers(path, query)
@@ -722,6 +811,102 @@ class TwilioEmulator:
             raise TwilioError(400, 20001, f"Invalid PageToken: {token!r}") from None
         return self._envelope(path, "messages", records, filters, page_size, page, token, next_token,
                               prev_token)
+
+    def _list_calls(self, path: str, query: dict) -> dict:
+        page_size = _int_param(query, "PageSize", 50, 1, 1000)
+        page = _int_param(query, "Page", 0, 0, None)
+        token = _one(query, "PageToken") or None
+        to, from_ = _one(query, "To") or None, _one(query, "From") or None
+        status = _one(query, "Status") or None
+        if status is not None and status not in voice_model.CALL_STATUSES:
+            raise TwilioError(400, 20001, f"Invalid Status {status!r}")
+        filters = [(k, v) for k, v in (("To", to), ("From", from_), ("Status", status)) if v]
+        try:
+            records, next_token = self.voice.list_calls(to=to, from_=from_, status=status,
+                                                        page_size=page_size, page=page, token=token)
+        except ValueError:
+            raise TwilioError(400, 20001, f"Invalid PageToken: {token!r}") from None
+        return self._envelope(path, "calls", records, filters, page_size, page, token, next_token, None)
+
+    # --- Studio v2 ----------------------------------------------------------------------
+
+    def _studio(self, method: str, path: str, m: re.Match, query: dict, form: dict):
+        flow, execution, sub, step, other = (m.group("flow"), m.group("execution"), m.group("sub"),
+                                             m.group("step"), m.group("other"))
+        voice = self.voice
+        get, post, delete = method in ("GET", "HEAD"), method == "POST", method == "DELETE"
+        if other is not None:   # Revisions, TestUsers, Validate: not emulated
+            raise self._not_found(path)
+        if flow is None:
+            if post:
+                return 201, voice.create_flow(form)
+            if get:
+                return 200, self._studio_list(path, query, "flows", lambda **kw: voice.list_flows(**kw))
+        elif "/Executions" not in path:
+            if get:
+                return 200, voice.get_flow(flow)
+            if post:
+                return 200, voice.update_flow(flow, form)
+            if delete:
+                voice.delete_flow(flow)
+                return 204, None
+        elif execution is None:
+            if post:
+                return 201, voice.create_execution(flow, form)
+            if get:
+                status = _one(query, "status") or _one(query, "Status") or None
+                if status is not None and status not in voice_model.EXECUTION_STATUSES:
+                    raise TwilioError(400, 20001, f"Invalid status {status!r}: use active or ended")
+                dates = {}
+                for name, key in (("DateCreatedFrom", "created_from"), ("DateCreatedTo", "created_to")):
+                    raw = _one(query, name)
+                    if raw:
+                        try:
+                            dates[key] = parse_filter_date(raw)[0]
+                        except (ValueError, TypeError):
+                            raise TwilioError(400, 20001, f"Invalid {name} value: {raw!r}") from None
+                return 200, self._studio_list(path, query, "executions", lambda **kw: voice.list_executions(
+                    flow, status=status, **dates, **kw), extra=[("status", status)] if status else [])
+        elif sub is None:
+            if get:
+                return 200, voice.get_execution(flow, execution)
+            if post:
+                return 200, voice.end_execution(flow, execution, form)
+            if delete:
+                voice.delete_execution(flow, execution)
+                return 204, None
+        elif sub == "Context" and step is None:
+            if get:
+                return 200, voice.get_context(flow, execution)
+        elif sub == "Steps":
+            if get and step is None:
+                return 200, self._studio_list(path, query, "steps",
+                                              lambda **kw: voice.list_steps(flow, execution, **kw))
+            if get:
+                return 200, voice.get_step(flow, execution, step)
+        else:
+            raise self._not_found(path)
+        raise TwilioError(405, 20004, "Method not allowed")
+
+    @staticmethod
+    def _studio_list(path: str, query: dict, key: str, lister, extra=()) -> dict:
+        """A Studio list answer: the records under ``key`` and a ``meta`` block with absolute URLs."""
+        page_size = _int_param(query, "PageSize", 50, 1, 1000)
+        page = _int_param(query, "Page", 0, 0, None)
+        token = _one(query, "PageToken") or None
+        try:
+            records, next_token = lister(page_size=page_size, page=page, token=token)
+        except ValueError:
+            raise TwilioError(400, 20001, f"Invalid PageToken: {token!r}") from None
+
+        def url(p, t=None):
+            params = list(extra) + [("PageSize", page_size), ("Page", p)] + ([("PageToken", t)] if t else [])
+            return f"{STUDIO_HOST}{path}?{urlencode(params)}"
+
+        return {key: records, "meta": {
+            "page": page, "page_size": page_size, "first_page_url": url(0), "previous_page_url":
+            url(page - 1) if page > 0 else None, "url": url(page, token),
+            "next_page_url": url(page + 1, next_token) if next_token else None, "key": key}}
 
     def _list_numbers(self, path: str, query: dict) -> dict:
         page_size = _int_param(query, "PageSize", 50, 1, 1000)
@@ -826,5 +1011,24 @@ class TwilioEmulator:
             return 200, {"disabled": sorted(self.store.geo_disabled)}
         if route == "landlines" and post:
             self.add_landline(p["number"])
+            return 200, {"ok": True}
+        if route == "calls/scripts":
+            if post:
+                number = p.pop("number")
+                self.voice.script_calls(number, script_from_dict(p))
+            elif method == "DELETE":
+                self.clear_call_scripts()
+            if post or get or method == "DELETE":
+                return 200, {"scripts": {n: asdict(s) for n, s in self.call_scripts.items()}}
+        if route == "calls" and get:
+            return 200, {"calls": self.find_calls(to=_one(query, "to"), from_=_one(query, "from"))}
+        if route.startswith("calls/") and get:
+            return 200, self.voice.get_call(route[len("calls/"):])
+        if route == "executions" and get:
+            return 200, {"executions": self.executions}
+        if route == "flows" and get:
+            return 200, {"flows": self.flows}
+        if route == "numbers/voice" and post:
+            self.set_voice_capable(p["number"], bool(p["voice"]))
             return 200, {"ok": True}
         return 404, {"error": f"no control endpoint {method} {path}"}

@@ -134,14 +134,17 @@ class TestPagePayloadSample:
     APP_SETTINGS = {}
 
     def test_page(self, circuits_app, twilio):
+        from fn_twilio.lib.voice import forget_flows
         from tests.components.test_page import answer_when_paged
+        forget_flows()   # the emulator was emptied: the flow found by an earlier test is gone
         answer_when_paged(twilio, "+353861234567", "no")
-        answer_when_paged(twilio, "+14155552345", "ACK 2095, on my way")
+        twilio.script_calls("+14155552345", "answer", press="1")   # tier 2 is called and presses 1
         call = call_function(circuits_app, "twilio_page", {
-            "twilio_page_tiers": "+353861234567; +14155552345",
+            "twilio_page_tiers": "+353861234567; voice:+14155552345",
             "twilio_sms_message": "Incident 2095 needs you.",
             "incident_id": 2095, "twilio_escalate_after": "5m"}, timeout=60)
         assert call.result["success"] is True
+        assert [p.get("channel") for p in call.result["content"]["pages"]] == [None, "voice"]
         check_or_update("twilio_page", call.result)
 
     def test_page_sample_is_not_empty(self):

@@ -53,3 +53,48 @@ class TestPageWorkflow:
         (note,) = post.notes
         assert "Twilio page not acknowledged" in note["text"] and "Nobody acknowledged" in note["text"]
 
+
+
+class TestPageWorkflowWithCalls:
+    """The example workflow with voice: entries: a row per call with what it came to, and a note that
+    says who acknowledged by voice."""
+
+    APP_SETTINGS = {}
+
+    @staticmethod
+    def _flows():
+        from fn_twilio.lib.voice import forget_flows
+        forget_flows()   # the emulator is emptied between tests: the flow found earlier is gone
+
+    def test_a_row_per_call_and_a_note_naming_the_voice_acknowledgement(self, circuits_app, twilio):
+        self._flows()
+        twilio.script_calls(ALICE, "no-answer")
+        twilio.script_calls(BOB, "answer", press="2")
+        twilio.script_calls(CAROL, "answer", press="1")
+        tiers = f"voice:{ALICE}, voice:{BOB}; voice:{CAROL}"
+        pre, call, post = fire(circuits_app, {"twilio_page_tiers": tiers, "twilio_escalate_after": "5m",
+                                              "twilio_sms_message": "Bridge now"})
+        assert pre.inputs["twilio_page_tiers"] == tiers
+        rows = [values for _, values in post.rows]
+        assert [(r["phone_number"], r["status"], r["direction"]) for r in rows] == [
+            (ALICE, "Call not answered", "outbound-call"), (BOB, "Call declined", "outbound-call"),
+            (CAROL, "Call acknowledged", "outbound-call")]
+        assert [r["msg_body"] for r in rows] == ["the call was not answered", "pressed 2: declined",
+                                                 "pressed 1: acknowledged"]
+        assert all(r["message_id"].startswith("FN") and r["date_created"] for r in rows)
+        (note,) = post.notes
+        assert f"by {CAROL} by voice (pressed 1 on the call) (tier 2)" in note["text"]
+        assert "3 people in 2 tiers (3 by a call)" in note["text"]
+
+    def test_a_call_still_ringing_when_an_sms_ack_ends_the_page(self, circuits_app, twilio):
+        self._flows()
+        twilio.script_calls(BOB, "answer", ring=30)
+        answer_when_paged(twilio, ALICE, "ACK 2095")
+        _, call, post = fire(circuits_app, {"twilio_page_tiers": f"{ALICE}, voice:{BOB}",
+                                            "twilio_escalate_after": "5m", "twilio_sms_message": "Bridge"})
+        rows = {r["phone_number"]: r for _, r in post.rows if r["direction"] != "inbound"}
+        assert rows[BOB]["status"] == "Call ended by the page" and rows[ALICE]["status"] == "queued"
+        (note,) = post.notes
+        assert f"by {ALICE} (tier 1)" in note["text"] and "by voice" not in note["text"]
+        (execution,) = twilio.executions
+        assert execution["status"] == "ended"

@@ -24,7 +24,8 @@ def test_build_is_deterministic():
     assert build_export.render() == build_export.render()
     export = build_export.build_export()
     assert export["export_date"] == build_export.EXPORT_DATE
-    assert export["server_version"]["version"] == "51.0.0.0"
+    assert export["server_version"] == {"build_number": 9339, "f": 0, "m": 0, "major": 0, "minor": 0, "r": 0,
+                                        "v": 51, "version": "51.0.0.0.9339"}
 
 
 def test_uuids_are_stable_and_unique(export_res):
@@ -95,8 +96,11 @@ def test_codegen_reload_data_matches_the_export(export_res):
                                                for w in export_res["workflows"])
     assert sorted(data["actions"]) == sorted(a["name"] for a in export_res["actions"])
     assert data["datatables"] == ["twilio_sms_log"]
-    for empty in ("incident_fields", "incident_artifact_types", "automatic_tasks", "scripts",
-                  "playbooks"):
+    # codegen --reload exports again only what these lists name: every playbook of the export, by the
+    # key resilient-sdk looks playbooks up by (export_key, the playbook's API name)
+    assert data["playbooks"] == sorted(p["export_key"] for p in export_res["playbooks"])
+    assert len(data["playbooks"]) == len(export_res["playbooks"]) == 5
+    for empty in ("incident_fields", "incident_artifact_types", "automatic_tasks", "scripts"):
         assert data[empty] == []
 
 

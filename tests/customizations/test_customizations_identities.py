@@ -119,9 +119,10 @@ def test_new_objects_keep_their_deterministic_uuids(export_res):
     kept = set(IDENTITIES_2_0_1.values())
     new = [f for f in export_res["fields"] if f["uuid"] not in kept and not f.get("internal")]
     assert sorted(f["export_key"] for f in new) == sorted([
-        "__function/incident_id", "__function/twilio_escalate_after", "__function/twilio_message_sids",
-        "__function/twilio_page_tiers", "__function/twilio_request_ack", "__function/twilio_wait_for",
-        "actioninvocation/twilio_escalate_after", "actioninvocation/twilio_page_tiers",
+        "__function/incident_id", "__function/twilio_escalate_after", "__function/twilio_label",
+        "__function/twilio_message_sids", "__function/twilio_page_tiers", "__function/twilio_request_ack",
+        "__function/twilio_wait_for", "actioninvocation/twilio_escalate_after",
+        "actioninvocation/twilio_label", "actioninvocation/twilio_page_tiers",
         "actioninvocation/twilio_request_ack", "actioninvocation/twilio_status_wait_timeout"])
     for field in new:
         kind, name = field["export_key"].split("/")

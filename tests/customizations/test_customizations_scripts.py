@@ -199,3 +199,40 @@ def test_receive_post_never_drops_a_reply(workflow, receive_results_replies):
     results = dict(receive_results_replies, success=False, reason=None)
     run = run_script(script_path(workflow, "post"), incident=INCIDENT, results=results)
     assert len(run.rows) == 2 and run.notes == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Label: every example passes its rule's (or playbook's) Label field to the function's twilio_label
+# ---------------------------------------------------------------------------------------------
+LOG_ROW = {"row_created": "2025-11-26 10:00:02 UTC", "status": "queued", "date_created": 1764151201000,
+           "phone_number": "+353861234567", "direction": "outbound-api", "msg_body": "Server down",
+           "message_id": "SM0123456789abcdef0123456789abcdef"}
+FORMS = {   # the other fields each example needs
+    "example_twilio_send_sms": {"twilio_sms_destination": "+353861234567"},
+    "example_twilio_receive_messages": {"twilio_sms_destination": "+353861234567"},
+    "twilio_get_responses": {},
+    "twilio_update_delivery_status": {},
+    "example_twilio_page_on_call": {"twilio_page_tiers": "+353861234567; +14155552345"},
+}
+
+
+def _label_runs(workflow, label):
+    """The example's pre-processing script (workflow form) and function input script (playbook form)."""
+    from customizations import playbooks as pb
+    wf = next(w for w in d.WORKFLOWS if w.programmatic_name == workflow)
+    form = {**FORMS[workflow], "twilio_label": label}
+    row = {"row": LOG_ROW} if wf.object_type == d.SMS_LOG.name else {}
+    playbook = next(p for p in pb.all_playbooks(d) if p.workflow == workflow)
+    return (run_script(script_path(workflow, "pre"), incident=INCIDENT, rule_properties=form, **row),
+            run_script(playbook.input_script(), incident=INCIDENT, context="playbook", playbook_inputs=form,
+                       **row))
+
+
+@pytest.mark.parametrize("workflow", sorted(FORMS))
+@pytest.mark.parametrize("label, passed", [("eu", "eu"), ("  us-east \n", "us-east"), ("", None),
+                                           ("   ", None), (None, None)])
+def test_every_example_passes_its_label_field_to_twilio_label(workflow, label, passed):
+    assert {w.programmatic_name for w in d.WORKFLOWS} == set(FORMS)
+    for run in _label_runs(workflow, label):
+        assert run.inputs.get("twilio_label") == passed
+        assert ("twilio_label" in run.inputs) is (passed is not None)   # empty: the function's default

@@ -56,6 +56,31 @@ def test_codegen_reads_the_export(tmp_path):
     assert len(regenerated["actions"]) == 5
 
 
+def test_codegen_reload_keeps_every_playbook(tmp_path):
+    """`codegen --reload` exports again only what util/customize.py's reload data names: the playbooks
+    must be there, or a reload drops them from the app."""
+    sdk = _sdk()
+    package = tmp_path / "package"
+    package.mkdir()
+    for name in ("setup.py", "README.md", "MANIFEST.in", "apikey_permissions.txt", "Dockerfile",
+                 "entrypoint.sh"):
+        shutil.copy(os.path.join(build_export.REPO_ROOT, name), package / name)
+    shutil.copytree(os.path.join(build_export.REPO_ROOT, "fn_twilio"), package / "fn_twilio",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    export = tmp_path / "export.res"          # outside the package: reload moves the package aside
+    shutil.copy(EXPORT_RES, export)
+    _run([sdk, "codegen", "-p", str(package), "--reload", "-e", str(export)], cwd=str(tmp_path))
+    reloaded = json.loads((package / "fn_twilio" / "util" / "data" / "export.res").read_text())
+    original = json.loads(export.read_text())
+    assert sorted(p["export_key"] for p in reloaded["playbooks"]) == \
+        sorted(p["export_key"] for p in original["playbooks"])
+    assert len(reloaded["playbooks"]) == 5
+    assert reloaded["server_version"] == original["server_version"]
+    customize = (package / "fn_twilio" / "util" / "customize.py").read_text()
+    for playbook in original["playbooks"]:
+        assert playbook["export_key"] in customize
+
+
 def test_docgen_documents_the_export(tmp_path):
     sdk = _sdk()
     out = tmp_path / "README.md"

@@ -33,7 +33,9 @@ def _function_elements(workflow):
 # ---------------------------------------------------------------------------------------------
 def test_top_level_shape(export_res):
     assert export_res["export_format_version"] == 2
-    assert export_res["server_version"]["major"] >= 51
+    version = export_res["server_version"]          # as SOAR 51 writes it: v.r.m.f.build, major/minor 0
+    assert version["v"] >= 51 and (version["major"], version["minor"]) == (0, 0)
+    assert version["version"] == "{v}.{r}.{m}.{f}.{build_number}".format(**version)
     assert len(export_res["playbooks"]) == 5     # shape: test_customizations_playbooks.py
     for key in ("automatic_tasks", "incident_artifact_types", "layouts", "phases",
                 "scripts", "roles", "workspaces", "apps", "action_order", "task_order"):
@@ -62,20 +64,24 @@ def test_functions_and_their_inputs(export_res):
                       ("twilio_date_sent_ts", "datetimepicker", False),
                       ("twilio_wait_timeout", "text", False),
                       ("incident_id", "number", False),          # 2.2.0: reply codes (contract §9.2)
-                      ("twilio_wait_for", "text", False)]
+                      ("twilio_wait_for", "text", False),
+                      ("twilio_label", "text", False)]           # 2.3.0: labelled sections (contract §16)
     expected = {
         "twilio_send_sms": [("twilio_sms_destination", "text", True),
                             ("twilio_sms_message", ("text", "textarea"), False),
                             ("incident_id", "number", False),
-                            ("twilio_request_ack", "boolean", False)],
+                            ("twilio_request_ack", "boolean", False),
+                            ("twilio_label", "text", False)],
         "twilio_page": [("twilio_page_tiers", "text", True),
                         ("twilio_sms_message", ("text", "textarea"), False),
                         ("incident_id", "number", False),
-                        ("twilio_escalate_after", "text", False)],
+                        ("twilio_escalate_after", "text", False),
+                        ("twilio_label", "text", False)],
         "twilio_receive_messages": receive_inputs,
         "twilio_get_responses": receive_inputs,
         "twilio_get_message_status": [("twilio_message_sids", "text", True),
-                                      ("twilio_wait_timeout", "text", False)],
+                                      ("twilio_wait_timeout", "text", False),
+                                      ("twilio_label", "text", False)],
     }
     for name, inputs in expected.items():
         fn = functions[name]
@@ -133,27 +139,31 @@ def test_datatable(export_res):
 # ---------------------------------------------------------------------------------------------
 # Rules and workflows (contract §6)
 # ---------------------------------------------------------------------------------------------
+LABEL_FIELD = ("twilio_label", "Label", "text", False)     # 2.3.0: every rule (contract §16)
 CONTRACT_RULES = [
     # rule, object type, [(field, label, input type, required)], workflow, workflow name
     ("Example: Send Twilio SMS", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
       ("twilio_sms_message", "Message", "text", False),
-      ("twilio_request_ack", "Request acknowledgement", "boolean", False)],
+      ("twilio_request_ack", "Request acknowledgement", "boolean", False),
+      LABEL_FIELD],
      "example_twilio_send_sms", "Example: Twilio Send SMS"),
     ("Example: Twilio Receive Messages", "incident",
      [("twilio_sms_destination", "Destination Number", "text", True),
       ("twilio_after_date_ts", "Date Sent", "datetimepicker", False),
-      ("twilio_wait_timeout", "Wait Timeout", "text", False)],
+      ("twilio_wait_timeout", "Wait Timeout", "text", False),
+      LABEL_FIELD],
      "example_twilio_receive_messages", "Example: Twilio Receive Messages"),
-    ("Twilio: Get Responses", "twilio_sms_log", [],
+    ("Twilio: Get Responses", "twilio_sms_log", [LABEL_FIELD],
      "twilio_get_responses", "Twilio: Get Responses"),
     ("Twilio: Update Delivery Status", "twilio_sms_log",
-     [("twilio_status_wait_timeout", "Wait for Final Status", "text", False)],
+     [("twilio_status_wait_timeout", "Wait for Final Status", "text", False), LABEL_FIELD],
      "twilio_update_delivery_status", "Twilio: Update Delivery Status"),
     ("Example: Twilio Page On-Call", "incident",
      [("twilio_page_tiers", "Tiers", "text", True),
       ("twilio_escalate_after", "Escalate After", "text", False),
-      ("twilio_sms_message", "Message", "text", False)],
+      ("twilio_sms_message", "Message", "text", False),
+      LABEL_FIELD],
      "example_twilio_page_on_call", "Example: Twilio Page On-Call"),
 ]
 

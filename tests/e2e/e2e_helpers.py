@@ -211,3 +211,12 @@ def assert_redelivered_as_activemq(first, again):
     assert again.headers["message-id"] == first.headers["message-id"]
     assert again.headers.get("redelivered") == "true"
     assert again.headers["timestamp"] == first.headers["timestamp"]
+
+
+def wait_until(predicate, timeout=30.0, what="the condition"):
+    """Poll ``predicate`` until it holds; TimeoutError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.02)

@@ -170,15 +170,16 @@ def test_two_instances_whichever_serves_the_receive_call(sandbox, soar):
     ("twilio_page", {"twilio_page_tiers": f"{DAN}; {CAROL}", "twilio_escalate_after": "20s",
                      "twilio_sms_message": "Hi", "incident_id": 2095}),
 ])
-def test_a_terminated_playbook_stops_a_waiting_call(sandbox, soar, function, inputs):
-    """A call from a playbook names playbook_instance only; its termination stops the wait too."""
-    instance = sandbox.rest.add_playbook_instance()
+def test_a_canceled_playbook_stops_a_waiting_call(sandbox, soar, function, inputs):
+    """A call from a playbook names playbook_instance only; an analyst canceling the run stops the wait
+    too (the run read from playbooks/execution/query_paged)."""
+    instance = sandbox.rest.add_playbook_instance(incident_id=2095)
     call = soar.start_function(function, inputs, playbook_instance_id=instance)
     assert call.message["workflow_instance"] is None
     time.sleep(1.0)
-    sandbox.rest.terminate_playbook_instance(instance, "playbook cancelled")
+    sandbox.rest.cancel_playbook_instance(instance, "closed by analyst")
     terminated = time.monotonic()
     call.wait(30)
-    assert call.results["reason"] == "Workflow was terminated: playbook cancelled"
+    assert call.results["reason"] == "Workflow was terminated: playbook canceled: closed by analyst"
     assert call.finished - terminated < INTERVAL + 1.0
     assert CAROL not in sent_to(sandbox.twilio)

@@ -30,7 +30,7 @@ def sandbox():
     with Sandbox(app_settings={"poll_interval": "1s"}) as sandbox:
         code, output = sandbox.app.customize()
         assert code == 0, output
-        for incident_id in (3100, 3200, 3300, 3400, 3500):
+        for incident_id in (3100, 3200, 3300, 3400, 3500, 3600):
             sandbox.rest.add_incident(incident_id, f"Playbook incident {incident_id}", "High")
         sandbox.run_app(timeout=90)
         yield sandbox
@@ -58,6 +58,8 @@ def test_send_playbook_then_get_responses_playbook_on_a_log_row(sandbox, soar):
         "twilio_sms_destination": "+353861234101, +353861234102", "twilio_sms_message": "playbook page"})
     assert sent.error is None, sent.error
     assert sent.function_name == "twilio_send_sms" and sent.call.message["playbook_instance"]
+    run_record = sandbox.rest.playbook_instances[sent.playbook_instance_id]
+    assert (run_record["status"], run_record["incident_id"]) == ("completed", 3100)
     assert sent.inputs == {"twilio_sms_destination": "+353861234101, +353861234102",
                            "twilio_sms_message": "playbook page", "incident_id": 3100}
     rows = sent.rows_of(LOG)
@@ -121,6 +123,19 @@ def test_page_playbook_escalates_and_writes_its_rows_and_note(sandbox, soar):
     assert "Twilio page acknowledged" in str(note) and "tier 2" in str(note)
 
 
+def test_page_playbook_calls_a_voice_entry_and_writes_the_calls_row(sandbox, soar):
+    sandbox.twilio.script_calls("+14155553601", "answer", press="1")
+    run = soar.run_playbook(PAGE, incident_id=3600, inputs={
+        "twilio_page_tiers": "+353861233601; voice:+14155553601", "twilio_escalate_after": "2s"})
+    assert run.error is None, run.error
+    rows = sandbox.rest.rows(3600, LOG)
+    assert [(r["phone_number"], r["status"], r["direction"]) for r in rows] == [
+        ("+353861233601", "queued", "outbound-api"), ("+14155553601", "Call acknowledged", "outbound-call")]
+    assert rows[1]["msg_body"] == "pressed 1: acknowledged" and rows[1]["message_id"].startswith("FN")
+    [note] = sandbox.rest.notes(3600)
+    assert "by voice (pressed 1 on the call) (tier 2)" in str(note)
+
+
 @pytest.mark.parametrize("playbook,form,named", [
     (SEND, {"twilio_sms_message": "no one to send to"}, "twilio_sms_destination"),
     (SEND, {"twilio_sms_destination": "  ", "twilio_sms_message": "blank"}, "twilio_sms_destination"),
@@ -136,5 +151,7 @@ def test_bad_form_values_give_the_function_message_and_send_nothing(sandbox, soa
     assert run.error is not None and named in run.error, run.error
     assert "Traceback" not in run.error
     assert run.post is None                       # the local script does not run after a failed function
+    run_record = sandbox.rest.playbook_instances[run.playbook_instance_id]
+    assert run_record["status"] == "error" and named in run_record["detail_msg"]
     assert len(sandbox.twilio.messages) == before
     assert (len(sandbox.rest.notes(3400)), len(sandbox.rest.rows(3400, LOG))) == (notes, rows)

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from e2e_helpers import requires_app, requires_export
+from e2e_helpers import requires_app, requires_export, wait_until
 from sandbox.soar import activemq
 from sandbox.soar.sandbox import Sandbox
 
@@ -29,13 +29,6 @@ def sandbox(request):
         sandbox.run_app(timeout=90)
         yield sandbox
 
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
 
 
 def test_a_send_killed_midway_is_finished_by_another_instance_without_duplicates(sandbox):

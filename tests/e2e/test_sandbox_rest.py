@@ -1,6 +1,8 @@
-"""The sandbox SOAR REST emulator: authentication, start-up routes, incidents, workflow instances, imports."""
+"""The sandbox SOAR REST emulator: authentication, start-up routes, incidents, workflow instances,
+playbook runs, status reads refused on demand, imports."""
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -40,7 +42,8 @@ def test_startup_routes(http):
                                   "enabled": True}
     assert session["api_key_handle"] == 7
     assert http("GET", "/rest/orgs/201").json()["actions_framework_enabled"] is True
-    assert http("GET", "/rest/const").json()["server_version"]["major"] == 51
+    version = http("GET", "/rest/const").json()["server_version"]
+    assert (version["v"], version["major"], version["version"]) == (51, 0, "51.0.0.0.9339")
     for path in ("/types/incident/fields", "/types/actioninvocation/fields", "/types/__function/fields"):
         response = http("GET", "/rest/orgs/201" + path)
         assert response.status_code == 200 and isinstance(response.json(), list)
@@ -76,6 +79,81 @@ def test_workflow_instance_status_and_termination(rest, http):
     assert body["terminate_reason"] == "stopped by the analyst"
     assert body["end_date"] >= body["start_date"]
     assert http("GET", "/rest/orgs/201/workflow_instances/999999").status_code == 404
+
+
+def runs(http, **conditions):
+    body = {"filters": [{"conditions": [{"field_name": field, "method": method, "value": value}
+                                        for field, (method, value) in conditions.items()]}], "sorts": []}
+    return http("POST", "/rest/orgs/201/playbooks/execution/query_paged", body)
+
+
+def test_playbook_runs_as_query_paged_lists_them(rest, http):
+    first = rest.add_playbook_instance(incident_id=3101, playbook_name="Example: Twilio Page On-Call (PB)")
+    second = rest.add_playbook_instance(incident_id=3102)
+    (record,) = runs(http, id=("equals", first)).json()["data"]
+    assert record["status"] == "running" and record["incident_id"] == 3101 and record["detail_msg"] is None
+    assert record["playbook"]["display_name"] == "Example: Twilio Page On-Call (PB)"
+    assert {"id", "playbook", "start_time", "last_activity_time", "elapsed_time", "status", "object",
+            "object_is_deleted", "incident_id", "detail_msg"} <= set(record)
+    rest.cancel_playbook_instance(first, "closed by analyst")
+    rest.end_playbook_instance(second, "error", "The playbook was terminated by the system")
+    (record,) = runs(http, id=("equals", first)).json()["data"]
+    assert (record["status"], record["detail_msg"]) == ("canceled", "closed by analyst")
+    by_incident = runs(http, incident_id=("gte", 3101)).json()["data"]
+    assert [(r["id"], r["status"]) for r in by_incident if r["incident_id"] <= 3102] == [
+        (first, "canceled"), (second, "error")]
+    assert runs(http, id=("equals", 999999)).json()["data"] == []
+    assert runs(http, name=("equals", "x")).status_code == 400
+    assert http("GET", f"/rest/orgs/201/playbooks/instances/{first}").status_code == 404   # no such route
+
+
+def test_status_reads_refused_in_turn_then_answered(rest, http):
+    instance, other = rest.add_workflow_instance(), rest.add_workflow_instance()
+    rest.refuse_status_reads(403, 500, None, instance=instance)
+    try:
+        path = f"/rest/orgs/201/workflow_instances/{instance}"
+        assert [http("GET", path).status_code for _ in range(4)] == [403, 500, 200, 200]
+        assert http("GET", f"/rest/orgs/201/workflow_instances/{other}").status_code == 200
+        reads = [(k, i, status) for k, i, status, _ in rest.status_reads("workflow") if i == instance]
+        assert reads == [("workflow", instance, 403), ("workflow", instance, 500),
+                         ("workflow", instance, 200), ("workflow", instance, 200)]
+    finally:
+        rest.refuse_status_reads(instance=instance)
+
+
+@pytest.mark.parametrize("answer, check", [
+    (404, lambda r: r.status_code == 404 and "refused" in r.json()["message"]),
+    (401, lambda r: r.status_code == 401),
+    ("garbage", lambda r: r.status_code == 200 and r.text.startswith("<html>")),
+    ("no_status", lambda r: r.status_code == 200 and "status" not in r.json()),
+])
+def test_every_status_read_refused_as_told(rest, http, answer, check):
+    workflow = rest.add_workflow_instance()
+    playbook = rest.add_playbook_instance(incident_id=3103)
+    rest.refuse_status_reads(answer)
+    try:
+        assert check(http("GET", f"/rest/orgs/201/workflow_instances/{workflow}"))
+        assert check(runs(http, id=("equals", playbook)))
+        assert http("GET", "/rest/orgs/201/incidents/4040").status_code == 404   # other routes as usual
+    finally:
+        rest.refuse_status_reads()
+    assert http("GET", f"/rest/orgs/201/workflow_instances/{workflow}").json()["status"] == "running"
+
+
+def test_a_slow_status_read(rest, http):
+    instance = rest.add_workflow_instance()
+    rest.refuse_status_reads(("slow", 1.0), instance=instance)
+    try:
+        started = time.monotonic()
+        assert http("GET", f"/rest/orgs/201/workflow_instances/{instance}").json()["status"] == "running"
+        assert time.monotonic() - started >= 1.0
+        with pytest.raises(requests.Timeout):
+            http("GET", f"/rest/orgs/201/workflow_instances/{instance}", timeout=0.3)
+        started = time.monotonic()
+        assert http("GET", "/rest/orgs/201").status_code == 200          # not held up by the slow read
+        assert time.monotonic() - started < 0.5
+    finally:
+        rest.refuse_status_reads(instance=instance)
 
 
 def test_injected_failure(rest, http):

@@ -170,3 +170,109 @@ def test_error_answers_have_twilios_shape(emu, client, make_error):
     assert (body["code"], body["status"]) == (code, status)
     assert isinstance(body["message"], str) and body["message"]
     assert body["more_info"] == f"https://www.twilio.com/docs/errors/{code}"
+
+
+# -- voice: Calls (twilio_api_v2010.json) and Studio (twilio_studio_v2.json) ----------------------------
+FLOW_FILE = Path(__file__).resolve().parents[2] / "fn_twilio" / "lib" / "data" / "page_call_flow.json"
+
+
+def test_the_studio_spec_location_is_relative_to_the_repository_too(monkeypatch):
+    repo_root = Path(__file__).resolve().parents[2]
+    assert twilio_spec.spec_path("studio") == (repo_root.parent / "shared" / "twilio-oai"
+                                               / "twilio_studio_v2.json").resolve()
+    monkeypatch.setenv(twilio_spec.STUDIO_SPEC_ENV, str(repo_root / "no-such-studio.json"))
+    reason = twilio_spec.skip_reason("studio")
+    assert "no-such-studio.json" in reason and "../shared/twilio-oai/twilio_studio_v2.json" in reason
+    assert twilio_spec.load_spec("studio") is None
+    assert twilio_spec.spec_for_path("/v2/Flows/FW1/Executions") == "studio"
+    assert twilio_spec.spec_for_path(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json") == "api"
+
+
+def _exercise_voice(emu, client):
+    """Calls and Studio as the app and the tests use them, in every state a call and an execution pass."""
+    import time
+    definition = json.loads(FLOW_FILE.read_text())
+    flow = client.studio.v2.flows.create(friendly_name="fn_twilio page call", status="published",
+                                         definition=definition, commit_message="first")
+    client.studio.v2.flows.list(page_size=5)
+    client.studio.v2.flows(flow.sid).fetch()
+    client.studio.v2.flows(flow.sid).update(status="published", definition=dict(definition, description="v2"),
+                                            commit_message="second")
+    for number, action, press in ((USER, "answer", "1"), ("+353861234568", "machine", None),
+                                  ("+353861234569", "busy", None), ("+353861234570", "no-answer", None),
+                                  ("+353861234571", "fail", None), ("+353861234572", "answer", None)):
+        emu.script_calls(number, action, press=press, ring=0.05, press_after=0.05)
+    executions = client.studio.v2.flows(flow.sid).executions
+    started = [executions.create(to=n, from_=SENDER, parameters={"text": "Incident 2101", "code": "2101"})
+               for n in (USER, "+353861234568", "+353861234569", "+353861234570", "+353861234571",
+                         "+353861234572")]
+    emu.script_calls("+353861234573", "answer", ring=30)
+    ringing = executions.create(to="+353861234573", from_=SENDER)
+    executions.list(status="active")
+    executions(ringing.sid).execution_context().fetch()
+    time.sleep(0.3)
+    executions.list(date_created_from=datetime.now(timezone.utc) - timedelta(minutes=1), page_size=3)
+    executions.list(status="ended")
+    for execution in started:
+        executions(execution.sid).fetch()
+        executions(execution.sid).execution_context().fetch()
+    steps = executions(started[0].sid).steps.list()
+    executions(started[0].sid).steps(steps[0].sid).fetch()
+    executions(ringing.sid).update(status="ended")
+    executions(ringing.sid).delete()
+    emu.script_calls(USER, "answer", ring=0.05, press_after=0.05)
+    twiml = client.calls.create(to=USER, from_=SENDER, twiml="<Response><Say>Incident 2101</Say></Response>",
+                                machine_detection="Enable", timeout=20)
+    emu.script_calls("+353861234574", "answer", queue=30)
+    client.calls.create(to="+353861234574", from_=SENDER, url="https://example.com/twiml", method="GET")
+    client.calls(twiml.sid).fetch()
+    time.sleep(0.2)
+    client.calls(twiml.sid).fetch()
+    client.calls.list(to=USER, from_=SENDER, status="completed", page_size=2)
+    list(client.calls.stream(page_size=3))
+
+
+def test_every_voice_request_and_success_response_conforms(spec, twilio_studio_openapi, emu, client):
+    _exercise_voice(emu, client)
+    kinds, statuses, call_statuses = set(), set(), set()
+    for rec in emu.requests:
+        assert rec.status in (200, 201, 204), (rec.url, rec.response_body)
+        twilio_spec.validate_request_record(rec)
+        if rec.status != 204:
+            twilio_spec.validate_response(rec)
+        kinds.add((rec.method, re.sub(r"/(AC|CA|FW|FN|FT)[0-9a-f]{32}", "/{sid}", rec.path)))
+        body = rec.json() or {}
+        statuses.update(e["status"] for e in body.get("executions", [body]) if "contact_channel_address" in e)
+        call_statuses.update(c["status"] for c in body.get("calls", [body])
+                             if c.get("sid", "").startswith("CA"))
+    assert kinds == {
+        ("POST", "/v2/Flows"), ("GET", "/v2/Flows"), ("GET", "/v2/Flows/{sid}"), ("POST", "/v2/Flows/{sid}"),
+        ("POST", "/v2/Flows/{sid}/Executions"), ("GET", "/v2/Flows/{sid}/Executions"),
+        ("GET", "/v2/Flows/{sid}/Executions/{sid}"), ("POST", "/v2/Flows/{sid}/Executions/{sid}"),
+        ("DELETE", "/v2/Flows/{sid}/Executions/{sid}"), ("GET", "/v2/Flows/{sid}/Executions/{sid}/Context"),
+        ("GET", "/v2/Flows/{sid}/Executions/{sid}/Steps"),
+        ("GET", "/v2/Flows/{sid}/Executions/{sid}/Steps/{sid}"),
+        ("POST", "/2010-04-01/Accounts/{sid}/Calls.json"), ("GET", "/2010-04-01/Accounts/{sid}/Calls.json"),
+        ("GET", "/2010-04-01/Accounts/{sid}/Calls/{sid}.json"),
+    }
+    assert statuses == {"active", "ended"}
+    assert {"queued", "ringing", "completed", "busy", "no-answer", "failed"} <= call_statuses
+    answered = {c["answered_by"] for c in emu.calls}
+    assert {"human", "machine_start", None} <= answered
+
+
+def test_the_validator_catches_a_wrong_studio_answer_and_request(spec, twilio_studio_openapi, emu, client):
+    flow = client.studio.v2.flows.create(friendly_name="f", status="published",
+                                         definition=json.loads(FLOW_FILE.read_text()))
+    execution = client.studio.v2.flows(flow.sid).executions.create(to=USER, from_=SENDER)
+    rec = emu.requests[-1]
+    bad = json.loads(rec.response_body)
+    bad["status"] = "running"
+    with pytest.raises(_validation_error()):
+        twilio_spec.validate_response(rec, json.dumps(bad).encode(), 201)
+    requests.get(f"{emu.base_url}/v2/Flows/{flow.sid}/Executions", params={"status": "sleeping"},
+                 auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert emu.requests[-1].status == 400   # the emulator refuses it like Twilio ...
+    with pytest.raises(_validation_error()):  # ... and the spec says why
+        twilio_spec.validate_request_record(emu.requests[-1])
+    assert execution.sid.startswith("FN")

@@ -101,6 +101,17 @@ def test_commit_then_drop_creates_the_message(emu, client):
     assert client.messages.list(to=USER, from_=SENDER, date_sent_after=today) == []
 
 
+def test_commit_then_status_creates_the_message_and_answers_a_server_error(emu, client):
+    """A 5xx that still made the message, as Twilio may answer: the outbound log shows it."""
+    from twilio.base.exceptions import TwilioRestException
+    emu.inject_fault("commit_then_status", status=500)
+    with pytest.raises(TwilioRestException) as raised:
+        send(client, body="made anyway")
+    assert raised.value.status == 500 and raised.value.code == 20500
+    assert [m["body"] for m in emu.messages] == ["made anyway"]
+    assert emu.requests[-1].fault == "commit_then_status" and emu.requests[-1].status == 500
+
+
 def test_delay_fault_times_out_the_client_but_still_creates(emu, make_client):
     client = make_client(timeout=0.3)
     emu.inject_fault("delay", delay=0.6)

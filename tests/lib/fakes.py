@@ -69,6 +69,8 @@ class FakeTwilio:
     messages_held: list[Any] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next_pages: list[BaseException] = field(default_factory=list)   # raised by the next page() calls
+    # raised by the next page() calls listing To=<key> (e.g. only the attribution's outbound listings)
+    fail_pages_to: dict[str, list[BaseException]] = field(default_factory=dict)
     create_answers: list[Any] = field(default_factory=list)   # exceptions to raise, or None to accept
     last_response: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,6 +95,9 @@ class FakeTwilio:
             self.requests.append({"kind": "list", "offset": offset, **params})
             if self.fail_next_pages:
                 raise self.fail_next_pages.pop(0)
+            aimed = self.fail_pages_to.get(params.get("to") or "")
+            if aimed:
+                raise aimed.pop(0)
             items = [m for m in self.messages_held
                      if (params.get("to") is None or m.to == params["to"])
                      and (params.get("from_") is None or m.from_ == params["from_"])

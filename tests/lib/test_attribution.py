@@ -1,13 +1,14 @@
 """Reading replies (fn_twilio.lib.attribution) with a fake Twilio: intents, the code a bare reply
-answers read from the sender's outbound texts, once per call and number, with a Messaging Service
-too, and a failed listing that leaves the code null without failing."""
+answers read from the sender's outbound texts when the reply is read (contract §13.1: texts sent later
+in the call count), with a Messaging Service and WhatsApp too, and a listing that fails or is cut short
+leaving the code unknown (pending, read again later) rather than guessed."""
 from datetime import timedelta
 
 from twilio.base.exceptions import TwilioRestException
 
 import pytest
 
-from fn_twilio.lib.attribution import Attribution, ReplyReader, refused_by
+from fn_twilio.lib.attribution import Attribution, ReplyReader, pending, refused_by
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.records import Reply
 from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
@@ -27,18 +28,65 @@ def reply(number, body, minutes):
     return Reply.from_message(message(number, body, sent=T0 + timedelta(minutes=minutes)), T0)
 
 
-def test_a_bare_reply_answers_the_latest_page_before_it_read_once_per_number():
+def test_a_bare_reply_answers_the_latest_page_before_it_one_listing_per_number_and_read():
     twilio = FakeTwilio()
     twilio.add(page(ALICE, 2095, 0), page(ALICE, 2096, 5), page(BOB, 2097, 1))
     attribution = Attribution(settings(), client_factory=twilio.client)
     later, earlier, named = reply(ALICE, "ack", 10), reply(ALICE, "ok", 3), reply(ALICE, "ACK 2095", 11)
-    assert (attribution.read(later).reply_code, attribution.read(later).intent) == ("2096", "acknowledge")
-    assert attribution.read(earlier).reply_code == "2095"
-    assert attribution.read(named).reply_code == "2095"
-    assert attribution.read(reply(BOB, "no", 2)).reply_code == "2097"
+    bob = reply(BOB, "no", 2)
+    read = attribution.read_all([later, earlier, named, bob])
+    assert [(r.reply_code, r.intent) for r in read] == [("2096", "acknowledge"), ("2095", "acknowledge"),
+                                                       ("2095", "acknowledge"), ("2097", "decline")]
+    assert not any(r.code_pending for r in read)
     lists = twilio.lists
     assert [(r["to"], r["from_"]) for r in lists] == [(ALICE, SENDER), (BOB, SENDER)]   # once per number
     assert all("date_sent_after" not in r for r in lists)       # a queued page has no date_sent
+    assert attribution.read_all([later, earlier]) == read[:2] and len(twilio.lists) == 2   # read once
+
+
+def test_texts_sent_later_in_the_call_count_for_later_replies():
+    """Two incidents page one person: a bare ack after the second page answers the second page, even
+    when an earlier bare reply made the call read the log before that page went out."""
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    assert attribution.read(reply(ALICE, "on it", 1)).reply_code == "2095"
+    twilio.add(page(ALICE, 2096, 2))                      # another incident pages Alice
+    assert attribution.read(reply(ALICE, "ack", 3)).reply_code == "2096"
+    assert len(twilio.lists) == 2
+
+
+def test_of_texts_of_the_same_second_the_first_twilio_lists_wins_over_the_calls_own():
+    """Twilio's dates have whole seconds: a page and another incident's text in the same second as the
+    reply. Twilio lists the later one first; the call's own copy of its page must not jump the queue."""
+    from fn_twilio.lib.intents import SentText
+    twilio = FakeTwilio()
+    mine, theirs = page(ALICE, 2095, 0), page(ALICE, 2096, 0)
+    twilio.add(theirs, mine)                       # as Twilio lists them: the later first
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    attribution.add([SentText(ALICE, mine.body, T0, sid=mine.sid)])
+    assert attribution.read(reply(ALICE, "ack", 0)).reply_code == "2096"
+
+
+def test_a_plain_text_in_between_makes_a_bare_ok_answer_nothing():
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    twilio.add(message(SENDER, "FYI: bridge moved", sent=T0 + timedelta(minutes=2), to=ALICE,
+                       direction="outbound-api"))
+    read = attribution.read(reply(ALICE, "ok", 3))
+    assert (read.intent, read.reply_code, read.code_pending) == ("acknowledge", None, False)
+
+
+def test_a_whatsapp_reply_is_matched_with_the_texts_sent_on_whatsapp():
+    wa = "whatsapp:" + ALICE
+    twilio = FakeTwilio()
+    # a WhatsApp page, then an SMS page to the same phone
+    twilio.add(page(wa, 2101, 0, from_="whatsapp:" + SENDER), page(ALICE, 2102, 1))
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    assert attribution.read(reply(wa, "ack", 2)).reply_code == "2101"
+    (listed,) = twilio.lists
+    assert (listed["to"], listed["from_"]) == (wa, "whatsapp:" + SENDER)
 
 
 def test_a_reply_naming_its_code_needs_no_listing():
@@ -68,26 +116,53 @@ def test_with_a_messaging_service_only_its_texts_count():
     assert listed["to"] == ALICE and "from_" not in listed
 
 
-def test_a_listing_that_fails_leaves_the_code_null():
+@pytest.mark.parametrize("fault", [TwilioRestException(500, "uri", "boom"), ConnectionError("reset"),
+                                   ValueError("garbage")])
+def test_a_listing_that_fails_leaves_the_code_unknown_and_it_is_read_again(fault):
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0))
+    twilio.fail_next_pages.append(fault)
+    attribution = Attribution(settings(), client_factory=twilio.client)
+    bare = reply(ALICE, "ack", 1)
+    read = attribution.read(bare)
+    assert (read.intent, read.reply_code, read.code_pending) == ("acknowledge", None, True)
+    assert pending([read]) == [read]
+    again = attribution.read(bare)                       # the next look reads the log again
+    assert (again.reply_code, again.code_pending) == ("2095", False)
+
+
+def test_a_reply_naming_its_code_is_known_even_when_the_log_cannot_be_read():
     twilio = FakeTwilio()
     twilio.fail_next_pages.append(TwilioRestException(500, "uri", "boom"))
-    attribution = Attribution(settings(), client_factory=twilio.client)
-    read = attribution.read(reply(ALICE, "ack", 1))
-    assert (read.intent, read.reply_code) == ("acknowledge", None)
+    read = Attribution(settings(), client_factory=twilio.client).read(reply(ALICE, "ack 2095", 1))
+    assert (read.reply_code, read.code_pending) == ("2095", False) and twilio.lists == []
 
 
-def test_the_listing_reads_at_most_the_page_cap():
+def test_the_listing_reads_at_most_the_page_cap_and_then_the_code_is_unknown():
     twilio = FakeTwilio()
     twilio.add(page(ALICE, 2095, 0))
     twilio.add(*(message(SENDER, f"note {n}", sent=T0 + timedelta(minutes=10, seconds=n), to=ALICE,
                          direction="outbound-api") for n in range(200)))
     capped = Attribution(settings(), client_factory=twilio.client, page_cap=2)
-    assert capped.read(reply(ALICE, "ack", 5)).reply_code is None   # the page is beyond the cap
+    read = capped.read(reply(ALICE, "ack", 5))
+    assert (read.reply_code, read.code_pending) == (None, True)   # the page is beyond the cap: never guess
     assert len(twilio.lists) == 2
-    assert capped.read(reply(ALICE, "ack", 6)).reply_code is None   # the cap holds for the whole call
-    assert len(twilio.lists) == 2
-    uncapped = Attribution(settings(), client_factory=twilio.client)
+    uncapped = Attribution(settings(), client_factory=twilio.client, page_cap=11)
     assert uncapped.read(reply(ALICE, "ack", 5)).reply_code == "2095"
+
+
+def test_close_closes_the_client_it_built():
+    closed = []
+    twilio = FakeTwilio()
+
+    def factory(_settings=None):
+        client = twilio.client()
+        client.http_client.close = lambda: closed.append(True)
+        return client
+
+    with Attribution(settings(), client_factory=factory) as attribution:
+        attribution.read(reply(ALICE, "ack", 1))
+    assert closed == [True]
 
 
 def test_the_latest_text_before_the_reply_counts_even_without_a_request():
@@ -109,6 +184,25 @@ def test_a_call_for_an_incident_keeps_its_own_replies_and_bare_ones_read_once():
     assert [(r.sid, r.reply_code) for r in kept] == [(own.sid, "2095")]   # bare "hello" answers 2096
     assert reader.kept([own, other, bare]) == kept and len(twilio.lists) == 1   # each reply read once
     assert [r.sid for r in ReplyReader(attribution, None).kept([own, other])] == [own.sid, other.sid]
+
+
+@pytest.mark.parametrize("code, body, log_readable, answers", [
+    ("2095", "ACK 2095", True, True),
+    ("2095", "ack 2096", True, False),
+    ("2095", "ok", True, False),           # the latest text asked nothing (a plain Send SMS)
+    ("2095", "ack", False, False),         # code unknown: never guess
+    (None, "ok", True, True),              # without incident_id, any reply (2.2.0)
+    (None, "ack", False, True),
+])
+def test_a_reply_answers_the_call_only_with_its_code(code, body, log_readable, answers):
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), message(SENDER, "FYI", sent=T0 + timedelta(minutes=1), to=ALICE,
+                                             direction="outbound-api"))
+    if not log_readable:
+        twilio.fail_next_pages.append(TwilioRestException(500, "uri", "boom"))
+    reader = ReplyReader(Attribution(settings(), client_factory=twilio.client), code)
+    (read,) = reader.attribution.read_all([reply(ALICE, body, 2)])
+    assert reader.answers(read) is answers
 
 
 @pytest.mark.parametrize("bodies, refused", [

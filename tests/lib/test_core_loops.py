@@ -312,6 +312,37 @@ def test_a_watch_covered_by_the_cache_costs_no_request():
     assert len(twilio.lists) == before
 
 
+def test_whatsapp_replies_are_listed_at_the_senders_whatsapp_address():
+    """Contract §13.1: a WhatsApp reply is sent to whatsapp:<sender>, so listing To=<sender> never sees it."""
+    wa = "whatsapp:" + ALICE
+    twilio = FakeTwilio()
+    twilio.add(message(wa, "ack", sent=T0, to="whatsapp:" + SENDER), message(BOB, "sms", sent=T0))
+    p = poller()
+    watch = add(p, [wa, BOB], since=T0 - timedelta(minutes=5))
+    next_look(p, twilio)                 # the first shared listings: one per channel
+    assert sorted(r["to"] for r in twilio.lists) == [SENDER, "whatsapp:" + SENDER]
+    assert sorted(r.body for r in watch.replies) == ["ack", "sms"]
+    twilio.add(message(wa, "ack 2101", sent=T0 + timedelta(seconds=30), to="whatsapp:" + SENDER))
+    before = len(twilio.lists)
+    next_look(p, twilio)
+    shared = twilio.lists[before:]
+    assert sorted(r.get("to") for r in shared) == [SENDER, "whatsapp:" + SENDER]
+    assert "ack 2101" in [r.body for r in watch.replies]
+
+
+def test_a_whatsapp_watch_joining_an_sms_only_poller_is_not_served_from_the_sms_cache():
+    wa = "whatsapp:" + ALICE
+    twilio = FakeTwilio()
+    twilio.add(message(wa, "waiting", sent=T0, to="whatsapp:" + SENDER))
+    p = poller()
+    add(p, BOB, since=T0 - timedelta(hours=1))
+    next_look(p, twilio)
+    next_look(p, twilio)                 # the shared SMS listing holds nothing from Alice
+    later = add(p, wa, since=T0 - timedelta(minutes=1))
+    next_look(p, twilio)
+    assert [r.body for r in later.replies] == ["waiting"]
+
+
 # -- the poller's thread and the registry ------------------------------------------------------------
 def test_calls_on_the_same_sender_share_a_poller_and_credentials_separate_them():
     twilio, clock = FakeTwilio(), FakeClock()

@@ -260,6 +260,18 @@ def test_a_message_of_another_sender_is_fetched_while_pending_and_fetches_again_
     assert set(others) - set(second) <= set(third)
 
 
+def test_the_tracker_forgets_the_sids_of_watches_that_ended():
+    """A long-running process follows thousands of messages: what it keeps is bounded by what is followed."""
+    twilio, t = FakeOutbound(), tracker()
+    for _ in range(20):
+        watch = follow(t, [twilio.send(from_=OTHER_SENDER) for _ in range(5)])   # fetched by SID
+        assert next_look(t, twilio)
+        watch.close()
+    still = follow(t, [twilio.send(from_=OTHER_SENDER)])
+    assert next_look(t, twilio)
+    assert set(t._asked) == set(still.sids) and set(t.known) == set(still.sids)
+
+
 def test_a_message_beyond_the_page_cap_is_fetched():
     twilio, t = FakeOutbound(), tracker()
     sid = twilio.send(created=T0)

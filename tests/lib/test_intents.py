@@ -38,7 +38,20 @@ READINGS = [
     ("NO 2095", DECLINE, "2095"),
     ("2095 decline", DECLINE, "2095"),
     ("decline #31", DECLINE, "31"),
-    ("no way, I'm off today", DECLINE, None),
+    ("no way, I'm off today", OTHER, None),  # a decline is the keyword alone (contract §13.1)
+    ("No problem, on it", OTHER, None),
+    ("No worries, ACK 2101", ACK, "2101"),  # "<ack keyword> <code>" anywhere
+    ("Sure thing. ok #2101 on my way", ACK, "2101"),
+    ("no 2095 sorry", OTHER, None),
+    ("2095 no", DECLINE, "2095"),
+    ("no no", OTHER, None),
+    ("ＡＣＫ ２１０１", ACK, "2101"),        # full-width: NFKC
+    ("ack ２１０１", ACK, "2101"),
+    ("ｎｏ", DECLINE, None),
+    ("ＳＴＯＰ", OPT_OUT, None),
+    ("ack ٢١٠١", ACK, "2101"),              # Arabic-Indic digits
+    ("OK 2101 and 2102", ACK, "2101"),      # the first code named
+    ("thanks, ok", OTHER, None),            # a bare keyword counts only as the first word
     ("not me", OTHER, None),
     ("STOP", OPT_OUT, None),
     ("stop", OPT_OUT, None),

@@ -2,6 +2,7 @@
 unreachable people, acknowledgements from earlier tiers, timeout, termination, the max_wait cap and
 the timeline, each in milliseconds."""
 import threading
+from datetime import timedelta
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -9,8 +10,9 @@ from twilio.base.exceptions import TwilioRestException
 from fn_twilio.lib.clock import FakeClock
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.paging import Event, Page, TierError, parse_tiers
+from fn_twilio.lib.reconcile import Delivery
 from fn_twilio.lib.replies import active_pollers
-from tests.lib.fakes import FakeTwilio, message, settings
+from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
 
 ALICE, BOB, CAROL, DAN = "+353861234567", "+353869876543", "+14155552345", "+14155552346"
 CODE = "2095"
@@ -22,9 +24,10 @@ class Run:
     after the start) to an action on the fake Twilio."""
 
     def __init__(self, tiers, *, escalate_after=60.0, max_wait=3600.0, script=None, terminated_at=None,
-                 delivery=None, create_answers=()):
+                 delivery=None, create_answers=(), resume=None, log=()):
         self.twilio, self.clock = FakeTwilio(), FakeClock(wall_start=None)
         self.twilio.create_answers.extend(create_answers)
+        self.twilio.add(*log)
         self.created_at = []   # (fake seconds since the start, number)
         self.statuses = []
         create = self.twilio.create
@@ -41,7 +44,7 @@ class Run:
 
         self.page = Page(settings(), parse_tiers(tiers), BODY, CODE, escalate_after=escalate_after,
                          max_wait=max_wait, is_terminated=terminated, progress=self.statuses.append,
-                         delivery=delivery, clock=self.clock, client_factory=self.client)
+                         delivery=delivery, resume=resume, clock=self.clock, client_factory=self.client)
         self.script = sorted((script or {}).items())
 
     def client(self, _settings=None):
@@ -51,6 +54,10 @@ class Run:
 
     def reply(self, number, body):
         return lambda: self.twilio.add(message(number, body, sent=self.clock.wall()))
+
+    def text(self, number, body):
+        """Another call's text from the same sender to ``number``, now."""
+        return lambda: self.twilio.add(outbound(number, body, self.clock.wall()))
 
     def __call__(self):
         result = {}
@@ -65,6 +72,10 @@ class Run:
                 self.clock.advance(0.5)
         self.elapsed = self.clock.now() - self.start
         return result["outcome"]
+
+
+def outbound(to, body, at):
+    return message(SENDER, body, sent=at, to=to, direction="outbound-api")
 
 
 def events(outcome):
@@ -246,3 +257,159 @@ def test_replies_that_cannot_be_read_end_the_page_with_the_reason():
     assert outcome.reason.startswith("Could not read replies from Twilio: Twilio error 20003")
     assert [n for _, n in run.created_at] == [ALICE]
     assert events(outcome)[-1][0] == "terminated"
+
+
+# -- contract §13: which page a reply answers, people who may have been sent, resuming, closing ---------
+OTHER_PAGE = "Incident 2096 needs you." + ack_request("2096")
+
+
+def test_a_bare_ack_after_another_incidents_page_is_not_this_pages():
+    """Two incidents page Alice: her bare "ack" answers the latest text she got (2096's), not this page."""
+    run = Run(f"{ALICE}; {BOB}", escalate_after=30)
+    run.script = [(5, run.text(ALICE, OTHER_PAGE)), (10, run.reply(ALICE, "ack")),
+                  (40, run.reply(BOB, "ack"))]
+    outcome = run()
+    assert outcome.acknowledged_by == BOB and outcome.tier == 2
+    assert [n for _, n in run.created_at] == [ALICE, BOB]
+    assert [r.from_ for r in outcome.replies] == [BOB]
+
+
+def test_an_ok_to_a_plain_text_in_between_acknowledges_nothing():
+    run = Run(ALICE, escalate_after=60)
+    run.script = [(5, run.text(ALICE, "FYI: the bridge moved to room 2")), (10, run.reply(ALICE, "ok")),
+                  (20, run.reply(ALICE, "ACK 2095"))]
+    outcome = run()
+    assert outcome.success and 20 <= (outcome.acknowledged_at - T0).total_seconds() < 21
+    assert [r.body for r in outcome.replies] == ["ACK 2095"]
+
+
+def test_a_bare_ack_whose_code_cannot_be_read_acknowledges_nothing_until_it_can():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60)
+    failing = [TwilioRestException(500, "uri", "boom")] * 3
+    run.script = [(5, lambda: run.twilio.fail_pages_to.setdefault(ALICE, []).extend(failing)),
+                  (5, run.reply(ALICE, "ack"))]
+    outcome = run()
+    assert outcome.success and outcome.acknowledged_by == ALICE
+    assert 6 <= run.elapsed <= 5 + 4 * 2.0 + 1   # read again each interval until the log answers
+    alice_lists = [r for r in run.twilio.lists if r.get("to") == ALICE]
+    assert len(alice_lists) == 4
+
+
+def test_a_reply_whose_code_is_never_known_is_returned_unmatched_and_said():
+    run = Run(ALICE, escalate_after=20)
+    never = [TwilioRestException(503, "uri", "down")] * 100
+    run.script = [(5, lambda: run.twilio.fail_pages_to.setdefault(ALICE, []).extend(never)),
+                  (5, run.reply(ALICE, "ack"))]
+    outcome = run()
+    assert outcome.success is False
+    assert outcome.reason == ("Nobody acknowledged: paged 1 people in 1 tiers; 1 reply could not be matched "
+                              "with a page (Twilio's outbound log could not be read), so reply_code is null "
+                              "and they acknowledged nothing")
+    (reply,) = outcome.replies
+    assert (reply.body, reply.reply_code, reply.code_pending) == ("ack", None, True)
+
+
+def test_someone_whose_text_may_have_been_sent_is_escalated_past_but_can_acknowledge():
+    ambiguous = TwilioRestException(500, "uri", "Internal error", code=20500)
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60, create_answers=[ambiguous])
+    run.text(ALICE, BODY)()                     # the 500 still made the message, as Twilio may
+    run.script = [(8, run.reply(ALICE, "ack"))]
+    outcome = run()
+    assert run.created_at[1][0] < 2.5           # tier 2 at once: Alice may not have got it
+    entry = outcome.pages[0].as_result()
+    assert entry["may_have_sent"] is True and entry["success"] is False
+    assert outcome.success and outcome.acknowledged_by == ALICE and outcome.tier == 1
+
+
+def test_an_opt_out_takes_a_person_out_whichever_text_it_answers():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60)
+    run.script = [(2, run.text(ALICE, OTHER_PAGE)), (3, run.reply(ALICE, "STOP"))]
+    outcome = run()
+    assert run.created_at[1][0] < 6 and ("declined", 1, ALICE) in events(outcome)
+
+
+def test_a_decline_naming_another_code_does_not_take_the_person_out():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=30)
+    run.script = [(3, run.reply(ALICE, "NO 2096"))]
+    outcome = run()
+    assert 30 <= run.created_at[1][0] <= 32.5   # escalated on the window, not at once
+    assert not [e for e in outcome.timeline if e.event == "declined"]
+
+
+def test_a_page_closed_at_the_end_of_a_window_pages_no_further_tier():
+    holder = {}
+
+    def close_at_the_window(entries):
+        if holder["run"].clock.now() - holder["run"].start >= 59.9:
+            holder["run"].page.cancel()
+        return []
+
+    run = holder["run"] = Run(f"{ALICE}; {BOB}", escalate_after=60, delivery=close_at_the_window)
+    outcome = run()
+    assert [n for _, n in run.created_at] == [ALICE]
+    assert outcome.reason.startswith("Page stopped: the call was closed")
+    assert "escalated" not in [e.event for e in outcome.timeline]
+
+
+def test_the_termination_check_is_asked_at_most_once_per_interval():
+    asked = []
+    run = Run(f"{ALICE}; {BOB}", escalate_after=20)
+    run.page.is_terminated.check = lambda: asked.append(run.clock.now()) and None
+    run.script = [(t, run.reply(ALICE, "what?")) for t in (1, 1.5, 2, 2.5, 3)]
+    run()
+    gaps = [b - a for a, b in zip(asked, asked[1:])]
+    assert asked and min(gaps) >= 2.0          # poll_interval 2s, however many replies come
+
+
+# resuming after a crash: the first run's texts and replies are in Twilio's log
+def crashed(seconds_ago=30):
+    return Delivery(redelivered=True, original=T0 - timedelta(seconds=seconds_ago))
+
+
+def first_run_text(to, seconds_ago):
+    return outbound(to, BODY, T0 - timedelta(seconds=seconds_ago))
+
+
+def test_a_redelivered_page_resumes_texting_nobody_twice_and_keeps_the_windows():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60, resume=crashed(30), log=[first_run_text(ALICE, 29)])
+    run.script = [(40, run.reply(BOB, "ack"))]
+    outcome = run()
+    assert [n for _, n in run.created_at] == [BOB]           # Alice is not texted again
+    assert 31 <= run.created_at[0][0] <= 33.5                # tier 2 due 60 s after Alice's first text
+    assert outcome.pages[0].outcome.already_sent and outcome.pages[0].paged_at == T0 - timedelta(seconds=29)
+    assert outcome.success and outcome.acknowledged_by == BOB
+    assert run.statuses[0].startswith("Redelivered page: resuming; 1 person was already paged")
+
+
+def test_an_ack_sent_while_no_instance_ran_ends_the_resumed_page_at_once():
+    log = [first_run_text(ALICE, 300), message(ALICE, "ack", sent=T0 - timedelta(seconds=100))]
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60, resume=crashed(301), log=log)
+    outcome = run()
+    assert run.created_at == []                 # tier 2's window had passed, but the ack came first
+    assert outcome.success and outcome.acknowledged_by == ALICE and outcome.tier == 1
+    assert run.elapsed < 3
+
+
+def test_a_page_redelivered_in_the_middle_of_a_tier_texts_the_rest_of_it():
+    run = Run(f"{ALICE}, {BOB}; {CAROL}", escalate_after=60, resume=crashed(10),
+              log=[first_run_text(ALICE, 9)])
+    outcome = run()
+    assert [n for _, n in run.created_at] == [BOB, CAROL]
+    assert run.created_at[0][0] < 1 and 51 <= run.created_at[1][0] <= 53.5   # window from Alice's text
+    assert [p.tier for p in outcome.pages] == [1, 1, 2]
+
+
+def test_a_redelivered_page_whose_first_run_texted_nobody_starts_from_tier_one():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60, resume=crashed(5))
+    run.script = [(3, run.reply(ALICE, "ack"))]
+    outcome = run()
+    assert [n for _, n in run.created_at] == [ALICE] and outcome.acknowledged_by == ALICE
+
+
+def test_a_redelivered_page_whose_log_cannot_be_read_texts_nobody_and_says_why():
+    run = Run(f"{ALICE}; {BOB}", escalate_after=60, resume=crashed(30))
+    run.twilio.fail_next_pages.extend([TwilioRestException(500, "uri", "boom")] * Page.RESUME_ATTEMPTS)
+    outcome = run()
+    assert run.created_at == [] and outcome.success is False
+    assert outcome.reason.startswith("Could not resume the page after a redelivery, so nobody was texted "
+                                     "again")

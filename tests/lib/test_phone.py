@@ -313,3 +313,77 @@ def test_without_default_region_no_country_is_guessed(entry, national_number):
     with pytest.raises(PhoneNumberError) as info:
         normalise(entry)
     assert national_number not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# voice:<number> (contract §14): a person to call. Every format and default_region rule applies;
+# only lists read with voice=True accept it.
+# ---------------------------------------------------------------------------------------------
+from fn_twilio.lib.phone import SMS, VOICE, WHATSAPP, read_recipient, read_voice  # noqa: E402
+
+VOICE_VALID = [
+    ("voice:+353861234567", None, "+353861234567"),
+    ("VOICE:+353 86 123 4567", None, "+353861234567"),
+    ("Voice: 00353861234567", "US", "+353861234567"),
+    ("voice:(978) 835-4530", "US", "+19788354530"),
+    ("voice:07911 123456", "GB", "+447911123456"),
+    ("voice:tel:+1-978-835-4530", None, "+19788354530"),
+    ("voice:\uff0b\uff13\uff15\uff13 \uff18\uff16 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17", None,
+     "+353861234567"),
+    ("voice:353834463164", None, "+353834463164"),    # digits only, read as international (contract §8)
+]
+
+
+@pytest.mark.parametrize("entry,region,expected", VOICE_VALID)
+def test_a_voice_entry_is_read_like_any_number(entry, region, expected):
+    (recipient,) = parse_recipients(entry, region, voice=True)
+    assert (recipient.e164, recipient.channel, recipient.reason) == (expected, VOICE, None)
+    assert recipient.is_voice and recipient.valid and recipient.raw == entry.strip()
+    assert read_voice(entry, region) == expected
+
+
+VOICE_INVALID = [
+    ("voice:", None, "no number after 'voice:'"),
+    ("voice:   ", None, "no number after 'voice:'"),
+    ("voice:12345", None, "'voice:12345' has no country code"),
+    ("voice:(978) 835-4530", None, "has no country code; write it as +<country code>… or set default_region"),
+    ("voice:+1 978 835 4530 ext. 1", None, "extension"),
+    ("voice:call me", None, "contains letters"),
+    ("voice:whatsapp:+353861234567", None, "not to a WhatsApp address"),
+    ("voice:201 517 8128", "US", "can be read two ways"),
+]
+
+
+@pytest.mark.parametrize("entry,region,words", VOICE_INVALID)
+def test_a_bad_voice_entry_is_invalid_with_a_reason_naming_it(entry, region, words):
+    (recipient,) = parse_recipients(entry, region, voice=True)
+    assert recipient.e164 is None and recipient.channel == VOICE and not recipient.valid
+    assert words in recipient.reason and repr(entry.strip()) in recipient.reason
+    with pytest.raises(PhoneNumberError):
+        read_voice(entry, region)
+
+
+def test_a_voice_entry_is_refused_where_only_texts_go():
+    recipients = parse_recipients("+353861234568, voice:+353861234567")
+    assert [r.valid for r in recipients] == [True, False]
+    assert "only a page's tiers (twilio_page_tiers) can call" in recipients[1].reason
+    assert "'voice:+353861234567'" in recipients[1].reason
+
+
+def test_the_same_number_by_sms_whatsapp_and_voice_is_three_recipients_each_once():
+    recipients = parse_recipients("+353861234567; voice:+353861234567, whatsapp:+353861234567, "
+                                  "VOICE:00353861234567, 00353861234567", voice=True)
+    assert [(r.channel, r.e164) for r in recipients] == [
+        (SMS, "+353861234567"), (VOICE, "+353861234567"), (WHATSAPP, "whatsapp:+353861234567")]
+    assert len({r.key for r in recipients}) == 3
+
+
+def test_a_recipient_built_without_a_channel_is_sms():
+    assert Recipient("+353861234567", "+353861234567", None).channel == SMS
+    assert read_recipient("whatsapp:+353861234567").channel == WHATSAPP
+
+
+@pytest.mark.parametrize("number,expected", [("voice:+353861234567", "voice:+35386*****67"),
+                                             ("VOICE:+19788354530", "VOICE:+19788****30")])
+def test_mask_keeps_the_voice_prefix_readable(number, expected):
+    assert mask(number) == expected

@@ -200,3 +200,47 @@ def test_against_the_emulator_over_http(twilio):
     assert all(o.already_sent and o.status == "queued" for o in settled.values())
     lists = [r for r in twilio.requests if r.method == "GET"]
     assert len(lists) == 1 and "From=" in lists[0].url and "DateSent" not in lists[0].url
+
+
+# -- a redelivered call with a random code keeps its first run's code (contract §13.3) -----------------
+def _settings():
+    return load_settings({"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+                          "twilio_src_address": SENDER})
+
+
+def _asking(code):
+    return f"{TEXT} Reply ACK {code} to acknowledge."
+
+
+@pytest.mark.parametrize("log, code", [
+    ([msg(ALICE, body=_asking(4821))], "4821"),                                   # the first run's code
+    ([msg(BOB, body=_asking(4821), at=T0 + timedelta(seconds=2)),
+      msg(ALICE, body=_asking(1111), at=T0 + timedelta(seconds=9))], "4821"),     # the oldest since the call
+    ([msg(ALICE, body=_asking(4821), at=T0 - timedelta(minutes=10))], None),      # before the call
+    ([msg(CAROL, body=_asking(4821))], None),                                     # not one of the recipients
+    ([msg(ALICE, body="Other text Reply ACK 4821 to acknowledge.")], None),      # another message
+    ([msg(ALICE, body=TEXT)], None),                                              # asked for nothing
+    ([], None),                                                                   # the first run sent nothing
+])
+def test_first_run_code(log, code):
+    from fn_twilio.lib.reconcile import first_run_code
+    client = FakeClient(log)
+    found = first_run_code(_settings(), [ALICE, BOB], Delivery(redelivered=True, original=T0), _asking,
+                           client=client)
+    assert found == code
+
+
+def test_first_run_code_is_not_looked_up_on_a_first_delivery():
+    from fn_twilio.lib.reconcile import first_run_code
+    client = FakeClient([msg(ALICE, body=_asking(4821))])
+    assert first_run_code(_settings(), [ALICE], Delivery(), _asking, client=client) is None
+    assert client.requests == []
+
+
+def test_first_run_code_says_when_the_log_cannot_be_read():
+    from twilio.base.exceptions import TwilioRestException
+
+    from fn_twilio.lib.reconcile import LogUnreadable, first_run_code
+    client = FakeClient([], fail=TwilioRestException(500, "uri", "boom"))
+    with pytest.raises(LogUnreadable, match="outbound log could not be read"):
+        first_run_code(_settings(), [ALICE], Delivery(redelivered=True, original=T0), _asking, client=client)

@@ -368,3 +368,65 @@ def test_keyword_errors_never_show_a_secret():
     with pytest.raises(SettingsError) as info:
         load(ack_keywords="ACK, " + TOKEN)
     assert TOKEN not in str(info.value) and "ack_keywords" in str(info.value)
+
+
+# -- voice (contract §14): voice_sender, studio_flow_sid, and who can call ------------------------------
+from fn_twilio.lib.settings import voice_caller  # noqa: E402
+
+FLOW = "FW" + "0123456789abcdef" * 2
+
+VOICE_VALID = [
+    # (changes to BASE, voice_sender, studio_flow_sid, the caller)
+    ({}, None, None, "+14155552345"),
+    ({"voice_sender": "+1 415 555 9999"}, "+14155559999", None, "+14155559999"),
+    ({"voice_sender": "(415) 555-9999", "default_region": "US"}, "+14155559999", None, "+14155559999"),
+    ({"voice_sender": "  "}, None, None, "+14155552345"),
+    ({"studio_flow_sid": FLOW}, None, FLOW, "+14155552345"),
+    ({"studio_flow_sid": " " + FLOW.upper() + " "}, None, FLOW.upper(), "+14155552345"),
+    ({"twilio_src_address": "MyCompany", "voice_sender": "+14155559999"}, "+14155559999", None,
+     "+14155559999"),
+    ({"twilio_src_address": _DROP, "twilio_messaging_service_sid": SERVICE, "voice_sender": "+14155559999"},
+     "+14155559999", None, "+14155559999"),
+]
+
+
+@pytest.mark.parametrize("changes,sender,flow,caller", VOICE_VALID)
+def test_voice_settings(changes, sender, flow, caller):
+    settings = load(**changes)
+    assert (settings.voice_sender, settings.studio_flow_sid, settings.caller) == (sender, flow, caller)
+    assert voice_caller(settings) == caller
+
+
+VOICE_INVALID = [
+    ({"voice_sender": "MyCompany"},
+     ["voice_sender 'MyCompany' is an alphanumeric sender ID, which cannot place calls"]),
+    ({"voice_sender": "whatsapp:+14155559999"},
+     ["voice_sender 'whatsapp:+14155559999' is a WhatsApp address"]),
+    ({"voice_sender": "(415) 555-9999"}, ["voice_sender: '(415) 555-9999' has no country code"]),
+    ({"voice_sender": "$VOICE_SENDER"}, ["voice_sender is not set: it holds an unresolved"]),
+    ({"studio_flow_sid": "FW123"}, ["studio_flow_sid 'FW123' is malformed: expected FW followed by 32 hex"]),
+    ({"studio_flow_sid": "MG" + "0" * 32}, ["studio_flow_sid", "malformed"]),
+]
+
+
+@pytest.mark.parametrize("changes,words", VOICE_INVALID)
+def test_invalid_voice_settings_name_the_key(changes, words):
+    with pytest.raises(SettingsError) as caught:
+        load(**changes)
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"twilio_src_address": "MyCompany"}, "twilio_src_address 'MyCompany' is an alphanumeric sender ID"),
+    ({"twilio_src_address": _DROP, "twilio_messaging_service_sid": SERVICE}, "a Messaging Service"),
+    ({"twilio_src_address": "whatsapp:+14155552345"}, "is a WhatsApp address"),
+])
+def test_a_sender_that_cannot_call_is_a_clear_error_naming_voice_sender(changes, words):
+    settings = load(**changes)
+    assert settings.caller is None
+    with pytest.raises(SettingsError) as caught:
+        voice_caller(settings)
+    message = str(caught.value)
+    assert message.startswith("voice_sender is not set and ") and words in message
+    assert "set voice_sender to a number of the account that can place calls" in message

@@ -304,10 +304,83 @@ PAGE_REFUSED = [
         error="twilio_sms_message is empty and incident_id is not set"),
     Row("page: incident_id not a number", tiers(ALICE, incident_id="abc"),
         error="incident_id must be a positive whole number"),
+    Row("page: voice: with an invalid number", tiers(f"{ALICE}; voice:12345"),
+        error="twilio_page_tiers: tier 2 has a voice: entry that cannot be called ('voice:12345'"),
+    Row("page: voice: with no number", tiers(f"voice:, {ALICE}"),
+        error="twilio_page_tiers: tier 1 has a voice: entry that cannot be called ('voice:' has no number"),
+    Row("page: voice: to a WhatsApp address", tiers(f"voice:whatsapp:{ALICE}"),
+        error="a call goes to a phone number, not to a WhatsApp address"),
+]
+
+# -- twilio_label (contract §16): the app.config of these rows has the unlabelled section and
+# [fn_twilio_send_sms:eu] (the same account and sender, with default_region IE) --------------------------
+LEGACY = "twilio_get_responses"
+LABEL_FUNCTIONS = [(SEND, msg("Labelled bad input")), (RECEIVE, phone(ALICE)), (LEGACY, phone(ALICE)),
+                   (STATUS, sids(SID_1)), (PAGE, tiers(ALICE))]
+
+
+def labelled(inputs, label):
+    """A row's inputs with ``twilio_label`` (the row's ``extra["fn"]`` names its function)."""
+    return {**inputs, "twilio_label": label}
+
+
+LABEL_REFUSED = [
+    Row(f"label: unknown, {fn}", labelled(inputs, "apac"), extra={"fn": fn},
+        error="twilio_label 'apac' names no configuration: app.config has no [fn_twilio_send_sms:apac] "
+              "section; its labels are eu (and the unlabelled [fn_twilio_send_sms]")
+    for fn, inputs in LABEL_FUNCTIONS
+] + [
+    Row(f"label: with a space, {fn}", labelled(inputs, "eu west"), extra={"fn": fn},
+        error="twilio_label 'eu west' is not a valid label: it holds a space")
+    for fn, inputs in LABEL_FUNCTIONS
+] + [
+    Row("label: other case", labelled(msg("x"), "EU"), extra={"fn": SEND},
+        error="did you mean 'eu'? Labels are case-sensitive"),
+    Row("label: a closing bracket", labelled(msg("x"), "eu]"), extra={"fn": SEND}, error="it holds ']'"),
+    Row("label: the whole section name", labelled(msg("x"), "fn_twilio_send_sms:eu"), extra={"fn": SEND},
+        error="it holds ':'"),
+    Row("label: a leading dash", labelled(msg("x"), "-eu"), extra={"fn": SEND},
+        error="it does not start with a letter or a digit"),
+    Row("label: a new line inside", labelled(msg("x"), "eu\nus"), extra={"fn": SEND},
+        error="it holds '\\n'"),
+    Row("label: 65 characters", labelled(msg("x"), "e" * 65), extra={"fn": SEND},
+        error="it has 65 characters, more than 64"),
+    Row("label: eu's settings refuse what the unlabelled section takes",
+        labelled(dest(", ".join(FORTY[:3])), "eu"), extra={"fn": SEND},
+        error="twilio_sms_destination has 3 different recipients, more than max_recipients (2)"),
+]
+
+LABEL_OK = [
+    Row("label: eu reads national numbers with its default_region", labelled(dest("086 123 4567"), "eu"),
+        extra={"fn": SEND}, sent=[ALICE]),
+    Row("label: spaces around it", labelled(dest(BOB), "  eu \n"), extra={"fn": SEND}, sent=[BOB]),
+    Row("label: empty is the unlabelled section", labelled(dest(CAROL), ""), extra={"fn": SEND},
+        sent=[CAROL]),
+    Row("label: only spaces is the unlabelled section", labelled(dest("+33612345678"), "   "),
+        extra={"fn": SEND}, sent=["+33612345678"]),
+    Row("label: eu's default_region does not read another country's national number",
+        labelled(dest("(978) 835-4530, +14155552346"), "eu"), extra={"fn": SEND}, sent=["+14155552346"],
+        invalid=("(978) 835-4530",)),
+]
+
+# app.config with [fn_twilio_send_sms:eu] and [fn_twilio_send_sms:us] and no unlabelled section
+LABEL_NONE_REFUSED = [
+    Row(f"no label, labelled sections only, {fn}", {**inputs}, extra={"fn": fn},
+        error="twilio_label is empty, but app.config has no unlabelled [fn_twilio_send_sms] section and 2 "
+              "labelled ones: give twilio_label one of eu, us")
+    for fn, inputs in LABEL_FUNCTIONS
+] + [
+    Row(f"blank label, labelled sections only, {fn}", labelled(inputs, " "), extra={"fn": fn},
+        error="give twilio_label one of eu, us")
+    for fn, inputs in LABEL_FUNCTIONS
+]
+LABEL_NONE_OK = [
+    Row("labelled sections only: us", labelled(dest(ALICE), "us"), extra={"fn": SEND}, sent=[ALICE]),
 ]
 
 ALL_ROWS = SEND_OK + SEND_REFUSED + SEND_IE_OK + SEND_IE_REFUSED + RECEIVE_OK + RECEIVE_REFUSED + \
-    RECEIVE_US_OK + RECEIVE_US_REFUSED + STATUS_OK + STATUS_REFUSED + PAGE_REFUSED
+    RECEIVE_US_OK + RECEIVE_US_REFUSED + STATUS_OK + STATUS_REFUSED + PAGE_REFUSED + LABEL_REFUSED + \
+    LABEL_OK + LABEL_NONE_REFUSED + LABEL_NONE_OK
 assert len({r.id for r in ALL_ROWS}) == len(ALL_ROWS), "row ids must be unique"
 
 
@@ -336,7 +409,8 @@ class Batch:
 
     def _run(self, circuits_app, fn, rows):
         with ThreadPoolExecutor(max_workers=8) as pool:
-            futures = {row.id: pool.submit(call, circuits_app, fn, row.inputs) for row in rows}
+            futures = {row.id: pool.submit(call, circuits_app, row.extra.get("fn", fn), row.inputs)
+                       for row in rows}
         for row_id, future in futures.items():
             self.calls[row_id] = future.result()[0]
 
@@ -484,7 +558,37 @@ class TestPageInputs:
         check_refused(batch, row)
 
 
+class TestLabelInputs:
+    APP_SETTINGS = {}
+    LABELLED_SECTIONS = {"eu": {"default_region": "IE", "max_recipients": "2"}}
+    FN, REFUSED, ACCEPTED = SEND, LABEL_REFUSED, LABEL_OK
+
+    @rows(LABEL_REFUSED)
+    def test_refused_and_nothing_asked(self, batch, row):
+        check_refused(batch, row)
+
+    @rows(LABEL_OK)
+    def test_sent_through_the_chosen_section(self, batch, row):
+        check_sent(batch, row)
+
+
+class TestLabelInputsWithOnlyLabelledSections:
+    APP_SETTINGS = None
+    LABELLED_SECTIONS = {"eu": {}, "us": {"max_recipients": "50"}}
+    FN, REFUSED, ACCEPTED = SEND, LABEL_NONE_REFUSED, LABEL_NONE_OK
+
+    @rows(LABEL_NONE_REFUSED)
+    def test_refused_and_nothing_asked(self, batch, row):
+        check_refused(batch, row)
+
+    @rows(LABEL_NONE_OK)
+    def test_sent_through_the_chosen_section(self, batch, row):
+        check_sent(batch, row)
+
+
 def _function_of(row):
+    if "fn" in row.extra:
+        return row.extra["fn"]
     if "twilio_sms_destination" in row.inputs:
         return SEND
     if "twilio_page_tiers" in row.inputs:
@@ -496,3 +600,4 @@ def test_the_matrix_is_large_enough():
     assert len(ALL_ROWS) >= 40
     assert {SEND, RECEIVE, STATUS, PAGE} <= {_function_of(r) for r in ALL_ROWS}
     assert len(PAGE_REFUSED) >= 8
+    assert {SEND, RECEIVE, LEGACY, STATUS, PAGE} <= {_function_of(r) for r in LABEL_REFUSED}

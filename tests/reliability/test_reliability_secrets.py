@@ -28,6 +28,8 @@ from tests.reliability.reliability_helpers import (ALICE, BOB, FULL_NUMBER, LEDG
                                                    lists, receive, send, unique_body)
 
 WRONG_TOKEN = "badc0ffee0ddf00dbadc0ffee0ddf00d"
+API_KEY_CREDENTIALS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET,
+                       "twilio_auth_token": None}
 WRONG_KEY_SECRET = "wrong-api-key-secret-0987654321"
 WRONG = {"a wrong auth token": WRONG_TOKEN, "a wrong API key secret": WRONG_KEY_SECRET}
 
@@ -92,6 +94,37 @@ class TestThroughTheFunctions:
         assert twilio.requests and users == {API_KEY_SID}
 
 
+class TestVoicePage:
+    """A page that calls, through API key credentials, with Studio faults: the secrets stay out and the
+    numbers are masked in the voice core's log lines (calls started, failed, followed, ended)."""
+
+    APP_SETTINGS = {"twilio_api_key_sid": API_KEY_SID, "twilio_api_key_secret": API_KEY_SECRET,
+                    "timeout": "1", "poll_interval": "0.2s"}
+
+    def test_a_voice_page_with_studio_faults_keeps_secrets_and_masks_numbers(self, circuits_app, twilio):
+        from fn_twilio.lib.voice import forget_flows
+        forget_flows()   # the emulator was emptied: a flow found by an earlier test is gone
+        failing, garbled, answering = "+353861236101", "+353861236102", "+353861236103"
+        twilio.inject_fault("status", path_contains="/Executions", match_to=failing, status=500)
+        twilio.inject_fault("garbage", path_contains="/Executions", match_to=garbled)
+        twilio.inject_fault("status", method="GET", path_contains="/Executions", status=500)
+        twilio.script_calls(answering, "answer", press="1", press_after=0.5)
+        LEDGER["fault_scenarios"] += 3
+        with PrivacyWatch() as watch:
+            paged, _ = helpers.call(circuits_app, "twilio_page", {
+                "twilio_page_tiers": f"voice:{failing}, voice:{garbled}; voice:{answering}",
+                "twilio_sms_message": unique_body("Voice"), "twilio_escalate_after": "10m",
+                "incident_id": 2095})
+        watch.check()
+        assert_only_expected_numbers(watch)
+        content = paged.result["content"]
+        assert content["acknowledged_by"] == answering and content["tier"] == 2
+        assert [(p["phone_number"], p["success"], p["may_have_sent"]) for p in content["pages"]] == [
+            (failing, False, True), (garbled, False, True), (answering, True, False)]
+        assert {r.header("Authorization") for r in twilio.requests} == \
+            {"Basic " + base64.b64encode(f"{API_KEY_SID}:{API_KEY_SECRET}".encode()).decode()}
+
+
 class TestWrongCredentials:
     APP_SETTINGS = {"twilio_auth_token": WRONG_TOKEN}
 
@@ -119,6 +152,38 @@ class TestSecretInTheWrongKey:
         for call in (sent, looked):
             assert "fn_twilio is not configured correctly: twilio_src_address" in call.error
         assert not twilio.requests
+
+
+class TestLabelledSections:
+    """Labelled sections (contract §16): one with the API key, one with a wrong token, one with a secret
+    pasted into the wrong key; calls through each, and labels that name no section."""
+
+    APP_SETTINGS = {}
+    LABELLED_SECTIONS = {"eu": API_KEY_CREDENTIALS, "wrong": {"twilio_auth_token": WRONG_TOKEN},
+                         "pasted": {"twilio_src_address": API_KEY_SECRET}}
+
+    def test_secrets_of_every_section_stay_out_of_everything(self, circuits_app, twilio):
+        LEDGER["fault_scenarios"] += 1
+        with PrivacyWatch() as watch:
+            via_eu, _ = send(circuits_app, ALICE, twilio_label="eu")
+            twilio.inject_inbound(from_=ALICE, to=SENDER, body=unique_body("ack"))
+            looked, _ = receive(circuits_app, ALICE, wait="5s", twilio_label="eu")
+            wrong, _ = send(circuits_app, BOB, twilio_label="wrong")
+            wrong_look, _ = receive(circuits_app, BOB, wait="5s", twilio_label="wrong")
+            pasted, _ = send(circuits_app, ALICE, twilio_label="pasted")
+            unknown, _ = send(circuits_app, ALICE, twilio_label="apac")
+        watch.check(extra_secrets=WRONG)
+        assert_only_expected_numbers(watch)
+        assert via_eu.result["success"] is True and looked.result["success"] is True
+        assert {e["error_code"] for e in wrong.result["twilio_status"]} == {20003}
+        assert "20003" in wrong_look.result["reason"]
+        assert pasted.error.startswith("fn_twilio is not configured correctly: [fn_twilio_send_sms:pasted] "
+                                       "twilio_src_address")
+        assert unknown.error.startswith("twilio_label 'apac' names no configuration") \
+            and "its labels are eu, pasted, wrong" in unknown.error
+        users = {base64.b64decode(r.header("Authorization")[6:]).decode().split(":")[0]
+                 for r in twilio.requests}
+        assert users == {API_KEY_SID, ACCOUNT_SID}       # eu's key; the wrong token's account
 
 
 # -- the selftest ---------------------------------------------------------------------------------------
@@ -195,7 +260,8 @@ def test_selftest_keeps_secrets(twilio, caplog, name, section, setup, expected):
     watch.extra_records = helpers.caplog_records(caplog)
     watch.check(extra_texts=[repr(result)], extra_secrets=WRONG)
     if expected is None:
-        assert result == {"state": "success"}
+        assert result["state"] == "success" and set(result) == {"state", "reason"}
+        assert "can place calls" in result["reason"] or "a Messaging Service" in result["reason"]
     else:
         assert result["state"] == "failure" and expected in result["reason"], result
 
@@ -210,3 +276,32 @@ class TestLogLinesReachTheLogFile:
             found, _ = receive(circuits_app, ALICE, wait="10s")
         assert found.result["success"] is True
         assert not watch.dropped, watch.dropped
+
+
+def test_selftest_of_labelled_sections_keeps_secrets(twilio, caplog):
+    """Every section checked, one per label; the failing ones named, no secret of any section shown."""
+    caplog.set_level(logging.DEBUG)
+    options = opts(twilio)
+    base = dict(options[SECTION])
+    options[f"{SECTION}:eu"] = {**base, **API_KEY, "twilio_auth_token": None}
+    options[f"{SECTION}:wrong-key"] = {**base, **API_KEY, "twilio_api_key_secret": WRONG_KEY_SECRET}
+    options[f"{SECTION}:pasted"] = {**base, "twilio_src_address": API_KEY_SECRET}
+    options[f"{SECTION}:unresolved"] = {**base, "twilio_auth_token": "$TWILIO_AUTH_TOKEN_UNSET"}
+    with PrivacyWatch() as watch:
+        result = selftest_function(options)
+        from fn_twilio.util.app_settings import report_configurations
+        report_configurations(options)           # what a component logs at load
+    watch.extra_records = helpers.caplog_records(caplog)
+    watch.check(extra_texts=[repr(result)], extra_secrets=WRONG)
+    assert result["state"] == "failure"
+    reason = result["reason"]
+    assert reason.startswith("3 of 5 configurations failed ('pasted', 'unresolved', 'wrong-key'). ")
+    assert "[fn_twilio_send_sms] (twilio_label empty): success" in reason
+    assert "[fn_twilio_send_sms:eu] (twilio_label 'eu'): success" in reason
+    assert "(twilio_label 'wrong-key'): failure: cannot use the Twilio account" in reason
+    assert "(twilio_label 'pasted'): failure: [fn_twilio_send_sms:pasted] twilio_src_address" in reason
+    assert ("(twilio_label 'unresolved'): failure: [fn_twilio_send_sms:unresolved] twilio_auth_token is not "
+            "set") in reason
+    logged = {text for name, level, text in watch.records       # the watch's records and caplog's
+              if level == logging.ERROR and "cannot be used" in text}
+    assert len(logged) == 2 and all("[fn_twilio_send_sms:" in text for text in logged)
