@@ -16,9 +16,9 @@ One broken section never takes the others down: each :class:`Configuration` carr
 Settings or its own error (naming the section and the key), and only calls that select it fail.
 
 Calls on one Twilio account and sender share what the core keeps per account and sender (the reply
-poller and the delivery tracker, keyed by ``polling.poller_key``, which leaves the label out). So
-sections of one account and sender must agree on the settings those shared parts run with
-(:data:`SHARED_SETTINGS`); when two do not, both carry an error naming both sections and the key
+poller, the delivery tracker and the storm limiter, keyed by ``polling.poller_key``, which leaves the
+label out). So sections of one account and sender must agree on the settings those shared parts run
+with (:data:`SHARED_SETTINGS`); when two do not, both carry an error naming both sections and the key
 (:func:`load_configurations`).
 
 Plain Python: nothing here imports SOAR libraries. Secrets never reach a message: the errors come from
@@ -56,8 +56,9 @@ def _words(value: Any) -> str:
 
 
 #: Settings that calls on one account and sender share (the reply poller and the delivery tracker run
-#: with them): app.config key, Settings attribute, how a value is shown (None: not shown, e.g. a proxy
-#: URL may hold a password). Sections of one account and sender must agree on each.
+#: with them, and the storm limit counts one number's texts from the sender whatever the label):
+#: app.config key, Settings attribute, how a value is shown (None: not shown, e.g. a proxy URL may hold
+#: a password). Sections of one account and sender must agree on each.
 SHARED_SETTINGS: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = (
     ("poll_interval", "poll_interval", _seconds),
     ("timeout", "timeout", _seconds),
@@ -65,6 +66,8 @@ SHARED_SETTINGS: tuple[tuple[str, str, Callable[[Any], str] | None], ...] = (
     ("verify", "verify", None),
     ("ack_keywords", "ack_keywords", _words),
     ("decline_keywords", "decline_keywords", _words),
+    ("max_texts_per_person", "max_texts_per_person", str),
+    ("person_window", "person_window", _seconds),
 )
 
 
@@ -291,8 +294,8 @@ def _conflicts(entries: list[Configuration]) -> dict[str | None, str]:
                 values = f" ({show(one)} and {show(other)})" if show is not None else ""
                 message = (f"[{first.section}] and [{second.section}] use the same Twilio account and sender "
                            f"but a different {key}{values}: calls on one account and sender share its "
-                           f"reply poller and delivery tracker, so these sections must give the same {key} "
-                           "(or use different senders)")
+                           f"reply poller, delivery tracker and storm limit, so these sections must give "
+                           f"the same {key} (or use different senders)")
                 found.setdefault(first.label, message)
                 found.setdefault(second.label, message)
                 break

@@ -57,7 +57,8 @@ twilio_src_address=
 # sender and any optional key above); a function uses it when its twilio_label input is <label>, and
 # the section above when twilio_label is empty. A label is 1 to 64 letters, digits, '_', '-' or '.'.
 # Sections with the same account and sender must give the same poll_interval, timeout, proxies,
-# verify, ack_keywords and decline_keywords. Remove the leading '#' to use this example:
+# verify, ack_keywords, decline_keywords, max_texts_per_person and person_window. Remove the leading
+# '#' to use this example:
 #[fn_twilio_send_sms:eu]
 #twilio_account_sid=ACxxxxxxxx
 #twilio_auth_token=$TWILIO_AUTH_TOKEN_EU

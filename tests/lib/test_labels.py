@@ -11,6 +11,7 @@ from fn_twilio.lib.clock import FakeClock
 from fn_twilio.lib.polling import active_pollers
 from fn_twilio.lib.replies import ReplyPoller, watch_replies
 from fn_twilio.lib.settings import SECTION, Settings, SettingsError, load_settings
+from fn_twilio.lib.storm import limiter_for
 from tests.lib.fakes import FakeTwilio
 from tests.lib.test_core_loops import wait_until
 from tests.lib.test_delivery import FakeOutbound
@@ -257,6 +258,9 @@ AGREEMENT = [
     ({"decline_keywords": "NOPE"}, "decline_keywords", " (NO, DECLINE and NOPE)"),
     ({"proxy": "http://user:pw@proxy:3128"}, "https_proxy/http_proxy", ""),     # a proxy URL is never shown
     ({"verify": False}, "verify", ""),
+    ({"max_texts_per_person": "5"}, "max_texts_per_person", " (10 and 5)"),      # one limiter counts both
+    ({"person_window": "2m"}, "person_window", " (1m and 2m)"),
+    ({"max_texts_per_person": "10", "person_window": "60"}, None, None),   # the defaults written out
     ({"poll_interval": "2"}, None, None),                 # the same interval written another way
     ({"max_recipients": "5", "max_concurrency": "2", "max_wait_timeout": "1h", "default_region": "IE"},
      None, None),                                         # per call: free to differ
@@ -279,8 +283,8 @@ def test_sections_of_one_account_and_sender_must_agree(changes, key, shown):
         return
     expected = (f"[fn_twilio_send_sms:eu] and [fn_twilio_send_sms:eu-backup] use the same Twilio account "
                 f"and sender but a different {key}{shown}: calls on one account and sender share its reply "
-                f"poller and delivery tracker, so these sections must give the same {key} (or use different "
-                "senders)")
+                f"poller, delivery tracker and storm limit, so these sections must give the same {key} (or "
+                "use different senders)")
     for label in ("eu", "eu-backup"):
         with pytest.raises(SettingsError) as raised:
             found.settings(label)
@@ -345,3 +349,12 @@ def test_two_labels_on_one_account_and_sender_share_the_delivery_tracker(no_poll
             watch_deliveries(us, [sid], client_factory=twilio.client, clock=clock) as c:
         assert a._poller is b._poller and c._poller is not a._poller
         assert active_pollers(DeliveryTracker.kind) == 2
+
+
+def test_two_labels_on_one_account_and_sender_share_the_storm_limit():
+    """One limiter counts what the sender sent to a number whatever the label (the sections agree on
+    max_texts_per_person and person_window: see AGREEMENT); another account or sender has its own."""
+    eu, backup, us = (SHARING.settings(label) for label in ("eu", "eu-backup", "us"))
+    assert limiter_for(eu) is limiter_for(backup)
+    assert limiter_for(us) is not limiter_for(eu)
+    assert limiter_for(backup).settings is backup       # the latest caller's settings (proxy, timeout)
