@@ -1,8 +1,9 @@
 """SOAR function twilio_page ("Twilio: Page Until Acknowledged"): page tier by tier until someone
-acknowledges (contract §9.4, §14). The escalation itself is fn_twilio.lib.paging; this adapter reads the
-inputs, checks before anything is sent that voice: entries can be called (a number to call from, the page
-call's Studio flow, found once per process by the label's name), passes the engine's status messages on
-as they happen, and shapes the result."""
+acknowledges (contract §9.4, §14, §15). The escalation itself is fn_twilio.lib.paging; this adapter reads
+the inputs, checks before anything is sent that voice: entries can be called (a number to call from, the
+page call's Studio flow, found once per process by the label's name), hands the engine the process's
+storm limiter for the sender and what the page's text becomes in a digest, passes the engine's status
+messages on as they happen, and shapes the result."""
 import queue
 import threading
 from functools import partial
@@ -14,12 +15,13 @@ from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
 from fn_twilio.components._settings import check_at_load, function_label, function_settings
 from fn_twilio.components._termination import termination_check
-from fn_twilio.components.funct_twilio_send_sms import default_text
+from fn_twilio.components.funct_twilio_send_sms import read_incident
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
 from fn_twilio.lib.reconcile import LogUnreadable, first_run_code
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
+from fn_twilio.lib.storm import DigestLine, limiter_for
 from fn_twilio.lib.voice import VoiceError, first_run_call_code, prepare
 
 PACKAGE_NAME = "fn_twilio"
@@ -61,8 +63,10 @@ class FunctionComponent(AppFunctionComponent):
         except DurationError as err:
             raise FunctionError_(str(err)) from None
         message = _text(fn_inputs, "twilio_sms_message")
+        incident = None
         if not message.strip():
-            message = default_text(self, fn_inputs)
+            incident = read_incident(self, fn_inputs)
+            message = incident.text
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
                                  f"limit of {MAX_BODY_LENGTH}; nothing was sent")
@@ -78,9 +82,10 @@ class FunctionComponent(AppFunctionComponent):
         if code is None:   # a redelivered page keeps the random code its first run used (contract §13.3)
             texted = [r.e164 for tier in tiers for r in tier if r.valid and not r.is_voice]
             again = "texted or called" if called else "texted"
+            asking = partial(with_ack_request, message, keywords=settings.keywords)
             try:
-                code = first_run_code(settings, texted, delivery,
-                                      partial(with_ack_request, message, keywords=settings.keywords))
+                code = first_run_code(settings, texted, delivery, asking,
+                                      line_for=DigestLine.rendered_for(asking))
                 if code is None and flow is not None:
                     code = first_run_call_code(settings, flow, called, message, delivery)
             except (LogUnreadable, VoiceError) as err:
@@ -92,13 +97,16 @@ class FunctionComponent(AppFunctionComponent):
         except ValueError as err:
             raise FunctionError_(f"twilio_sms_message: {err}; shorten it; nothing was sent") from None
 
+        # the tiers' texts go through the storm limit; what the page's text becomes in a digest
+        line = DigestLine.for_text(body, code=code, asks=True, name=incident.name if incident else None,
+                                   severity=incident.severity if incident else None)
         statuses = queue.Queue()
         tracker = DeliveryCheck(settings)   # a text that ends undelivered or failed: that person is out
         check = termination_check(self, settings, say=statuses.put)
         page = Page(settings, tiers, body, code, escalate_after=escalate_after,
                     max_wait=settings.max_wait_timeout, is_terminated=check,
                     progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason,
-                    flow=flow, call_text=message)
+                    flow=flow, call_text=message, limiter=limiter_for(settings), line=line)
         outcome = {}
 
         def run():

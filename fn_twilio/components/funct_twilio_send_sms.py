@@ -87,7 +87,8 @@ class FunctionComponent(AppFunctionComponent):
                 # a redelivered call keeps the random code its first run texted (contract §13.3)
                 asking = partial(with_ack_request, message, keywords=settings.keywords)
                 try:
-                    reply_code = first_run_code(settings, [r.e164 for r in valid], delivery, asking)
+                    reply_code = first_run_code(settings, [r.e164 for r in valid], delivery, asking,
+                                                line_for=DigestLine.rendered_for(asking))
                 except LogUnreadable as err:
                     unreadable = str(err)
                 reply_code = reply_code or page_code(None)

@@ -4,9 +4,15 @@
 reply its ``intent`` (:func:`fn_twilio.lib.intents.read_reply`) and its ``reply_code``:
 
 * the code it names, whatever was sent;
-* for a reply that names none, the code of the **latest text this app's sender sent to that number
-  before the reply** (:func:`fn_twilio.lib.intents.reply_code`), or null when that text asked for no
-  acknowledgement: an "ok" to a plain Send SMS acknowledges nothing.
+* for a reply that names none (``ack``, ``ACK ALL``), the code of the **latest text this app's sender
+  sent to that number before the reply**, or null when that text asked for no acknowledgement: an "ok"
+  to a plain Send SMS acknowledges nothing. A digest (contract §15) asks for several codes: the reply
+  answers each of them (``reply_codes``, read with :func:`fn_twilio.lib.storm.requested_codes`;
+  ``reply_code`` is the first). ``ACK 2102`` to a digest answers 2102 alone.
+
+A call with a code of its own asks :meth:`Reply.answers` (``ReplyReader.answers``, the page): a reply
+answers it when the call's code is among the reply's codes; such a reply is shown with the call's code
+as its ``reply_code``.
 
 Those texts are read from Twilio's outbound messages **when the reply is read**, never from a copy read
 earlier in the call: texts sent since then (by this call, another call, another instance) count. One
@@ -31,18 +37,20 @@ from datetime import datetime
 from typing import Any
 
 from fn_twilio.lib.errors import Action, classify
-from fn_twilio.lib.intents import REFUSALS, Keywords, SentText, read_reply, reply_code
+from fn_twilio.lib.intents import REFUSALS, Keywords, Reading, SentText, latest_page, read_reply
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import MAX_PAGES_PER_LOOK, ClientFactory, PageBudget
 from fn_twilio.lib.records import Reply, SendOutcome, listed_at
 from fn_twilio.lib.sender import message_params
+from fn_twilio.lib.storm import requested_codes
 from fn_twilio.lib.twilio_client import build_client
 
 LOG = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 
-__all__ = ["Attribution", "ReplyReader", "refused_by", "sent_text", "pending"]
+__all__ = ["Attribution", "ReplyReader", "refused_by", "sent_text", "pending", "answered_codes",
+           "own_code"]
 
 
 def sent_text(outcome: SendOutcome) -> SentText | None:
@@ -51,6 +59,16 @@ def sent_text(outcome: SendOutcome) -> SentText | None:
         return None
     return SentText(to=outcome.phone_number, body=outcome.message_body, date=outcome.date_created,
                     sid=outcome.sid)
+
+
+def answered_codes(reading: Reading, number: str, at: datetime, sent: Sequence[SentText]) -> list[str]:
+    """Every code a reply from ``number`` received ``at`` answers: the one it names; else each code the
+    latest text sent to that number at or before the reply asked for (several for a digest; none when
+    it asked for none, or nothing was sent)."""
+    if reading.code is not None:
+        return [reading.code]
+    latest = latest_page(number, at, sent)
+    return requested_codes(latest.body) if latest is not None else []
 
 
 def pending(replies: Iterable[Reply]) -> list[Reply]:
@@ -93,7 +111,7 @@ class Attribution:
             reading = read_reply(reply.body, self.keywords)
             if reading.code is not None:
                 out[index] = self._keep(replace(reply, intent=reading.intent.value, reply_code=reading.code,
-                                                code_pending=False))
+                                                code_pending=False, reply_codes=(reading.code,)))
             else:
                 bare.setdefault(reply.from_, []).append(index)
         for number, indexes in bare.items():
@@ -103,15 +121,16 @@ class Attribution:
                 reply = replies[i]
                 reading = read_reply(reply.body, self.keywords)
                 if listed is None:
-                    out[i] = replace(reply, intent=reading.intent.value, reply_code=None, code_pending=True)
+                    out[i] = replace(reply, intent=reading.intent.value, reply_code=None, code_pending=True,
+                                     reply_codes=())
                     continue
                 # Twilio's order first (of texts of the same second, the first listed is the later);
                 # the call's own texts only where the listing does not show them yet
                 shown = {t.sid for t in listed}
                 texts = listed + [t for t in self._own if t.to == number and t.sid not in shown]
-                code = reply_code(reading, number, reply.date_sent, texts)
-                out[i] = self._keep(replace(reply, intent=reading.intent.value, reply_code=code,
-                                            code_pending=False))
+                codes = answered_codes(reading, number, reply.date_sent, texts)
+                out[i] = self._keep(replace(reply, intent=reading.intent.value, reply_code=codes[0] if codes
+                                            else None, code_pending=False, reply_codes=tuple(codes)))
         return [out[i] for i in range(len(replies))]
 
     def close(self) -> None:
@@ -184,8 +203,9 @@ class Attribution:
 
 class ReplyReader:
     """The replies of one call as its result shows them: each read (intent, reply code) and kept unless
-    it names another code than the call's ``code`` (None: every reply is kept). A reply whose code is not
-    known yet is kept with ``reply_code`` null and read again the next time."""
+    it answers other codes only than the call's ``code`` (None: every reply is kept); a reply answering
+    the call's code among others (a digest's) is shown with the call's code as its ``reply_code``. A reply
+    whose code is not known yet is kept with ``reply_code`` null and read again the next time."""
 
     def __init__(self, attribution: Attribution, code: str | None) -> None:
         self.attribution = attribution
@@ -193,12 +213,20 @@ class ReplyReader:
 
     def kept(self, replies: Iterable[Reply]) -> list[Reply]:
         read = self.attribution.read_all(list(replies))
-        return [r for r in read if self.code is None or r.reply_code is None or r.reply_code == self.code]
+        code = self.code
+        if code is None:
+            return read
+        return [own_code(r, code) for r in read if r.reply_code is None or r.answers(code)]
 
     def answers(self, reply: Reply) -> bool:
-        """True when ``reply`` answers this call: its code is the call's; without a call code, any reply
-        (2.2.0's rule for Get Responses without ``incident_id``)."""
-        return self.code is None or (not reply.code_pending and reply.reply_code == self.code)
+        """True when ``reply`` answers this call: the call's code is among its codes; without a call code,
+        any reply (2.2.0's rule for Get Responses without ``incident_id``)."""
+        return self.code is None or reply.answers(self.code)
+
+
+def own_code(reply: Reply, code: str) -> Reply:
+    """``reply`` as a call with ``code`` shows it: ``reply_code`` the call's code when it answers it."""
+    return replace(reply, reply_code=code) if reply.answers(code) and reply.reply_code != code else reply
 
 
 def refused_by(replies: Iterable[Reply], numbers: Sequence[str]) -> list[str]:

@@ -13,13 +13,18 @@ Reading a reply (``read_reply``), contract §9.1 and §13.1:
   (``"No worries, ACK 2101"``); so does ``<code> <keyword>`` at the start (``"2095 ack"``).
 * Otherwise a reply whose first word is an acknowledgement keyword acknowledges (``"Ack, on my way"``,
   ``"ACK👍"``) without naming a code; anything else is ``other``.
+* ``ACK ALL`` (an acknowledgement keyword, then ``ALL``; a digest asks for ``<first keyword> ALL``)
+  acknowledges without naming a code, like a bare ``ack``, and says so (``Reading.every``): it answers
+  every code the text it answers asked for (a digest asks for several, contract §15).
 * Words are runs of letters, digits and underscores (``#`` may lead a code); a code is a whole number
   (``"ack 20x5"`` names none), read without leading zeros.
 
 Which page a reply answers (``reply_code``, contract §9.2): the code it names, always; for a reply
 that names none, the code of the latest page sent to that number at or before the reply (None when
-that page asked for no acknowledgement, or nothing was sent). A page asks for an acknowledgement when its
-text ends with the request that ``ack_request`` writes (`` Reply ACK 2095 to acknowledge.``).
+that page asked for no acknowledgement, or nothing was sent). A digest asks for several codes: the
+attribution (:mod:`fn_twilio.lib.attribution`) reads them all with
+:func:`fn_twilio.lib.storm.requested_codes`. A page asks for an acknowledgement when its text ends
+with the request that ``ack_request`` writes (`` Reply ACK 2095 to acknowledge.``).
 
 Keywords come from the settings ``ack_keywords`` and ``decline_keywords``; ``keywords`` checks
 them (one word of letters and digits each, not a number, not one of Twilio's keywords, not in both
@@ -64,6 +69,7 @@ _CODE = re.compile(r"^#?(\d+)$")
 _EDGES = " \t\r\n\f\v!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 _REQUEST = re.compile(r" Reply \w+ #?([0-9]+) to acknowledge\.\s*$")
 _CODE_DIGITS = 4
+ALL = "ALL"     # ACK ALL: every code the text answered asked for
 
 
 class Intent(str, Enum):
@@ -104,10 +110,12 @@ class Keywords:
 
 @dataclass(frozen=True)
 class Reading:
-    """What one reply says: its intent, and the code it names (None when it names none)."""
+    """What one reply says: its intent, and the code it names (None when it names none); ``every`` for
+    ``ACK ALL`` (an acknowledgement of every code the text it answers asked for)."""
 
     intent: Intent
     code: str | None = None
+    every: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,7 +197,7 @@ def read_reply(body: str | None, kw: Keywords = Keywords()) -> Reading:
         if word in kw.acknowledge and code is not None:
             return Reading(Intent.ACKNOWLEDGE, code)
     if words[0] in kw.acknowledge:
-        return Reading(Intent.ACKNOWLEDGE)
+        return Reading(Intent.ACKNOWLEDGE, every=len(words) > 1 and words[1] == ALL)
     return Reading(Intent.OTHER)
 
 

@@ -55,11 +55,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fn_twilio.lib.attribution import Attribution, sent_text
+from fn_twilio.lib.attribution import Attribution, own_code, sent_text
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.dates import format_date, to_epoch_ms
 from fn_twilio.lib.delivery import DeliveryWatch, watch_deliveries
 from fn_twilio.lib.durations import format_duration
+from fn_twilio.lib.errors import Failure, FailureKind, Retry
 from fn_twilio.lib.intents import REFUSALS, Intent
 from fn_twilio.lib.phone import SMS, VOICE, WHATSAPP, Recipient, mask, parse_recipients
 from fn_twilio.lib.polling import ClientFactory, EveryInterval
@@ -67,6 +68,7 @@ from fn_twilio.lib.reconcile import Delivery, settled_for_send
 from fn_twilio.lib.records import Reply, SendOutcome
 from fn_twilio.lib.replies import ReplyWatch, watch_replies
 from fn_twilio.lib.sender import SendJob
+from fn_twilio.lib.storm import HELD_CANCELLED, DigestLine, Limiter, describe_held, settled_by_digest
 from fn_twilio.lib.termination import terminated
 from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
 from fn_twilio.lib.voice import (CALL_TIME_LIMIT, CallReport, CallStart, CallWatch, FirstRunCalls, FlowRef,
@@ -80,12 +82,16 @@ __all__ = ["Event", "TimelineEvent", "PagedEntry", "CallEntry", "PageOutcome", "
 
 _TIER_SEPARATOR = ";"
 CANCELLED = "Page stopped: the call was closed (resilient-circuits shutting down) before it ended"
+# a text still held for a digest (storm limit) when the page ended for another reason than a close
+HELD_AT_END = Failure(FailureKind.UNREACHABLE, "not sent: the page ended while this SMS was held for a "
+                                               "digest", Retry.NEVER)
 
 
 class Event:
     """The timeline's event names (contract §9.4)."""
 
     PAGED = "paged"
+    HELD = "held"                 # a text held for a digest by the storm limit; "paged" when it goes
     SEND_FAILED = "send_failed"
     REPLY = "reply"
     DECLINED = "declined"
@@ -281,6 +287,9 @@ class Page:
     ``flow`` (from :func:`fn_twilio.lib.voice.prepare`) is needed when a tier has ``voice:`` entries;
     ``call_text`` is what a call says (the page text without the SMS's acknowledgement request; default
     ``body``); ``call_time_limit`` how long a call's execution is followed before it counts as stuck.
+
+    ``limiter`` (:func:`fn_twilio.lib.storm.limiter_for`) puts the tiers' texts through the storm limit;
+    ``line`` is what the page's text becomes in a digest (default: its start, asking for ``code``).
     """
 
     RESUME_ATTEMPTS = 3   # reads of the outbound log when resuming, one poll interval apart
@@ -292,7 +301,8 @@ class Page:
                  delivery: Callable[[Sequence[PagedEntry]], Iterable[tuple[str, str]]] | None = None,
                  resume: Delivery | None = None, describe_stop: Callable[[str], str] = terminated,
                  flow: FlowRef | None = None, call_text: str | None = None,
-                 call_time_limit: float = CALL_TIME_LIMIT,
+                 call_time_limit: float = CALL_TIME_LIMIT, limiter: Limiter | None = None,
+                 line: DigestLine | None = None,
                  clock: Clock = SYSTEM_CLOCK, client_factory: ClientFactory = build_client) -> None:
         self.settings = settings
         self.tiers = [list(t) for t in tiers]
@@ -307,6 +317,8 @@ class Page:
         self.flow = flow
         self.call_text = (call_text if call_text is not None and call_text.strip() else body).strip()
         self.call_time_limit = call_time_limit
+        self.limiter = limiter
+        self.line = line if line is not None else DigestLine.for_text(body, code=code, asks=True)
         if any(r.is_voice and r.valid for tier in self.tiers for r in tier):
             if flow is None:
                 raise ValueError("a page with voice: entries needs the page call's Studio flow "
@@ -329,6 +341,10 @@ class Page:
         self._call_entries: dict[str, CallEntry] = {}   # by execution SID
         self._calls_lost = False            # the call watcher failed for good (said once)
         self._cancelled = threading.Event()
+        self._texts: list[_HeldTexts] = []   # tiers' texts held for a digest (storm limit), not sent yet
+        self._tier_start: datetime | None = None   # when the current tier's first text or call went out
+        self._changed: threading.Condition | None = None   # the reply watch's: news of held texts too
+        self._text_news = False
 
     def cancel(self) -> None:
         """End the page at the next step (the call was closed: resilient-circuits shutting down); no
@@ -343,7 +359,10 @@ class Page:
             try:
                 self._end_calls()
             finally:
-                self.attribution.close()
+                try:
+                    self._drop_held()
+                finally:
+                    self.attribution.close()
 
     def _run(self) -> PageOutcome:
         self._started = self.clock.now()
@@ -359,6 +378,7 @@ class Page:
             end = self._started + self.max_wait
         with watch_replies(self.settings, numbers, since, client_factory=self.client_factory,
                            clock=self.clock) as watch:
+            self._changed = watch.changed
             watch.wait_for_look(self.settings.timeout + self.settings.poll_interval)
             if self.resume is None:
                 # replies already there when the page starts answer something else (Twilio's dates have
@@ -378,15 +398,15 @@ class Page:
             tier = index + 1
             if self._cancelled.is_set():
                 return self._stopped(tier, CANCELLED)
-            paged_at = self._page_tier(tier, watch)
-            due = min(self._at(paged_at) + self.escalate_after, end)
-            count = len(self._tier_keys)
-            called = sum(1 for key in self._tier_keys if key[0] == VOICE)
-            how = f" ({called} by a call)" if called else ""
-            people = "person" if count == 1 else "people"
-            self.progress(f"Tier {tier}: paged {count} {people}{how}, waiting up to "
-                          f"{format_duration(max(0.0, due - self.clock.now()))} for an acknowledgement")
-            ending = self._wait(watch, tier, due)
+            self._tier_start = self._page_tier(tier, watch)
+            if self._tier_start is not None:
+                self._say_paged(tier, end)
+            else:   # every text of the tier held for a digest: its window starts when they go
+                held = sum(len(t.waiting) for t in self._texts if t.tier == tier)
+                limit = f" ({self.limiter.described})" if self.limiter is not None else ""
+                self.progress(f"Tier {tier}: {held} {'person' if held == 1 else 'people'} held for a digest"
+                              f"{limit}; the tier's window starts when their text is sent")
+            ending = self._wait(watch, tier, end)
             if ending == "done":
                 return self._finish()
             last = index == len(self.tiers) - 1
@@ -399,6 +419,24 @@ class Page:
             self._event(Event.ESCALATED, tier + 1, None, why)
             self.progress(f"Escalating to tier {tier + 1}: {why}")
         return self._nobody()
+
+    def _say_paged(self, tier: int, end: float) -> None:
+        count = len(self._tier_keys)
+        called = sum(1 for key in self._tier_keys if key[0] == VOICE)
+        how = f" ({called} by a call)" if called else ""
+        held = sum(len(t.waiting) for t in self._texts if t.tier == tier)
+        if held and self.limiter is not None:
+            how += f"; {describe_held(held, self.limiter)}"
+        people = "person" if count == 1 else "people"
+        left = format_duration(max(0.0, self._due(end) - self.clock.now()))
+        self.progress(f"Tier {tier}: paged {count} {people}{how}, waiting up to {left} for an "
+                      "acknowledgement")
+
+    def _due(self, end: float) -> float:
+        """When the current tier's window ends (``end`` while none of its texts or calls went out)."""
+        if self._tier_start is None:
+            return end
+        return min(self._at(self._tier_start) + self.escalate_after, end)
 
     def _at(self, moment: datetime) -> float:
         """A wall-clock moment on this clock's monotonic scale."""
@@ -419,6 +457,10 @@ class Page:
             try:
                 settled = settled_for_send(self.settings, texted, self.body, self.resume, client=client) \
                     if texted else {}
+                rest = [number for number in texted if number not in settled]
+                if rest:   # and the texts the first run held and sent in a digest (storm limit)
+                    settled.update(settled_by_digest(self.settings, rest, self.line, self.resume,
+                                                     client=client))
                 calls = first_run_calls(client, self.flow, called, self.call_text, self.resume,
                                         code=self.outcome.reply_code, timeout=self.settings.timeout) \
                     if called and self.flow is not None else FirstRunCalls()
@@ -440,23 +482,41 @@ class Page:
         return (f"Could not resume the page after a redelivery, so nobody was {again} again (no one may get "
                 f"the page twice): {why}")
 
-    def _page_tier(self, tier: int, watch: ReplyWatch) -> datetime:
+    def _page_tier(self, tier: int, watch: ReplyWatch) -> datetime | None:
         """Text the tier's people and call its voice entries (those the first run did not reach
-        already); the moment the tier was first paged."""
+        already); the moment the tier was first paged, None while every text of it is held for a digest
+        (storm limit: those texts are followed by :meth:`_collect` in the page's wait)."""
         recipients = self.tiers[tier - 1]
         texts = [r for r in recipients if not (r.is_voice and r.e164)]   # an invalid entry is reported so
         todo = [r for r in texts if not (r.valid and r.e164 in self._settled)]
         to_call = [r.e164 for r in recipients if r.is_voice and r.e164 and r.e164 not in self._settled_calls]
         calling = _Calling(self, to_call)
         outcomes: dict[int, SendOutcome] = {}
+        held: set[int] = set()    # ids of the recipients whose text is held for a digest
         try:
             if any(r.valid for r in todo):
                 clients = ThreadLocalClients(self.settings, factory=self.client_factory)
-                with SendJob(self.settings, todo, self.body, clock=self.clock, client_source=clients) as job:
-                    job.wait(None)
-                    sent = job.outcomes()
-                clients.close()
-                outcomes = {id(r): o for r, o in zip(todo, sent)}
+                job = SendJob(self.settings, todo, self.body, clock=self.clock, client_source=clients,
+                              limiter=self.limiter, line=self.line, on_change=self._texts_changed)
+                try:
+                    job.start()
+                    job.wait_settled()   # the requests in flight; texts held for a digest come later
+                except BaseException:
+                    job.close()
+                    clients.close()
+                    raise
+                for index, recipient in enumerate(todo):
+                    outcome = job.outcome_of(index)
+                    if outcome is None:
+                        held.add(id(recipient))
+                    else:
+                        outcomes[id(recipient)] = outcome
+                waiting = {i for i, r in enumerate(todo) if id(r) in held}
+                if waiting:
+                    self._texts.append(_HeldTexts(tier, job, clients, todo, waiting))
+                else:
+                    job.close()
+                    clients.close()
             elif todo:
                 outcomes = {id(r): SendOutcome.invalid(r.raw, r.reason or "invalid") for r in todo}
         finally:
@@ -471,27 +531,104 @@ class Page:
                 if moment is not None:
                     moments.append(moment)
                 continue
+            number = recipient.e164 or recipient.raw
+            if id(recipient) in held:   # its entry comes when its digest is sent
+                key = (_channel_of(number), number)
+                self._tier_keys.append(key)
+                self._paged.append(key)
+                self._event(Event.HELD, tier, number, "held for a digest"
+                            + (f" ({self.limiter.described})" if self.limiter is not None else ""), at=now)
+                continue
             earlier = self._settled.get(recipient.e164 or "") if recipient.valid else None
             outcome = earlier if earlier is not None else outcomes[id(recipient)]
-            paged_at = (outcome.date_created or now) if earlier is not None else now
-            self.outcome.pages.append(PagedEntry(outcome, tier, paged_at))
-            number = outcome.phone_number
-            key = (_channel_of(number), number)
-            self._tier_keys.append(key)
-            self._paged.append(key)
-            if outcome.success:
-                moments.append(paged_at)
-                self._listening.add(number)
-                detail = outcome.sid if earlier is None else f"{outcome.sid} (texted by the interrupted run)"
-                self._event(Event.PAGED, tier, number, detail, at=paged_at)
-            else:
-                self._out.add(key)
-                if outcome.may_have_sent:   # escalate past them, but their acknowledgement counts
-                    self._listening.add(number)
-                self._event(Event.SEND_FAILED, tier, number, outcome.error_message)
+            moment = self._text_outcome(tier, outcome, earlier is not None, now)
+            if moment is not None:
+                moments.append(moment)
         self.attribution.add(sent_text(o) for o in outcomes.values())
         self._follow(placed, watch)
+        if not moments and held:
+            return None
         return min(moments, default=now)
+
+    def _text_outcome(self, tier: int, outcome: SendOutcome, earlier: bool, now: datetime,
+                      *, held: bool = False) -> datetime | None:
+        """The entry of one texted person; the moment they were paged when the text (or the digest
+        carrying it) went out. ``earlier``: sent by the interrupted run of a redelivered page; ``held``:
+        held for a digest, sent since (its key is in the tier already; it is dated by Twilio)."""
+        paged_at = (outcome.date_created or now) if earlier or held else now
+        self.outcome.pages.append(PagedEntry(outcome, tier, paged_at))
+        number = outcome.phone_number
+        key = (_channel_of(number), number)
+        if not held:
+            self._tier_keys.append(key)
+            self._paged.append(key)
+        if outcome.success:
+            self._listening.add(number)
+            detail = outcome.sid or ""
+            if outcome.bundled:
+                detail += " (in a digest)"
+            if earlier:
+                detail += " (texted by the interrupted run)"
+            self._event(Event.PAGED, tier, number, detail, at=paged_at)
+            return paged_at
+        self._out.add(key)
+        if outcome.may_have_sent:   # escalate past them, but their acknowledgement counts
+            self._listening.add(number)
+        self._event(Event.SEND_FAILED, tier, number, outcome.error_message)
+        return None
+
+    # -- texts held for a digest (storm limit) ------------------------------------------------------
+    def _texts_changed(self) -> None:
+        """A held text got its outcome (on a send worker's thread): wake the page's wait."""
+        changed = self._changed
+        if changed is None:
+            return
+        with changed:
+            self._text_news = True
+            changed.notify_all()
+
+    def _collect(self, tier: int, end: float) -> None:
+        """The held texts that went out (or failed) since the last look: their entries, and the current
+        tier's window when its first text went out now."""
+        if not self._texts:
+            return
+        if self._changed is not None:
+            with self._changed:
+                self._text_news = False
+        now = self.clock.wall()
+        for held in list(self._texts):
+            sent = []
+            for index in sorted(held.waiting):
+                outcome = held.job.outcome_of(index)
+                if outcome is None:
+                    continue
+                held.waiting.discard(index)
+                sent.append(outcome)
+                moment = self._text_outcome(held.tier, outcome, False, now, held=True)
+                if moment is not None and held.tier == tier and self._tier_start is None:
+                    self._tier_start = moment
+                    self._say_paged(tier, end)
+            self.attribution.add(sent_text(o) for o in sent)
+            if not held.waiting:
+                self._texts.remove(held)
+                held.close()
+
+    def _drop_held(self) -> None:
+        """The page has ended: texts still held for a digest are not sent (their people are reported
+        not sent: the call was closed, or the page ended first)."""
+        texts, self._texts = self._texts, []
+        for held in texts:
+            held.close()
+            for index in sorted(held.waiting):
+                outcome = held.job.outcome_of(index)
+                if outcome is None:
+                    continue
+                if outcome.error_message == HELD_CANCELLED.message and not self._cancelled.is_set():
+                    outcome = SendOutcome.failed(outcome.phone_number, HELD_AT_END)
+                if outcome.success:   # its digest went out as the page ended
+                    self._text_outcome(held.tier, outcome, False, self.clock.wall(), held=True)
+                else:
+                    self.outcome.pages.append(PagedEntry(outcome, held.tier, self.clock.wall()))
 
     def _called(self, tier: int, number: str, start: CallStart | None, now: datetime,
                 placed: list[PlacedCall]) -> datetime | None:
@@ -536,13 +673,16 @@ class Page:
         else:
             self._calls.track(placed)
 
-    def _wait(self, watch: ReplyWatch, tier: int, due: float) -> str:
+    def _wait(self, watch: ReplyWatch, tier: int, end: float) -> str:
         """Wait for the tier: "done" (acknowledged, terminated, closed, or replies cannot be read),
         "tier_out" or "window". Replies and calls are read before the window is judged, so an
-        acknowledgement already there (a resumed page) ends the page before another tier is paged."""
+        acknowledgement already there (a resumed page) ends the page before another tier is paged.
+        Texts held for a digest are followed here too: the tier's window starts when its first text
+        went out (``end``, the page's own end, while all are held)."""
         while True:
             if self._cancelled.is_set():
                 return self._stop(tier, CANCELLED)
+            self._collect(tier, end)
             found = watch.replies
             watch.handled = len(found)
             if self._read([r for r in found if r.sid not in self._seen], tier):
@@ -554,7 +694,7 @@ class Page:
             self._consult_delivery(tier)
             if self._tier_is_out():
                 return "tier_out"
-            remaining = due - self.clock.now()
+            remaining = self._due(end) - self.clock.now()
             if remaining <= 0:
                 return "window"
             reason = self.is_terminated()
@@ -567,15 +707,17 @@ class Page:
                 self._wait_for_news(watch, waiting)
 
     def _wait_for_news(self, watch: ReplyWatch, timeout: float) -> None:
-        """Wait until the replies or the calls have news (they share one condition), or ``timeout``."""
+        """Wait until the replies, the calls or the held texts have news (they share one condition), or
+        ``timeout``."""
         calls = self._calls
-        if calls is None:
+        if calls is None and not self._texts:
             watch.wait(timeout)
             return
 
         def news() -> bool:
-            return (watch.has_news() or watch.error is not None or calls.has_news()
-                    or (calls.error is not None and not self._calls_lost))
+            return (watch.has_news() or watch.error is not None or self._text_news
+                    or (calls is not None and (calls.has_news()
+                                               or (calls.error is not None and not self._calls_lost))))
 
         with watch.changed:
             self.clock.wait_for(watch.changed, news, timeout)
@@ -610,8 +752,9 @@ class Page:
                 self._keep(reply, tier)
                 self._take_out(reply, tier)
                 continue
-            if reply.reply_code != self.outcome.reply_code:
+            if not reply.answers(self.outcome.reply_code):
                 continue   # another page's reply, or an answer to a text that asked for nothing
+            reply = own_code(reply, self.outcome.reply_code)   # a digest's answer: this page's code
             self._keep(reply, tier)
             if reply.intent == Intent.ACKNOWLEDGE.value:
                 return self._acknowledged(reply)
@@ -739,6 +882,22 @@ class Page:
                at: datetime | None = None, channel: str | None = None) -> None:
         moment = at or self.clock.wall()
         self.outcome.timeline.append(TimelineEvent(moment, event, tier, number, detail, channel))
+
+
+class _HeldTexts:
+    """A tier's SendJob whose texts to some people (``waiting``: indexes in ``recipients``) are held for a
+    digest by the storm limit; closing it drops what is still held."""
+
+    def __init__(self, tier: int, job: SendJob, clients: ThreadLocalClients, recipients: list[Recipient],
+                 waiting: set[int]) -> None:
+        self.tier, self.job, self.clients = tier, job, clients
+        self.recipients, self.waiting = recipients, waiting
+
+    def close(self) -> None:
+        try:
+            self.job.close()
+        finally:
+            self.clients.close()
 
 
 class _Calling:

@@ -29,6 +29,7 @@ from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Re
 from fn_twilio.lib.intents import requested_code
 from fn_twilio.lib.records import SendOutcome, listed_at
 from fn_twilio.lib.sender import message_params
+from fn_twilio.lib.storm import digest_lines, requested_codes
 from fn_twilio.lib.twilio_client import build_client
 
 SKEW = timedelta(minutes=2)      # clock difference allowed between the broker and Twilio
@@ -200,10 +201,12 @@ def settled_for_send(settings: Any, recipients: Iterable[str], body: str, delive
 
 
 def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
-                   text_for: Callable[[str], str], client: Any = None) -> str | None:
+                   text_for: Callable[[str], str], client: Any = None,
+                   line_for: Callable[[str], str] | None = None) -> str | None:
     """For a redelivered call that asked for an acknowledgement with a random code (contract §13.3): the
     code its first run texted, read from Twilio's outbound log (the oldest text since the original
-    timestamp, to one of ``recipients``, whose body is ``text_for(code)`` for the code it asks for), or
+    timestamp, to one of ``recipients``, whose body is ``text_for(code)`` for the code it asks for, or a
+    digest of the storm limit carrying the line ``line_for(code)`` for one of the codes it asks for), or
     None when the first run texted nobody. :class:`LogUnreadable` when the log cannot be read (the caller
     then texts nobody: a new code could send everyone a second text)."""
     if not delivery.redelivered or delivery.original is None:
@@ -218,10 +221,10 @@ def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
             for message in _outbound_log(client, from_, delivery.original - SKEW, page_size=PAGE_SIZE,
                                          max_pages=MAX_PAGES):
                 body = getattr(message, "body", None) or ""
-                code = requested_code(body)
-                if getattr(message, "to", None) not in wanted or code is None:
+                if getattr(message, "to", None) not in wanted:
                     continue
-                if body != _text(text_for, code):
+                code = _first_run_code_of(body, text_for, line_for)
+                if code is None:
                     continue
                 if not str(getattr(message, "direction", "") or "").startswith("outbound"):
                     continue
@@ -237,6 +240,24 @@ def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
         if own:
             client.http_client.close()
     return found[1] if found else None
+
+
+def _first_run_code_of(body: str, text_for: Callable[[str], str],
+                       line_for: Callable[[str], str] | None) -> str | None:
+    """The code a text of the first run asked for: the text itself, or a digest carrying its line."""
+    lines = digest_lines(body)
+    if lines is None:
+        code = requested_code(body)
+        return code if code is not None and body == _text(text_for, code) else None
+    if line_for is None:
+        return None
+    for code in requested_codes(body):
+        try:
+            if line_for(code) in lines:
+                return code
+        except ValueError:   # no text with that code could be sent (too long): not the first run's
+            continue
+    return None
 
 
 def _text(text_for: Callable[[str], str], code: str) -> str | None:

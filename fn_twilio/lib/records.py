@@ -119,6 +119,14 @@ class Reply:
     intent: str | None = None        # what it means (intents.Intent's value), set by attribution.read
     reply_code: str | None = None    # the code it answers (contract §9.2), set by attribution.read
     code_pending: bool = False       # the code could not be read yet (Twilio's outbound log unreadable)
+    # every code it answers: the one it names, else each code the text it answers asked for (a digest
+    # asks for several, contract §15); reply_code is the first of them unless a call chose its own
+    reply_codes: tuple[str, ...] = ()
+
+    def answers(self, code: str) -> bool:
+        """True when the reply answers ``code`` (the code it names, or one the text it answers asked
+        for); never while its code is not known yet."""
+        return not self.code_pending and (code == self.reply_code or code in self.reply_codes)
 
     @classmethod
     def from_message(cls, message: Any, seen_at: datetime) -> Reply:
@@ -148,6 +156,7 @@ class Reply:
             "error_message": self.error_message,
             "intent": self.intent,
             "reply_code": self.reply_code,
+            "reply_codes": list(self.reply_codes),
         }
 
 

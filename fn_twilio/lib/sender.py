@@ -17,7 +17,10 @@ redelivery) are passed as ``already_sent`` and reported with the outcome given, 
 With a ``limiter`` (:class:`fn_twilio.lib.storm.Limiter`), each recipient goes through it: sent when
 the number has room under the storm limit, else held for a digest (``held`` counts those waiting;
 the outcome is the digest's, ``bundled`` true) and reported not sent when the job is closed first.
-``line`` is what the text becomes in a digest (by default the text's start).
+``line`` is what the text becomes in a digest (by default the text's start). A caller that goes on
+with other work while texts are held (a page reading replies) waits with ``wait_settled()`` for every
+recipient to have its outcome or be held, then reads ``outcome_of(index)`` as held texts go out;
+``on_change`` is called (on a worker thread) whenever a recipient gets its outcome or is held.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
@@ -152,7 +155,8 @@ class SendJob:
                  policy: RetryPolicy = RetryPolicy(), clock: Clock = SYSTEM_CLOCK,
                  client_source: ThreadLocalClients | None = None,
                  already_sent: Mapping[str, SendOutcome] | None = None,
-                 limiter: Limiter | None = None, line: DigestLine | None = None) -> None:
+                 limiter: Limiter | None = None, line: DigestLine | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.recipients = list(recipients)
         self.body = body
@@ -166,9 +170,12 @@ class SendJob:
         self._futures: dict[Future[SendOutcome], int] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._on_change = on_change
         self.sent = 0
         self.failed = 0
         self.held = 0
+        self._held: set[int] = set()     # recipients held for a digest, by index
         self.limiter = limiter
         self.line = line if line is not None else DigestLine.for_text(body)
         self._leased = False
@@ -210,6 +217,12 @@ class SendJob:
                 self.sent += 1
             else:
                 self.failed += 1
+            self._changed.notify_all()
+        self._tell()
+
+    def _tell(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     def _send(self, index: int) -> SendOutcome:
         to = self.recipients[index].e164 or ""
@@ -217,8 +230,8 @@ class SendJob:
             outcome = SendOutcome.failed(to, CANCELLED)
         elif self.limiter is not None:
             outcome = self.limiter.send(to, self.body, self.line, lambda body: self._send_text(to, body),
-                                        cancelled=self._cancelled, on_hold=lambda: self._count_held(1),
-                                        on_release=lambda: self._count_held(-1))
+                                        cancelled=self._cancelled, on_hold=lambda: self._count_held(index, 1),
+                                        on_release=lambda: self._count_held(index, -1))
         else:
             outcome = self._send_text(to, self.body)
         self._record(index, outcome)
@@ -228,9 +241,41 @@ class SendJob:
         return send_one(self._clients.get(), self.settings, to, body, policy=self.policy, clock=self.clock,
                         cancelled=self._cancelled)
 
-    def _count_held(self, change: int) -> None:
+    def _count_held(self, index: int, change: int) -> None:
         with self._lock:
             self.held += change
+            if change > 0:
+                self._held.add(index)
+            else:
+                self._held.discard(index)
+            self._changed.notify_all()
+        if change > 0:
+            self._tell()
+
+    def settled(self) -> bool:
+        """True when every recipient has its outcome or is held for a digest."""
+        with self._lock:
+            return self._settled()
+
+    def _settled(self) -> bool:
+        return all(o is not None or i in self._held for i, o in enumerate(self._outcomes))
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s (None: as long as it takes; the requests in flight are bounded by the
+        HTTP timeout and the retry policy) for every recipient to have its outcome or be held; True
+        when they do."""
+        with self._changed:
+            return self._changed.wait_for(self._settled, timeout)
+
+    def outcome_of(self, index: int) -> SendOutcome | None:
+        """The outcome of the recipient at ``index`` (in ``recipients``), or None while it has none."""
+        with self._lock:
+            return self._outcomes[index]
+
+    def is_held(self, index: int) -> bool:
+        """True while the recipient at ``index`` is held for a digest."""
+        with self._lock:
+            return index in self._held
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s; True when every recipient has its outcome."""

@@ -130,6 +130,15 @@ class DigestLine:
     def asking(self) -> bool:
         return self.asks and bool(self.code)
 
+    @classmethod
+    def rendered_for(cls, text_for: Callable[[str], str]) -> Callable[[str], str]:
+        """For a call whose text asks for a random code (no incident): ``code`` -> the line its text
+        asking for ``code`` makes in a digest, rendered (how a redelivered call recognises the digest its
+        first run's text went in: :func:`fn_twilio.lib.reconcile.first_run_code`)."""
+        def line(code: str) -> str:
+            return cls.for_text(text_for(code), code=code, asks=True).render()
+        return line
+
     def render(self) -> str:
         """The line as the digest writes it: ``2101 Phishing wave (High)``, ``- Server restarted``."""
         severity = f" ({_one_line(self.severity, 20)})" if self.severity and self.severity.strip() else ""

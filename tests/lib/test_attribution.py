@@ -221,3 +221,69 @@ def test_refused_by_reads_each_numbers_latest_reply():
     attribution = Attribution(settings(), client_factory=FakeTwilio().client)
     replies = [attribution.read(reply(ALICE, "no", 1)), attribution.read(reply(ALICE, "ack", 2))]
     assert refused_by(replies, [ALICE]) == []
+
+
+# -- a digest (contract §15): one text asking for several codes -----------------------------------------
+def digest(to, codes, minutes):
+    from fn_twilio.lib.storm import DigestLine, build_digests
+    [text] = build_digests([DigestLine(f"Incident {c}", str(c), True, "High") for c in codes])
+    return message(SENDER, text.body, sent=T0 + timedelta(minutes=minutes), to=to, direction="outbound-api")
+
+
+@pytest.mark.parametrize("body, intent, code, codes", [
+    ("ack", "acknowledge", "2101", ("2101", "2102", "2103")),        # a bare ack: every code it asked for
+    ("ACK ALL", "acknowledge", "2101", ("2101", "2102", "2103")),
+    ("Ok all, on it", "acknowledge", "2101", ("2101", "2102", "2103")),
+    ("ACK 2102", "acknowledge", "2102", ("2102",)),                  # a code: that incident only
+    ("ack 2099", "acknowledge", "2099", ("2099",)),                  # another code, whatever was sent
+    ("no", "decline", "2101", ("2101", "2102", "2103")),
+    ("NO 2103", "decline", "2103", ("2103",)),
+    ("thanks", "other", "2101", ("2101", "2102", "2103")),
+])
+def test_a_reply_to_a_digest_answers_every_code_it_asked_for_or_the_one_it_names(body, intent, code, codes):
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), digest(ALICE, [2101, 2102, 2103], 1))
+    read = Attribution(settings(), client_factory=twilio.client).read(reply(ALICE, body, 2))
+    assert (read.intent, read.reply_code, read.reply_codes) == (intent, code, codes)
+    assert read.as_result()["reply_codes"] == list(codes)
+    assert not read.answers("2095")                   # the page before the digest is answered no more
+
+
+def test_a_reply_to_the_text_after_a_digest_answers_that_text_alone():
+    twilio = FakeTwilio()
+    twilio.add(digest(ALICE, [2101, 2102], 1), page(ALICE, 2095, 2))
+    read = Attribution(settings(), client_factory=twilio.client).read(reply(ALICE, "ACK ALL", 3))
+    assert (read.reply_code, read.reply_codes) == ("2095", ("2095",))
+
+
+def test_a_digest_asking_nothing_makes_a_bare_ack_answer_nothing():
+    from fn_twilio.lib.storm import DigestLine, build_digests
+    [text] = build_digests([DigestLine("Server restarted", "2104"), DigestLine("Disk full", "2105")])
+    twilio = FakeTwilio()
+    twilio.add(page(ALICE, 2095, 0), message(SENDER, text.body, sent=T0 + timedelta(minutes=1), to=ALICE,
+                                             direction="outbound-api"))
+    read = Attribution(settings(), client_factory=twilio.client).read(reply(ALICE, "ack", 2))
+    assert (read.reply_code, read.reply_codes) == (None, ())
+
+
+@pytest.mark.parametrize("code, body, kept_code, answers", [
+    ("2102", "ack", "2102", True),         # shown with the call's own code
+    ("2102", "ACK ALL", "2102", True),
+    ("2102", "ACK 2102", "2102", True),
+    ("2102", "ACK 2101", None, False),     # another incident of the digest: left out
+    ("2099", "ack", None, False),          # a call whose code the digest did not ask for
+    (None, "ack", "2101", True),           # without incident_id: any reply, its first code
+])
+def test_a_call_with_a_code_reads_a_digest_answer_as_its_own(code, body, kept_code, answers):
+    twilio = FakeTwilio()
+    twilio.add(digest(ALICE, [2101, 2102, 2103], 1))
+    reader = ReplyReader(Attribution(settings(), client_factory=twilio.client), code)
+    answer = reply(ALICE, body, 2)
+    kept = reader.kept([answer])
+    assert [r.reply_code for r in kept] == ([kept_code] if answers else [])
+    assert reader.answers(reader.attribution.read(answer)) is answers
+
+
+def test_a_reply_whose_code_is_not_known_answers_no_code():
+    pending_reply = Reply("SM1", ALICE, SENDER, "ack", T0, T0, code_pending=True, reply_codes=("2101",))
+    assert not pending_reply.answers("2101")

@@ -266,3 +266,24 @@ def test_latest_page_ties_go_to_the_first_listed():
 def test_module_is_plain_python():
     source = open(intents.__file__, encoding="utf-8").read()
     assert not re.search(r"^\s*(import|from)\s+resilient", source, re.MULTILINE)
+
+
+@pytest.mark.parametrize("body, every", [
+    ("ACK ALL", True),
+    ("ack all", True),
+    ("Ack all, on it", True),
+    ("ＡＣＫ ＡＬＬ", True),               # full-width
+    ("OK ALL", True),                        # any acknowledgement keyword, then ALL
+    ("ack", False),
+    ("ack, on it all night", False),        # "all" is not the second word
+    ("ack alley", False),
+])
+def test_ack_all_acknowledges_every_code_of_the_text_it_answers(body, every):
+    assert read_reply(body) == Reading(ACK, None, every)
+
+
+def test_ack_all_with_a_code_is_an_acknowledgement_of_that_code():
+    assert read_reply("ACK 2101 ALL") == Reading(ACK, "2101")
+    assert read_reply("roger all", CUSTOM) == Reading(ACK, None, True)
+    assert read_reply("no all") == Reading(OTHER)
+    assert read_reply("ALL ACK") == Reading(OTHER)

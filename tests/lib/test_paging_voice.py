@@ -17,6 +17,7 @@ from fn_twilio.lib.clock import FakeClock
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.paging import Event, Page, TierError, parse_tiers
 from fn_twilio.lib.reconcile import Delivery
+from fn_twilio.lib.storm import Limiter
 from fn_twilio.lib.voice import (FLOW_NAME, CallWatcher, FlowRef, VoiceError, first_run_call_code,
                                  first_run_calls, forget_flows, load_definition, prepare)
 from tests.lib.fake_studio import FakeStudio
@@ -46,7 +47,7 @@ class VoiceRun:
 
     def __init__(self, tiers, *, people=None, escalate_after=60.0, max_wait=3600.0, script=None,
                  resume=None, log=(), executions=(), call_time_limit=600.0, terminated_at=None,
-                 flow=True, poll_interval="2s"):
+                 flow=True, poll_interval="2s", storm_limit=None):
         self.clock = FakeClock(wall_start=None)
         self.twilio = FakeTwilio()
         self.twilio.add(*log)
@@ -73,10 +74,16 @@ class VoiceRun:
             late = terminated_at is not None and self.clock.now() - self.start >= terminated_at
             return "closed by analyst" if late else None
 
-        self.page = Page(settings(poll_interval=poll_interval), parse_tiers(tiers), BODY, CODE,
+        page_settings = settings(poll_interval=poll_interval) if storm_limit is None else \
+            settings(poll_interval=poll_interval, max_texts_per_person=str(storm_limit[0]),
+                     person_window=storm_limit[1])
+        self.limiter = None if storm_limit is None else \
+            Limiter(page_settings, clock=self.clock, client_factory=self.client)
+        self.page = Page(page_settings, parse_tiers(tiers), BODY, CODE,
                          escalate_after=escalate_after, max_wait=max_wait, is_terminated=terminated,
                          progress=self.statuses.append, resume=resume, flow=self.flow_ref, call_text=TEXT,
-                         call_time_limit=call_time_limit, clock=self.clock, client_factory=self.client)
+                         call_time_limit=call_time_limit, clock=self.clock, client_factory=self.client,
+                         limiter=self.limiter)
         self.script = sorted((script or {}).items(), key=lambda kv: kv[0])
 
     def client(self, _settings=None):
@@ -583,3 +590,26 @@ def test_an_invalid_voice_entry_given_to_the_engine_directly_is_reported_not_cal
     outcome = run()
     assert [c["to"] for c in run.creates] == [ALICE] and run.texted_at == []
     assert outcome.pages[0].as_result()["status"] == "invalid" and outcome.acknowledged_by == ALICE
+
+
+# -- the storm limit (contract §15) holds texts, never calls ----------------------------------------------
+def test_a_call_is_not_held_by_the_storm_limit_while_the_same_persons_text_is():
+    full = [message(SENDER, f"Incident {c} needs you." + ack_request(str(c)), sent=T0 - timedelta(seconds=1),
+                    to=ALICE, direction="outbound-api") for c in (3001, 3002)]
+    run = VoiceRun(f"{ALICE}, voice:{ALICE}; {BOB}", people={ALICE: PRESS_1}, log=full,
+                   storm_limit=(2, "30s"), poll_interval="1s")
+    outcome = run()
+    assert [to for at, to in run.called_at if at < 1.5] == [ALICE]      # called at once
+    assert run.texted_at == []                                           # her text held, then dropped
+    assert outcome.success and outcome.acknowledged_by == ALICE
+    assert events(outcome, channel=True)[-1] == ("acknowledged", 1, ALICE, "voice")
+    text = next(p for p in outcome.pages if p.as_result().get("channel", "sms") == "sms")
+    assert text.outcome.error_message == "not sent: the page ended while this SMS was held for a digest"
+    assert ("held", 1, ALICE) in events(outcome)
+    assert run.limiter.held == 1
+    for _ in range(400):     # the limiter's view of the log lingers two intervals, then the tracker stops
+        if not polling.active_pollers():
+            break
+        run.clock.advance(0.5)
+        threading.Event().wait(0.005)
+    assert not polling.active_pollers()

@@ -244,3 +244,35 @@ def test_first_run_code_says_when_the_log_cannot_be_read():
     client = FakeClient([], fail=TwilioRestException(500, "uri", "boom"))
     with pytest.raises(LogUnreadable, match="outbound log could not be read"):
         first_run_code(_settings(), [ALICE], Delivery(redelivered=True, original=T0), _asking, client=client)
+
+
+# -- ... also when its first run's text went out in a digest of the storm limit (contract §15) ---------
+def _digest(*texts_and_codes):
+    from fn_twilio.lib.storm import DigestLine, build_digests
+    lines = [DigestLine.for_text(text, code=code, asks=True) for text, code in texts_and_codes]
+    return build_digests(lines)[0].body
+
+
+@pytest.mark.parametrize("log, code", [
+    ([msg(ALICE, body=_digest(("Other call Reply ACK 1234 to acknowledge.", "1234"),
+                              (_asking(4821), "4821")))], "4821"),                 # its line in a digest
+    ([msg(BOB, body=_digest((_asking(4821), "4821"), ("Other", "77")), at=T0 + timedelta(seconds=2)),
+      msg(ALICE, body=_asking(1111), at=T0 + timedelta(seconds=9))], "4821"),     # the oldest, digest or not
+    ([msg(ALICE, body=_digest(("Other call Reply ACK 1234 to acknowledge.", "1234"),
+                              ("Another", "5678")))], None),                       # other calls' lines only
+    ([msg(ALICE, body=_digest((_asking(4821), "4821"), ("Other", "77")),
+          at=T0 - timedelta(minutes=10))], None),                                  # before the call
+])
+def test_first_run_code_recognises_a_digest_carrying_the_first_runs_text(log, code):
+    from fn_twilio.lib.reconcile import first_run_code
+    from fn_twilio.lib.storm import DigestLine
+    found = first_run_code(_settings(), [ALICE, BOB], Delivery(redelivered=True, original=T0), _asking,
+                           client=FakeClient(log), line_for=DigestLine.rendered_for(_asking))
+    assert found == code
+
+
+def test_without_the_line_a_digest_gives_no_code():
+    from fn_twilio.lib.reconcile import first_run_code
+    log = [msg(ALICE, body=_digest((_asking(4821), "4821"), ("Other", "77")))]
+    assert first_run_code(_settings(), [ALICE], Delivery(redelivered=True, original=T0), _asking,
+                          client=FakeClient(log)) is None

@@ -309,6 +309,24 @@ def test_within_the_limit_each_text_goes_as_it_is_and_the_next_is_held(storm):
     assert s.limiter.held == 1 and len(s.log.lists) >= 1
 
 
+
+def test_a_job_is_settled_once_each_recipient_is_sent_or_held_and_tells_each_change(storm):
+    """What a page reads while it goes on with replies: wait_settled() returns with texts held, whose
+    outcomes come later (outcome_of), each change told to on_change."""
+    s = storm(limit=1)
+    assert s.outcome(s.call([ALICE], 1)).success
+    told = []
+    job = SendJob(s.settings, [Recipient(n, n, None) for n in (BOB, ALICE)], "Incident 2 needs you.",
+                  clock=s.clock, client_source=ThreadLocalClients(s.settings, factory=s.log.client),
+                  limiter=s.limiter, line=s.line(2), on_change=lambda: told.append(job.snapshot()))
+    with job:
+        assert job.wait_settled(5)
+        assert job.outcome_of(0).success and job.outcome_of(1) is None and job.is_held(1)
+        assert job.snapshot().held == 1 and len(told) == 2          # Bob sent, Alice held
+        s.advance(11.5)
+        eventually(lambda: job.outcome_of(1) is not None, "Alice's text went")
+        assert job.outcome_of(1).success and not job.is_held(1) and len(told) == 3
+
 def test_alone_a_process_sends_every_text_within_the_limit_at_once(storm):
     s = storm(limit=5)
     calls = [s.call([ALICE], i) for i in range(5)]
