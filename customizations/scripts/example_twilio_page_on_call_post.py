@@ -2,11 +2,13 @@
 # Function twilio_page returns the standard result payload: results.success, results.reason and
 # results.content, a dict with acknowledged, acknowledged_by, acknowledged_at, acknowledged_at_ts,
 # tier, reply_code, pages (send entries with tier and paged_at_ts; a call's entry has channel "voice",
-# the Studio execution's SID, outcome and reason), replies (reply entries with intent and reply_code)
-# and timeline (an acknowledgement by a key pressed on a call has channel "voice").
+# the Studio execution's SID, outcome and reason; a text held by the storm limit and sent in a digest
+# has bundled true, the digest's SID and text), replies (reply entries with intent, reply_code and
+# reply_codes) and timeline (an acknowledgement by a key pressed on a call has channel "voice").
 # A row per page, per call and per reply in the SMS Activity Log (replies that acknowledge, decline or
 # opt out get the status Acknowledged, Declined, Opted out; calls Call acknowledged, Call declined,
-# Call not answered, ...; their Direction is outbound-call); a note with the outcome.
+# Call not answered, ...; their Direction is outbound-call; a page sent in a digest has the digest's SID
+# as Msg Id, so Update Delivery Status follows the digest); a note with the outcome.
 from datetime import datetime, timezone
 
 

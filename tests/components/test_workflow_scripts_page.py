@@ -1,6 +1,8 @@
 """The example workflow "Example: Twilio Page On-Call" as SOAR runs it: the real pre-processing script,
 twilio_page inside resilient-circuits against the Twilio emulator, the real post-processing script;
 the rows and the note it writes."""
+import threading
+
 from sandbox.scripting import run_script, script_path
 from sandbox.twilio_emulator import SENDER
 from tests.components.test_page import answer_when_paged
@@ -98,3 +100,36 @@ class TestPageWorkflowWithCalls:
         assert f"by {ALICE} (tier 1)" in note["text"] and "by voice" not in note["text"]
         (execution,) = twilio.executions
         assert execution["status"] == "ended"
+
+
+class TestPageWorkflowInAStorm:
+    """The example workflow when the page's text to a person went out in a digest (storm limit): its row
+    carries the digest's SID as Msg Id (so "Update Delivery Status" follows the digest) and its text."""
+
+    APP_SETTINGS = {"max_texts_per_person": "2", "person_window": "5s", "poll_interval": "0.2s"}
+
+    def test_a_bundled_page_row_has_the_digests_sid(self, circuits_app, twilio):
+        from tests.components.test_page_storm import digests_to, fill, finish, page, wait_until
+
+        fill(circuits_app, ALICE, 2)
+        other = page(circuits_app, 2096, ALICE, escalate_after="30s")     # another incident's page, held
+
+        def ack_the_digest():
+            wait_until(lambda: digests_to(twilio, ALICE), "the digest went", timeout=30)
+            twilio.inject_inbound(from_=ALICE, to=SENDER, body="ACK ALL")
+
+        threading.Thread(target=ack_the_digest, daemon=True).start()
+        _, call, post = fire(circuits_app, {"twilio_page_tiers": f"{ALICE}; {BOB}",
+                                            "twilio_escalate_after": "30s",
+                                            "twilio_sms_message": "Bridge now"})
+        (digest,) = digests_to(twilio, ALICE)
+        (entry,) = call.result["content"]["pages"]
+        assert entry["bundled"] is True and entry["sid"] == digest["sid"]
+        rows = [values for _, values in post.rows]
+        assert [(r["phone_number"], r["status"], r["direction"]) for r in rows] == [
+            (ALICE, "queued", "outbound-api"), (ALICE, "Acknowledged", "inbound")]
+        assert rows[0]["message_id"] == digest["sid"] and rows[0]["msg_body"] == digest["body"]
+        assert "2095 Bridge now" in rows[0]["msg_body"] and "2096 Phishing wave 2096" in rows[0]["msg_body"]
+        (note,) = post.notes
+        assert "Twilio page acknowledged" in note["text"] and "<b>Reply code:</b> 2095" in note["text"]
+        assert finish(circuits_app, other, timeout=30).result["content"]["acknowledged_by"] == ALICE
