@@ -699,6 +699,34 @@ def test_a_redelivered_send_does_not_send_a_second_digest_end_to_end(storm):
     assert outcome.already_sent and outcome.bundled and len(s.log.creates) == creates
 
 
+
+def test_a_redelivered_send_with_a_random_code_finds_its_code_in_the_digest_and_sends_nothing(storm):
+    """As the send component does it (contract §13.3 with §15): the first run's random code is read back
+    from the digest its text went in, and that digest settles the recipient."""
+    from functools import partial
+
+    from fn_twilio.lib.reconcile import first_run_code
+    from fn_twilio.lib.sender import with_ack_request
+
+    s = storm(limit=1)
+    asking = partial(with_ack_request, "Join the bridge.", keywords=s.settings.keywords)
+    assert s.outcome(s.call([ALICE], 1)).success
+    first = [s.call([ALICE], 7, body=asking("4821"), line=DigestLine.for_text(asking("4821"), code="4821",
+                                                                             asks=True)),
+             s.call([ALICE], 9)]
+    eventually(lambda: s.held() == 2, "held")
+    s.advance(11.5)
+    assert s.outcome(first[0]).bundled
+    creates = len(s.log.creates)
+    code = first_run_code(s.settings, [ALICE], redelivered(s.clock), asking, client=s.log.client(),
+                          line_for=DigestLine.rendered_for(asking))
+    assert code == "4821"
+    line = DigestLine.for_text(asking(code), code=code, asks=True)
+    again = settled_by_digest(s.settings, [ALICE], line, redelivered(s.clock), client=s.log.client())
+    assert again[ALICE].already_sent and again[ALICE].sid == s.outcome(first[0]).sid
+    assert len(s.log.creates) == creates
+    assert first_run_code(s.settings, [ALICE], redelivered(s.clock), asking, client=s.log.client()) is None
+
 # -- the tracker's outbound view (the one listing the limiter reads) ---------------------------------------
 def tracker_for(s: Any, clock: FakeClock) -> DeliveryTracker:
     from fn_twilio.lib import polling
