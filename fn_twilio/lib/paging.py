@@ -859,6 +859,7 @@ class Page:
         LOG.info("Twilio: the page ended; %s call(s) still going ended", len(going))
 
     def _nobody(self) -> PageOutcome:
+        self._drop_held()   # a text still held counts as a person paged in vain, like a failed send
         people = len({p.phone_number for p in self.outcome.pages})
         tiers = len({p.tier for p in self.outcome.pages})
         self._event(Event.TIMEOUT, tiers, None, None)
@@ -867,7 +868,9 @@ class Page:
         return self._finish()
 
     def _finish(self) -> PageOutcome:
-        """The outcome, with the replies whose code could never be read said in it (never guessed)."""
+        """The outcome, with the texts still held for a digest dropped (their people not sent) and the
+        replies whose code could never be read said in it (never guessed)."""
+        self._drop_held()
         unread = sorted(self._unread.values(), key=lambda r: (r.date_sent, r.sid))
         unread = [r for r in unread if r.from_ in self._listening]
         if unread and not self.outcome.success:

@@ -276,3 +276,17 @@ def test_a_redelivered_page_does_not_send_a_second_digest_for_what_its_first_run
     assert 25 - 1 <= run.to(BOB)[0][0] <= 25 + 3
     paged = next(e for e in outcome.timeline if e.phone_number == ALICE)
     assert paged.detail == f"{first.sid} (in a digest) (texted by the interrupted run)"
+
+
+def test_a_page_that_reaches_max_wait_while_its_text_is_held_counts_that_person_and_sends_nothing(storm):
+    run = storm()
+    run.earlier(ALICE, LIMIT)
+    run.page("2103", f"{ALICE}; {BOB}", max_wait=4)
+    run.run_until(lambda: run.finished("2103"))
+    outcome = run.results["2103"]
+    assert outcome.reason == "Nobody acknowledged: paged 1 people in 1 tiers"
+    [alice] = outcome.pages
+    assert alice.tier == 1 and alice.outcome.error_message == HELD_AT_END.message
+    assert events(outcome) == [("held", 1, ALICE), ("timeout", 1, None)]
+    run.run_for(WINDOW + 5)
+    assert run.sent == []
