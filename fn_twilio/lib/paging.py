@@ -43,6 +43,17 @@ condition, so news of either wakes the page.
   ended. Resuming, the calls the first run placed are found in the flow's executions
   (:func:`fn_twilio.lib.voice.first_run_calls`) and followed, never placed again.
 
+Storms (contract §15): with a ``limiter`` (:func:`fn_twilio.lib.storm.limiter_for`), a tier's texts go
+through the per-person limit. A text to a person over it is held (timeline ``held``); the page goes on
+reading replies and calls in its one wait (:meth:`Page._wait`: the held texts' SendJobs wake it through
+the same condition) and records the person when their text, or the digest carrying it, is sent
+(``bundled``). The tier's window starts when its first text or digest went out (the outcome's
+``date_created``). A page that ends or is closed while a text is held drops it: that person is reported
+not sent. Codes work per incident: a reply answers every code the text it answers asked for
+(``Reply.answers``), so ``ACK 2102`` to a digest counts for 2102 only and a bare ``ack`` or ``ACK ALL``
+for every page in it. Resuming, a text the first run sent in a digest is found too
+(:func:`fn_twilio.lib.storm.settled_by_digest`). Calls are never held.
+
 Everything goes through ``clock`` and ``client_factory`` (tests drive it with fakes in milliseconds).
 Nothing is kept beyond the call: the code lives in the texts, pages and replies in Twilio's log.
 """

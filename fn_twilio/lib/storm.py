@@ -53,7 +53,11 @@ After a crash, :func:`settled_by_digest` finds the digests the interrupted run a
 Twilio's outbound log since the original delivery) that carry a call's line.
 
 The SendJob (:mod:`fn_twilio.lib.sender`) takes a limiter and a line: every recipient goes through
-:meth:`Limiter.send`, which returns the recipient's :class:`~fn_twilio.lib.records.SendOutcome`.
+:meth:`Limiter.send`, which returns the recipient's :class:`~fn_twilio.lib.records.SendOutcome`. Send SMS
+and the page's tiers (:mod:`fn_twilio.lib.paging`) both send through the process's limiter, so one
+person's texts of every call count together. A reply to a digest answers every code it asked for
+(:mod:`fn_twilio.lib.attribution` reads them with :func:`requested_codes`); a redelivered call with a
+random code finds the line its text made (:meth:`DigestLine.rendered_for`).
 """
 from __future__ import annotations
 

@@ -53,11 +53,17 @@ class StormPages:
         self.statuses: dict[str, list[str]] = {}
         self.results: dict[str, Any] = {}
         self.threads: list[threading.Thread] = []
+        self.fail_creates: dict[str, BaseException] = {}   # to -> what the next create to it raises
 
     def client(self, _settings: Any = None) -> Any:
         return self.twilio.client()
 
     def _create(self, **params: Any) -> Any:
+        failure = self.fail_creates.pop(params["to"], None)
+        if failure is not None:
+            with self.twilio.lock:
+                self.twilio.requests.append({"kind": "create", **params})
+            raise failure
         at = self.clock.wall().replace(microsecond=0)
         text = self.outbound(params["to"], params["body"], at)
         with self.twilio.lock:
@@ -290,3 +296,25 @@ def test_a_page_that_reaches_max_wait_while_its_text_is_held_counts_that_person_
     assert events(outcome) == [("held", 1, ALICE), ("timeout", 1, None)]
     run.run_for(WINDOW + 5)
     assert run.sent == []
+
+
+def test_a_digest_twilio_may_have_made_escalates_past_that_person_whose_ack_still_counts(storm):
+    from twilio.base.exceptions import TwilioRestException
+
+    run = storm()
+    run.earlier(ALICE, LIMIT)
+    run.fail_creates[ALICE] = TwilioRestException(500, "/Messages.json", "Internal Server Error")
+    run.page("2103", f"{ALICE}; {BOB}", escalate_after=60)
+    run.run_until(lambda: run.to(BOB))
+    alice_tried = [r for r in run.twilio.requests if r["kind"] == "create" and r["to"] == ALICE]
+    assert len(alice_tried) == 1                       # never sent again: it may have been made
+    assert run.elapsed() < WINDOW + 10                 # Bob at once, not after the 60 s window
+    run.reply(ALICE, "ACK 2103")
+    run.run_until(lambda: run.finished("2103"))
+    outcome = run.results["2103"]
+    assert outcome.success and outcome.acknowledged_by == ALICE and outcome.tier == 1
+    alice = outcome.pages[0].outcome
+    assert not alice.success and alice.may_have_sent
+    assert "may or may not have been sent" in alice.error_message
+    assert [e for e in events(outcome) if e[0] in ("held", "send_failed", "escalated", "paged")] == [
+        ("held", 1, ALICE), ("send_failed", 1, ALICE), ("escalated", 2, None), ("paged", 2, BOB)]
