@@ -30,9 +30,6 @@ def soar_app(display_name, **options):
 
 setuptools_install = setuptools.setup
 setup = soar_app
-# folders of package data only; on one line with the packages below, as resilient-sdk reads the call line by
-# line and leaves out every line that calls a function
-DATA_PACKAGES = ["fn_twilio.util.data", "fn_twilio.lib.data"]
 
 setup(
     name="fn_twilio",
@@ -54,7 +51,7 @@ incident's SMS Activity Log datatable.""",
         "python-dateutil~=2.8",
     ],
     python_requires=">=3.9",
-    packages=find_packages(include=["fn_twilio", "fn_twilio.*"]) + DATA_PACKAGES,
+    packages=find_packages(include=["fn_twilio*"]) + ["fn_twilio.util.data", "fn_twilio.lib.data"],
     package_data={"fn_twilio.util.data": ["export.res"], "fn_twilio": ["LICENSE"],
                   "fn_twilio.lib.data": ["page_call_flow.json"]},
     include_package_data=True,
