@@ -90,42 +90,65 @@ def message_params(settings: Any, to: str, body: str) -> dict[str, str]:
     return params
 
 
-def send_one(client: Any, settings: Any, to: str, body: str, *, policy: RetryPolicy = RetryPolicy(),
-             clock: Clock = SYSTEM_CLOCK, cancelled: threading.Event | None = None) -> SendOutcome:
-    """Send ``body`` to one E.164 address; every failure ends in the returned outcome.
+@dataclass(frozen=True)
+class Created:
+    """What :func:`create_with_retries` came to: the resource Twilio made, or the failure; and how many
+    requests it took."""
 
-    Back-off waits go through ``clock``; a set ``cancelled`` ends them and stops further attempts.
-    """
+    made: Any
+    failure: Failure | None
+    attempts: int
+
+
+def create_with_retries(create: Callable[[], Any], client: Any, settings: Any, *, action: Action, what: str,
+                        undone: str, policy: RetryPolicy = RetryPolicy(), clock: Clock = SYSTEM_CLOCK,
+                        cancelled: threading.Event | None = None) -> Created:
+    """The one retry loop of every create (an SMS, a call's execution): ``create()`` is made again only
+    when Twilio cannot have processed it (a 429, after ``Retry-After`` or a back-off; a connection that
+    never reached Twilio), within ``policy``; anything that may have reached Twilio is never repeated.
+    ``what`` names the resource in log lines (``SMS to +35386*****67``), ``undone`` the failure's
+    words after retries (``not sent``). Back-off waits go through ``clock``; a set ``cancelled`` ends them
+    and stops further attempts."""
     cancelled = cancelled or threading.Event()
-    params = message_params(settings, to, body)
     waited = 0.0
     attempt = 0
     while True:
         attempt += 1
         try:
-            message = client.messages.create(**params)
+            made = create()
         except Exception as exc:  # one recipient's failure, of any kind, stays with that recipient
-            failure = classify(exc, action=Action.CREATE, timeout=settings.timeout,
-                               response=_last_response(client))
+            failure = classify(exc, action=action, timeout=settings.timeout, response=_last_response(client))
         else:
-            if message.sid:
-                LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), message.sid)
-                return SendOutcome.sent(to, message)
-            failure = missing_sid(_last_response(client))
+            if made.sid:
+                return Created(made, None, attempt)
+            failure = missing_sid(_last_response(client), action)
         if failure.retry is Retry.SAFE and attempt < policy.max_attempts and not cancelled.is_set():
             delay = failure.retry_after if failure.retry_after is not None else policy.backoff(attempt)
             delay = min(delay, policy.max_delay)
             if waited + delay <= policy.budget:
                 # only %s: resilient-circuits' RedactingFilter turns arguments into text before formatting
-                LOG.info("SMS to %s not sent yet (%s); retrying in %s s", mask(to), failure.kind.value,
-                         f"{delay:.1f}")
+                LOG.info("%s %s yet (%s); retrying in %s s", what, undone, failure.kind.value, f"{delay:.1f}")
                 waited += delay
                 if not clock.wait(cancelled, delay):
                     continue
-        LOG.warning("SMS to %s failed: %s", mask(to), mask_numbers(failure.message))
+        LOG.warning("%s failed: %s", what, mask_numbers(failure.message))
         if failure.retry is Retry.SAFE and attempt > 1:
-            failure = replace(failure, message=f"{failure.message}; not sent after {attempt} attempts")
-        return SendOutcome.failed(to, failure)
+            failure = replace(failure, message=f"{failure.message}; {undone} after {attempt} attempts")
+        return Created(None, failure, attempt)
+
+
+def send_one(client: Any, settings: Any, to: str, body: str, *, policy: RetryPolicy = RetryPolicy(),
+             clock: Clock = SYSTEM_CLOCK, cancelled: threading.Event | None = None) -> SendOutcome:
+    """Send ``body`` to one E.164 address; every failure ends in the returned outcome
+    (:func:`create_with_retries`'s rules)."""
+    params = message_params(settings, to, body)
+    created = create_with_retries(lambda: client.messages.create(**params), client, settings,
+                                  action=Action.CREATE, what=f"SMS to {mask(to)}", undone="not sent",
+                                  policy=policy, clock=clock, cancelled=cancelled)
+    if created.failure is not None:
+        return SendOutcome.failed(to, created.failure)
+    LOG.info("Twilio accepted an SMS to %s (%s)", mask(to), created.made.sid)
+    return SendOutcome.sent(to, created.made)
 
 
 @dataclass(frozen=True)

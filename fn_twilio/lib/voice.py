@@ -52,11 +52,11 @@ from typing import Any
 
 from fn_twilio import __version__
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
-from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify, missing_sid
+from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register, wait_on
 from fn_twilio.lib.reconcile import SKEW, Delivery
-from fn_twilio.lib.sender import RetryPolicy
+from fn_twilio.lib.sender import RetryPolicy, create_with_retries
 from fn_twilio.lib.settings import SettingsError, voice_caller
 from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
 
@@ -351,10 +351,6 @@ def _aware(value: Any) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _last_response(client: Any) -> Any:
-    return getattr(getattr(client, "http_client", None), "last_response", None)
-
-
 @dataclass(frozen=True)
 class PlacedCall:
     """A call that was started: its execution, the person called, when Twilio created it, the page code."""
@@ -409,37 +405,19 @@ def start_call(client: Any, settings: Any, flow: FlowRef, to: str, text: str, co
     """
     caller = voice_caller(settings)
     parameters = call_parameters(text, code)
-    cancelled = cancelled or threading.Event()
-    waited, attempt = 0.0, 0
-    while True:
-        attempt += 1
-        try:
-            execution = client.studio.v2.flows(flow.sid).executions.create(to=to, from_=caller,
-                                                                           parameters=parameters)
-        except Exception as exc:  # one call's failure, of any kind, stays with that call
-            failure = classify(exc, action=Action.CALL, timeout=settings.timeout,
-                               response=_last_response(client))
-        else:
-            if execution.sid:
-                LOG.info("Twilio: calling %s (execution %s)", mask(to), execution.sid)
-                started = _aware(execution.date_created) or clock.wall()
-                return CallStart(to, PlacedCall(flow.sid, execution.sid, to, started, code), attempts=attempt)
-            failure = missing_sid(_last_response(client), Action.CALL)
-        if failure.http_status == 404:   # the flow is gone (deleted in the console): look it up next time
+    executions = client.studio.v2.flows(flow.sid).executions
+    created = create_with_retries(
+        lambda: executions.create(to=to, from_=caller, parameters=parameters),
+        client, settings, action=Action.CALL, what=f"call to {mask(to)}", undone="not called", policy=policy,
+        clock=clock, cancelled=cancelled)
+    if created.failure is not None:
+        if created.failure.http_status == 404:   # the flow is gone (deleted in the console): look it up again
             forget_flows(flow.sid)
-        if failure.retry is Retry.SAFE and attempt < policy.max_attempts and not cancelled.is_set():
-            delay = min(failure.retry_after if failure.retry_after is not None else policy.backoff(attempt),
-                        policy.max_delay)
-            if waited + delay <= policy.budget:
-                LOG.info("call to %s not started yet (%s); retrying in %s s", mask(to), failure.kind.value,
-                         f"{delay:.1f}")
-                waited += delay
-                if not clock.wait(cancelled, delay):
-                    continue
-        LOG.warning("call to %s could not be started: %s", mask(to), mask_numbers(failure.message))
-        if failure.retry is Retry.SAFE and attempt > 1:
-            failure = replace(failure, message=f"{failure.message}; not called after {attempt} attempts")
-        return CallStart(to, failure=failure, attempts=attempt)
+        return CallStart(to, failure=created.failure, attempts=created.attempts)
+    execution = created.made
+    LOG.info("Twilio: calling %s (execution %s)", mask(to), execution.sid)
+    started = _aware(execution.date_created) or clock.wall()
+    return CallStart(to, PlacedCall(flow.sid, execution.sid, to, started, code), attempts=created.attempts)
 
 
 def start_calls(settings: Any, flow: FlowRef, numbers: Sequence[str], text: str, code: str | None, *,
