@@ -26,6 +26,8 @@ class FnTwilioSoarMock(BasicResilientMock):
     status_reads = []   # (kind, instance id, monotonic time) of every status read, in order
     refusals = []       # answers for the next status reads, consumed in order
     refuse_always = None
+    incident_refusals = []   # answers (HTTP statuses) for the next incident reads, consumed in order
+    incident_reads = 0
 
     @classmethod
     def reset(cls):
@@ -34,6 +36,8 @@ class FnTwilioSoarMock(BasicResilientMock):
         cls.status_reads.clear()
         cls.refusals.clear()
         cls.refuse_always = None
+        cls.incident_refusals.clear()
+        cls.incident_reads = 0
 
     @classmethod
     def _refusal(cls, request, kind, instance_id):
@@ -61,6 +65,11 @@ class FnTwilioSoarMock(BasicResilientMock):
 
     @resilient_endpoint("GET", r"/incidents/[0-9]+(\?.*)*$")
     def incident_get(self, request):
+        type(self).incident_reads += 1
+        if self.incident_refusals:
+            status = int(self.incident_refusals.pop(0))
+            return requests_mock.create_response(request, status_code=status, reason=_REASONS.get(status),
+                                                 json={"success": False, "message": f"refused ({status})"})
         incident_id = int(request.path.rstrip("/").split("/")[-1])
         incident = self.incidents.get(incident_id)
         if incident is None:

@@ -16,27 +16,20 @@ What is read:
   instance and ends the call on ``canceled``, ``terminated``, ``error`` or ``completed``, with
   ``detail_msg`` (its first line) as the reason. The README names the evidence.
 
-How it is read: exactly one request, bounded by the app's ``timeout`` setting, through the component's
-``rest_client()``: its session, headers, proxies, TLS settings and authentication, by the client's own
-``_execute_request`` (the one call every method of resilient's client makes per attempt). The client's
-``get``/``post`` are not used because they retry a failed request ``request_max_retries`` times with
-back-off (a 500 costs about 30 s), and answer a 401 with ``sys.exit(21)``; ``get_workflow_status`` goes
-through ``get``.
+How it is read: exactly one request, bounded by the app's ``timeout`` setting
+(:func:`fn_twilio.components._soar.soar_answer`); resilient-lib's ``get_workflow_status`` is not used
+because it goes through the client's ``get``, which retries and answers a 401 with ``sys.exit``.
 """
-import json
 import logging
 import threading
 
-import requests
-
-from fn_twilio.lib.durations import format_duration
-from fn_twilio.lib.termination import NO_REASON, CredentialsRefused, StatusUnreadable, TerminationCheck
+from fn_twilio.components._soar import one_line, soar_answer
+from fn_twilio.lib.termination import NO_REASON, StatusUnreadable, TerminationCheck
 
 LOG = logging.getLogger(__name__)
 
 PLAYBOOK_QUERY = "/playbooks/execution/query_paged"
 PLAYBOOK_ENDED = ("canceled", "terminated", "error", "completed")
-_DETAIL_MAX = 200
 
 
 def instance_id(message, kind):
@@ -88,48 +81,6 @@ def playbook_query(playbook):
             "sorts": []}
 
 
-def soar_answer(client, method, uri, timeout, payload=None):
-    """One request to SOAR (``uri`` below ``/rest/orgs/{org}``): the answer's JSON, or
-    StatusUnreadable / CredentialsRefused saying why there is none."""
-    url = f"{client.base_url}/rest/orgs/{client.org_id}{uri}"
-    operation = client.session.post if method == "POST" else client.session.get
-    extra = {} if payload is None else {"data": json.dumps(payload)}
-    try:
-        response = client._execute_request(operation, url, proxies=client.proxies, cookies=client.cookies,
-                                           headers=client.make_headers(), verify=client.verify,
-                                           cert=client.cert, timeout=timeout, **extra)
-    except requests.Timeout:
-        raise StatusUnreadable(f"SOAR did not answer within {format_duration(timeout)}") from None
-    except requests.RequestException as err:
-        raise StatusUnreadable(f"SOAR could not be reached ({type(err).__name__})") from None
-    if response.status_code == 401:
-        raise CredentialsRefused(_http_problem(response))
-    if not 200 <= response.status_code < 300:
-        raise StatusUnreadable(_http_problem(response))
-    try:
-        return response.json()
-    except ValueError:
-        raise StatusUnreadable(f"SOAR's answer ({response.status_code}) is not JSON") from None
-
-
-def _http_problem(response):
-    """``403 Forbidden: <SOAR's message>``, short and on one line."""
-    text = f"{response.status_code} {response.reason or ''}".strip()
-    message = None
-    try:
-        body = response.json()
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            message = body["message"]
-    except ValueError:
-        pass
-    return f"{text}: {_one_line(message)}" if message and message.strip() else text
-
-
-def _one_line(text):
-    line = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""
-    return line if len(line) <= _DETAIL_MAX else line[:_DETAIL_MAX - 3] + "..."
-
-
 def workflow_reason(answer):
     """The termination reason in a ``/workflow_instances/{id}`` answer, or None while it runs."""
     status = answer.get("status") if isinstance(answer, dict) else None
@@ -138,7 +89,7 @@ def workflow_reason(answer):
     if status.strip().lower() != "terminated":
         return None
     reason = answer.get("terminate_reason")
-    return _one_line(reason) if isinstance(reason, str) and reason.strip() else NO_REASON
+    return one_line(reason) if isinstance(reason, str) and reason.strip() else NO_REASON
 
 
 def playbook_reason(answer, playbook):
@@ -157,7 +108,7 @@ def playbook_reason(answer, playbook):
     if status not in PLAYBOOK_ENDED:
         return None
     detail = record.get("detail_msg")
-    detail = _one_line(detail) if isinstance(detail, str) and detail.strip() else NO_REASON
+    detail = one_line(detail) if isinstance(detail, str) and detail.strip() else NO_REASON
     return f"playbook {status}: {detail}"
 
 
@@ -171,10 +122,14 @@ def _same_id(value, wanted):
 _DONE = object()
 
 
-def run_waiting(component, work, statuses):
+def run_waiting(component, work, statuses, *, on_close=None, close_wait=None):
     """Run ``work()`` (a blocking wait of the core) in a thread and pass on each text put on
     ``statuses`` meanwhile as a status message; a generator whose value is ``work()``'s (``outcome =
-    yield from run_waiting(...)``); ``work()``'s exception is raised here."""
+    yield from run_waiting(...)``); ``work()``'s exception is raised here.
+
+    When the generator is closed early (resilient-circuits shutting down), ``on_close()`` is called (it
+    asks the work to stop: a page pages no further tier) and the thread is given ``close_wait`` seconds
+    to end."""
     box = {}
 
     def run():
@@ -187,8 +142,15 @@ def run_waiting(component, work, statuses):
 
     thread = threading.Thread(target=run, name="fn_twilio-wait", daemon=True)
     thread.start()
-    while (text := statuses.get()) is not _DONE:
-        yield component.status_message(text)
+    finished = False
+    try:
+        while (text := statuses.get()) is not _DONE:
+            yield component.status_message(text)
+        finished = True
+    finally:
+        if not finished and on_close is not None:
+            on_close()
+            thread.join(close_wait)
     thread.join()
     if "error" in box:
         raise box["error"]

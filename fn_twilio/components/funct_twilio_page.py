@@ -5,7 +5,6 @@ page call's Studio flow, found once per process by the label's name), hands the 
 storm limiter for the sender and what the page's text becomes in a digest, passes the engine's status
 messages on as they happen, and shapes the result."""
 import queue
-import threading
 from functools import partial
 
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
@@ -14,7 +13,7 @@ from resilient_circuits.action_message import FunctionError_
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
 from fn_twilio.components._settings import check_at_load, function_label, function_settings
-from fn_twilio.components._termination import termination_check
+from fn_twilio.components._termination import run_waiting, termination_check
 from fn_twilio.components.funct_twilio_send_sms import read_incident
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
@@ -27,7 +26,6 @@ from fn_twilio.lib.voice import VoiceError, first_run_call_code, prepare
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_page"
 DEFAULT_ESCALATE_AFTER = "5m"
-_DONE = object()
 
 
 def _text(fn_inputs, name):
@@ -65,7 +63,7 @@ class FunctionComponent(AppFunctionComponent):
         message = _text(fn_inputs, "twilio_sms_message")
         incident = None
         if not message.strip():
-            incident = read_incident(self, fn_inputs)
+            incident = read_incident(self, fn_inputs, settings)
             message = incident.text
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
@@ -107,26 +105,11 @@ class FunctionComponent(AppFunctionComponent):
                     max_wait=settings.max_wait_timeout, is_terminated=check,
                     progress=statuses.put, delivery=tracker, resume=delivery, describe_stop=check.reason,
                     flow=flow, call_text=message, limiter=limiter_for(settings), line=line)
-        outcome = {}
-
-        def run():
-            try:
-                outcome["page"] = page.run()
-            except Exception as err:  # reported as the call's error below, never lost in the thread
-                outcome["error"] = err
-            finally:
-                statuses.put(_DONE)
-
-        thread = threading.Thread(target=run, name="fn_twilio-page", daemon=True)
-        thread.start()
-        try:
-            while (status := statuses.get()) is not _DONE:
-                yield self.status_message(status)
-        finally:   # a call closed early (shutdown): the page stops and pages no further tier
-            page.cancel()
-            thread.join(settings.timeout + settings.poll_interval)
+        try:   # a call closed early (shutdown): the page stops and pages no further tier
+            result = yield from run_waiting(self, page.run, statuses, on_close=page.cancel,
+                                            close_wait=settings.timeout + settings.poll_interval)
+        except Exception as err:  # reported as the call's error, never lost in the thread
+            raise FunctionError_(f"the page failed: {type(err).__name__}: {err}") from None
+        finally:
             tracker.close()
-        if "error" in outcome:
-            raise FunctionError_(f"the page failed: {type(outcome['error']).__name__}: {outcome['error']}")
-        result = outcome["page"]
         yield FunctionResult(result.as_result(), success=result.success, reason=result.reason)

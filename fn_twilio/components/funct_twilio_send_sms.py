@@ -7,17 +7,18 @@ from resilient_circuits.action_message import FunctionError_
 from fn_twilio.components._receive import incident_code
 from fn_twilio.components._redelivery import delivery_handler, take_delivery
 from fn_twilio.components._settings import check_at_load, function_settings
+from fn_twilio.components._soar import soar_answer
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
 from fn_twilio.lib.reconcile import LogUnreadable, describe, first_run_code, settled_for_send, unverified
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
 from fn_twilio.lib.storm import DigestLine, describe_held, limiter_for, settled_by_digest
+from fn_twilio.lib.termination import CredentialsRefused, StatusUnreadable
 
 PACKAGE_NAME = "fn_twilio"
 FN_NAME = "twilio_send_sms"
 PROGRESS_EVERY = 1.0  # seconds between status messages while sending
-NO_RETRY_STATUSES = [400, 401, 403, 404]
 DEFAULT_TEXT = "An incident {name} ({id}) with {severity} priority may require your attention"
 
 
@@ -74,7 +75,7 @@ class FunctionComponent(AppFunctionComponent):
         message = "" if message is None else str(message)
         incident = None
         if not message.strip():
-            incident = read_incident(self, fn_inputs)
+            incident = read_incident(self, fn_inputs, settings)
             message = incident.text
         if len(message) > MAX_BODY_LENGTH:
             raise FunctionError_(f"twilio_sms_message has {len(message)} characters, more than Twilio's "
@@ -140,13 +141,7 @@ class Incident:
         return DEFAULT_TEXT.format(name=self.name, id=self.id, severity=self.severity or "unknown")
 
 
-def default_text(component, fn_inputs) -> str:
-    """The 2.0.1 default text, about the incident named by incident_id (read from SOAR by
-    ``component``'s REST client); also the page's default text."""
-    return read_incident(component, fn_inputs).text
-
-
-def read_incident(component, fn_inputs) -> Incident:
+def read_incident(component, fn_inputs, settings) -> Incident:
     """The incident named by incident_id, read from SOAR by ``component``'s REST client, for the default
     text; FunctionError_ when there is none or it cannot be read."""
     code = incident_code(fn_inputs)
@@ -154,17 +149,19 @@ def read_incident(component, fn_inputs) -> Incident:
         raise FunctionError_("twilio_sms_message is empty and incident_id is not set: give a message, "
                              "or the incident whose name the default message uses")
     incident_id = int(code)
-    try:
-        # SOAR's client retries failed requests for about 30 s: not for answers that will not change
-        response = component.rest_client().get(f"/incidents/{incident_id}?handle_format=names",
-                                               get_response_object=True, skip_retry=NO_RETRY_STATUSES)
-    except Exception as err:  # BasicHTTPException, connection errors...
-        raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
-                             f"({type(err).__name__}: {_first_line(err)}); nothing was sent") from None
-    if response.status_code != 200:
-        raise FunctionError_(f"could not read incident {incident_id} from SOAR for the default message "
-                             f"(HTTP {response.status_code}); nothing was sent")
-    incident = response.json()
+    what = f"incident {incident_id} from SOAR for the default message"
+    uri = f"/incidents/{incident_id}?handle_format=names"
+    try:   # one request, bounded by the timeout: no retry loop, and a 401 is said, not an exit
+        incident = soar_answer(component.rest_client(), "GET", uri, settings.timeout)
+    except CredentialsRefused as err:
+        raise FunctionError_(f"SOAR refused the app's credentials ({err}) reading {what}; nothing was "
+                             "sent") from None
+    except StatusUnreadable as err:
+        raise FunctionError_(f"could not read {what} ({err}); nothing was sent") from None
+    except Exception as err:  # no client (SOAR unreachable while reconnecting), a bug
+        raise FunctionError_(f"could not read {what} ({type(err).__name__}); nothing was sent") from None
+    if not isinstance(incident, dict):
+        raise FunctionError_(f"could not read {what} (its answer is not an incident); nothing was sent")
     severity = incident.get("severity_code")
     if isinstance(severity, dict):
         severity = severity.get("name")
@@ -178,8 +175,3 @@ def _progress(progress: SendProgress, limiter) -> str:
     if progress.held:
         text += f"; {describe_held(progress.held, limiter)}"
     return text
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else ""

@@ -167,6 +167,24 @@ class TestDefaultMessage:
         assert expected in call.error
         assert not creates(twilio)
 
+    @pytest.mark.parametrize("status, expected", [
+        (401, "SOAR refused the app's credentials (401 Unauthorized: refused (401)) reading incident 2095 "
+              "from SOAR for the default message; nothing was sent"),
+        (500, "could not read incident 2095 from SOAR for the default message (500 Server Error: "
+              "refused (500)); nothing was sent"),
+        (403, "could not read incident 2095 from SOAR for the default message (403 Forbidden: "
+              "refused (403))"),
+    ])
+    def test_a_refused_incident_read_is_one_request_and_a_clear_error(self, circuits_app, twilio, status,
+                                                                       expected):
+        """No retry loop of SOAR's client (a 500 cost 5 tries and about 30 s) and no exit on a 401."""
+        from tests.soar_mock import FnTwilioSoarMock
+        FnTwilioSoarMock.reset()
+        FnTwilioSoarMock.incident_refusals.append(status)
+        call = send(circuits_app, "+353861234567", message="", incident_id=2095)
+        assert expected in call.error
+        assert FnTwilioSoarMock.incident_reads == 1 and not creates(twilio)
+
 
 class TestDefaultRegion:
     APP_SETTINGS = {"default_region": "US"}
