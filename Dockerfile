@@ -1,5 +1,5 @@
 # Generated with resilient-sdk v51.0.9.1
-# docker build -t ibmresilient/fn_twilio:2.2.0 .
+# docker build -t ibmresilient/fn_twilio:2.3.0 .
 ARG BASE_IMAGE_REPO=quay.io
 # BASE_IMAGE_TAG options:
 #   UBI9-minimal (default): latest, ubi9-min-py312

@@ -34,7 +34,7 @@ setup = soar_app
 setup(
     name="fn_twilio",
     display_name="Twilio SMS",
-    version="2.2.0",
+    version="2.3.0",
     license="MIT",
     author="fn_twilio maintainers",
     author_email="maintainers@fn-twilio.dev",

@@ -4,4 +4,4 @@ try:
 
     __version__ = _version("fn_twilio")
 except Exception:  # not installed (running from a source tree)
-    __version__ = "2.2.0"
+    __version__ = "2.3.0"

@@ -42,22 +42,22 @@ def test_validate_finds_no_critical_issue_and_no_warning(copy_of_project):
 def test_package_builds_the_app_host_zip(copy_of_project):
     result = run(SDK, "package", "-p", ".", cwd=copy_of_project)
     assert result.returncode == 0, result.stderr[-3000:]
-    app_zip = copy_of_project / "dist" / "app-fn_twilio-2.2.0.zip"
+    app_zip = copy_of_project / "dist" / "app-fn_twilio-2.3.0.zip"
     with zipfile.ZipFile(app_zip) as archive:
         names = set(archive.namelist())
-        assert {"export.res", "app.json", "fn_twilio-2.2.0.tar.gz"} <= names
+        assert {"export.res", "app.json", "fn_twilio-2.3.0.tar.gz"} <= names
         app = json.loads(archive.read("app.json"))
     executable = app["current_installation"]["executables"][0]
-    assert executable["image"].endswith("fn_twilio:2.2.0")
+    assert executable["image"].endswith("fn_twilio:2.3.0")
     assert "[fn_twilio_send_sms]" in executable["config_string"]
     # the API key App Host makes for the app: every permission the app uses (apikey_permissions.txt)
     assert sorted(executable["permission_handles"]) == ["read_all_incidents", "read_data", "read_function",
                                                         "read_playbook"]
-    with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.2.0.tar.gz") as sdist:
+    with tarfile.open(copy_of_project / "dist" / "fn_twilio-2.3.0.tar.gz") as sdist:
         members = set(sdist.getnames())
-        entry_points_txt = sdist.extractfile("fn_twilio-2.2.0/fn_twilio.egg-info/entry_points.txt")
+        entry_points_txt = sdist.extractfile("fn_twilio-2.3.0/fn_twilio.egg-info/entry_points.txt")
         entry_points = entry_points_txt.read().decode()
-    assert "fn_twilio-2.2.0/fn_twilio/util/data/export.res" in members
+    assert "fn_twilio-2.3.0/fn_twilio/util/data/export.res" in members
     assert not any("/sandbox/" in m for m in members)
     for component in ("funct_twilio_send_sms", "funct_twilio_receive_messages", "funct_twilio_get_responses",
                       "funct_twilio_get_message_status"):
@@ -120,4 +120,4 @@ def test_setup_keeps_display_name_where_resilient_sdk_reads_it():
     from resilient_sdk.util.package_file_helpers import parse_setup_py
 
     attributes = parse_setup_py(str(ROOT / "setup.py"), ["name", "display_name", "version"])
-    assert attributes == {"name": "fn_twilio", "display_name": "Twilio SMS", "version": "2.2.0"}
+    assert attributes == {"name": "fn_twilio", "display_name": "Twilio SMS", "version": "2.3.0"}

@@ -70,7 +70,7 @@ SEND_RESULTS_TWILIO_ERROR = {
 # ---------------------------------------------------------------------------------------------
 # twilio_receive_messages: the standard ResultPayload (v2)
 # ---------------------------------------------------------------------------------------------
-_METRICS = {"version": "1.0", "package": "fn_twilio", "package_version": "2.2.0",
+_METRICS = {"version": "1.0", "package": "fn_twilio", "package_version": "2.3.0",
             "host": "soar-apps", "execution_time_ms": 2140, "timestamp": "2025-11-26 10:05:00"}
 
 RECEIVE_RESULTS_REPLIES = {
