@@ -155,12 +155,22 @@ def call_function(circuits_app, fn_name, inputs, timeout=30, message=None):
     the function message (e.g. a playbook's call: ``{"workflow_instance": None, "playbook_instance":
     {"playbook_instance_id": 7}}``).
     """
+    return finish_function(circuits_app, start_function(circuits_app, fn_name, inputs, message), timeout,
+                           what=fn_name)
+
+
+def start_function(circuits_app, fn_name, inputs, message=None):
+    """Submit a function message without waiting for it; returns its message id (see call_function)."""
     from resilient_circuits.actions_test_component import SubmitTestFunction
 
     event = SubmitTestFunction(fn_name, inputs)
     event.kwargs["message"].update(message or {})
-    msg_id = event.kwargs["msg_id"]
     circuits_app.manager.fire(event)
+    return event.kwargs["msg_id"]
+
+
+def finish_function(circuits_app, msg_id, timeout=30, what="the call"):
+    """Wait for the call submitted as ``msg_id`` to complete; what SOAR would receive."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         replies = _replies(circuits_app, msg_id)
@@ -168,7 +178,7 @@ def call_function(circuits_app, fn_name, inputs, timeout=30, message=None):
         if final:
             return FunctionCall(final[0].get("results"), replies)
         time.sleep(0.01)
-    raise AssertionError(f"{fn_name} gave neither a result nor an error within {timeout} s")
+    raise AssertionError(f"{what} gave neither a result nor an error within {timeout} s")
 
 
 def _replies(circuits_app, msg_id):

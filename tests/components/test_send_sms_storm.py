@@ -3,11 +3,10 @@ emulator: a recipient over max_texts_per_person is held, and the held calls are 
 """
 import time
 
-from resilient_circuits.actions_test_component import SubmitTestFunction
 
 from fn_twilio.lib.storm import requested_codes
 from sandbox.twilio_emulator import SENDER
-from tests.conftest import FunctionCall, _replies, call_function
+from tests.conftest import call_function, finish_function, start_function
 
 FN = "twilio_send_sms"
 ALICE, BOB = "+353861234567", "+14155552345"
@@ -15,20 +14,10 @@ ALICE, BOB = "+353861234567", "+14155552345"
 
 def start(circuits_app, inputs):
     """Submit a call without waiting for it; returns its message id."""
-    event = SubmitTestFunction(FN, inputs)
-    circuits_app.manager.fire(event)
-    return event.kwargs["msg_id"]
+    return start_function(circuits_app, FN, inputs)
 
 
-def finish(circuits_app, msg_id, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        replies = _replies(circuits_app, msg_id)
-        final = [r for r in replies if r.get("complete")]
-        if final:
-            return FunctionCall(final[0].get("results"), replies)
-        time.sleep(0.02)
-    raise AssertionError(f"the call gave no result within {timeout} s")
+finish = finish_function
 
 
 def wait_until(predicate, what, timeout=10):

@@ -1,6 +1,7 @@
 """Fixtures for the Twilio emulator tests: one emulator per module, reset before each test, and a
 real twilio SDK Client pointed at it."""
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,6 +15,28 @@ from twilio.http.http_client import TwilioHttpClient  # noqa: E402
 from twilio.rest import Client  # noqa: E402
 
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, TwilioEmulator  # noqa: E402
+
+
+class Clock:
+    """A clock the test moves by hand (aware UTC, whole seconds)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.now = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def clock():
+    """The emulator's clock for a module whose emulator runs on time the tests move."""
+    return Clock()
 
 
 class BaseUrlHttpClient(TwilioHttpClient):

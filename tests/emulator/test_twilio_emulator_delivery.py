@@ -3,7 +3,7 @@ end undelivered / failed / sent as told per recipient, and read back through the
 
 The emulator here runs on a clock the tests move, so nothing sleeps."""
 import email.utils
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -14,26 +14,6 @@ from sandbox.twilio_emulator import (MESSAGING_SERVICE_SID, SENDER, DeliveryOutc
 UTC = timezone.utc
 ALICE, BOB, CAROL, DAVE = "+353861234567", "+353861234568", "+353861234569", "+353861234570"
 
-
-class Clock:
-    """A clock the test moves by hand (aware UTC, whole seconds)."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture(scope="module")
-def clock():
-    return Clock()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 within 30 s is accepted and then fails, and so does every further text between them for 30 s.
 
 Read back through the real twilio SDK; the emulator runs on a clock the tests move, so nothing sleeps."""
-from datetime import datetime, timedelta, timezone
+from datetime import timezone
 
 import pytest
 
@@ -13,26 +13,6 @@ UTC = timezone.utc
 ALICE, BOB = "+353861234567", "+353861234568"
 OTHER_SENDER = "+15005550010"
 
-
-class Clock:
-    """A clock the test moves by hand (aware UTC)."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture(scope="module")
-def clock():
-    return Clock()
 
 
 @pytest.fixture(scope="module")
