@@ -52,10 +52,15 @@ def twilio_studio_openapi():
 
 @pytest.fixture
 def twilio(twilio_emulator):
-    """The Twilio emulator, empty and without faults, for one test."""
+    """The Twilio emulator, empty and without faults, for one test; the app's storm limiters start afresh
+    with it (the emulator's log forgets the texts, the limiters must too)."""
+    from fn_twilio.lib.storm import forget_limiters
+
+    forget_limiters()
     twilio_emulator.reset()
     twilio_emulator.latency = 0.0
     yield twilio_emulator
+    forget_limiters()
     twilio_emulator.reset()
 
 

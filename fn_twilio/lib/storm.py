@@ -85,7 +85,8 @@ if TYPE_CHECKING:   # reconcile builds on the sender, which builds on this modul
 LOG = logging.getLogger(__name__)
 
 __all__ = ["DigestLine", "Digest", "build_digests", "requested_codes", "digest_lines", "Limiter",
-           "limiter_for", "settled_by_digest", "describe_held", "DIGEST_LIMIT", "HELD_CANCELLED"]
+           "limiter_for", "forget_limiters", "settled_by_digest", "describe_held", "DIGEST_LIMIT",
+           "HELD_CANCELLED"]
 
 DIGEST_LIMIT = 1600              # Twilio's longest text
 LINE_TEXT = 60                   # characters of a name or message start a line keeps
@@ -581,6 +582,21 @@ def limiter_for(settings: Any, *, clock: Clock = SYSTEM_CLOCK,
         else:
             limiter.refresh(settings)
         return limiter
+
+
+def forget_limiters() -> int:
+    """Drop every limiter of the process and stop the outbound listings they keep, at once (what this
+    process counted is forgotten; Twilio's log still counts). For tests that must not see another test's
+    texts; returns how many there were."""
+    with _LIMITERS_LOCK:
+        limiters = list(_LIMITERS.values())
+        _LIMITERS.clear()
+    for limiter in limiters:
+        with limiter._lease:
+            if limiter._watch is not None:
+                limiter._watch.close()
+                limiter._watch = None
+    return len(limiters)
 
 
 # -- after a crash --------------------------------------------------------------------------------------

@@ -459,6 +459,20 @@ def test_limiter_for_gives_one_limiter_per_account_sender_and_limit():
     assert limiter_for(base) is not limiter_for(storm_settings(3, "20s"))
 
 
+def test_forget_limiters_stops_their_listings_and_starts_afresh():
+    from fn_twilio.lib.storm import forget_limiters
+    clock = FakeClock()
+    log = FakeLog(clock)
+    settings = storm_settings(3, "10s")
+    first = limiter_for(settings, clock=clock, client_factory=log.client)
+    first.open()
+    eventually(lambda: active_pollers(DeliveryTracker.kind) == 1, "the limiter keeps the outbound log")
+    assert forget_limiters() >= 1
+    eventually(lambda: active_pollers(DeliveryTracker.kind) == 0, "its listing stopped at once")
+    assert limiter_for(settings, clock=clock, client_factory=log.client) is not first
+    forget_limiters()
+
+
 def test_many_calls_at_once_the_limit_goes_then_one_digest(storm):
     s = storm(limit=5)
     calls = [s.call([ALICE], 100 + i) for i in range(20)]
