@@ -70,7 +70,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
-from fn_twilio.lib.delivery import OutboundView, OutboundWatch, watch_outbound
+from fn_twilio.lib.delivery import OutboundText, OutboundView, OutboundWatch, watch_outbound
 from fn_twilio.lib.durations import format_duration
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.intents import Keywords, requested_code
@@ -222,6 +222,7 @@ class _Own:
     """A text this process sent (or is sending) to one number."""
 
     at: datetime                  # when it was reserved (wall clock)
+    body: str                     # its text: a listing may show it before Twilio's answer gives its SID
     sid: str | None = None        # known once Twilio accepted it
     confirmed: float | None = None   # clock.now() when the SID became known
 
@@ -400,9 +401,13 @@ class Limiter:
         keep = now - timedelta(seconds=self.window + self.grace) - 2 * MARGIN
         state.own = [o for o in state.own if o.at > keep]
         listed = {t.sid: t for t in self._view.texts if t.to == to} if self._view is not None else {}
+        found = {id(own): listed.pop(own.sid, None) for own in state.own if own.sid is not None}
+        for own in state.own:
+            if own.sid is None:   # in flight (or may have been sent): the listing may already show it
+                found[id(own)] = _claim(listed, own)
         texts: list[tuple[datetime, bool]] = []
         for own in state.own:
-            text = listed.pop(own.sid, None) if own.sid is not None else None
+            text = found[id(own)]
             if text is not None and text.status in NOT_SENT:
                 continue
             texts.append((max(own.at, text.at) if text is not None else own.at, True))
@@ -451,7 +456,7 @@ class Limiter:
             room, _ = self._room(to, now)
             paced = self._paced_until(to, now)
             if room > 0 and (paced is None or now >= paced) and all(h.taken for h in state.held):
-                own = _Own(now)
+                own = _Own(now, body)
                 state.own.append(own)
                 hold = None
             else:
@@ -525,11 +530,11 @@ class Limiter:
             LOG.warning("fn_twilio storm limit: %s still has no room after %s; its held texts go in a digest "
                         "now rather than be lost", mask(to), format_duration(self.max_hold))
         if len({h.body for h in waiting}) == 1:       # the same text each time: send it as it is
-            batch = _Batch(waiting[0].body, _Own(now), waiting, bundled=False)
+            batch = _Batch(waiting[0].body, _Own(now, waiting[0].body), waiting, bundled=False)
         else:
             digest = build_digests([h.line for h in waiting], self.keywords)[0]
             rows = set(digest.lines)
-            batch = _Batch(digest.body, _Own(now), [h for h in waiting if h.line.render() in rows],
+            batch = _Batch(digest.body, _Own(now, digest.body), [h for h in waiting if h.line.render() in rows],
                            bundled=True)
         state.own.append(batch.own)
         for taken in batch.holds:
@@ -551,6 +556,19 @@ class Limiter:
             state = self._state(to)
             state.held = [h for h in state.held if h.outcome is None]
             self._changed()
+
+
+def _claim(listed: dict[str, OutboundText], own: _Own) -> OutboundText | None:
+    """The listed text that is ``own`` before its SID is known (taken out of ``listed``): the oldest
+    with its text, created no earlier than it was reserved (Twilio's whole seconds allowed for); None
+    when the listing does not show it. Without this, a process's own text listed while Twilio's answer
+    is on its way would pass for another instance's and slow its next texts to the pace."""
+    mine = [t for t in listed.values() if t.body == own.body and t.at >= own.at - MARGIN]
+    if not mine:
+        return None
+    text = min(mine, key=lambda t: t.at)
+    del listed[text.sid]
+    return text
 
 
 class _Using:

@@ -47,6 +47,7 @@ class FakeLog:
         self.requests: list[dict[str, Any]] = []
         self.fail_lists: list[BaseException] = []
         self.gate: threading.Event | None = None        # set: creates wait for it (a request in flight)
+        self.answer: threading.Event | None = None      # set: creates are logged, then wait for it to answer
         self.lock = threading.Lock()
 
     def add(self, to: str, body: str = "sent by another instance", *, ago: float = 0.0,
@@ -95,7 +96,10 @@ class FakeLog:
             gate = self.gate
         if gate is not None:
             gate.wait(10)
-        return self.add(params["to"], params["body"], from_=params.get("from_", SENDER))
+        msg = self.add(params["to"], params["body"], from_=params.get("from_", SENDER))
+        if self.answer is not None:
+            self.answer.wait(10)
+        return msg
 
 
 class _Page:
@@ -408,6 +412,39 @@ def test_a_text_in_flight_counts_before_twilio_answers(storm):
     s.log.gate.set()
     assert s.outcome(first).success
     still(lambda: not s.done(second) and len(s.log.creates) == 1, "no second text within the window")
+
+
+def test_an_own_text_listed_before_twilios_answer_is_not_taken_for_another_instances(storm):
+    s = storm(limit=5)
+    s.log.answer = threading.Event()
+    first = s.call([ALICE], 1)
+    eventually(lambda: len(s.log.to(ALICE)) == 1, "Twilio logged the first text, its answer on its way")
+    lists = len(s.log.lists)
+    s.advance(1.0)
+    eventually(lambda: len(s.log.lists) > lists, "a listing read the log with the first text in it")
+    s.advance(0.25)        # the listing's view is the limiter's
+    second = s.call([ALICE], 2)
+    eventually(lambda: len(s.log.creates) == 2 or s.held() > 0, "the second text sent or held")
+    assert s.held() == 0            # alone, within the limit: sent at once, not paced into a digest
+    s.log.answer.set()
+    assert all(s.outcome(c).success and not s.outcome(c).bundled for c in (first, second))
+    assert len(s.log.to(ALICE)) == 2
+
+
+def test_another_instances_text_with_the_same_words_still_counts(storm):
+    s = storm(limit=2)
+    s.log.add(ALICE, "Incident 1 needs you. Reply ACK 1 to acknowledge.", ago=3)   # before this call
+    s.log.answer = threading.Event()
+    first = s.call([ALICE], 1)
+    eventually(lambda: len(s.log.to(ALICE)) == 2, "Twilio logged this process's text too")
+    lists = len(s.log.lists)
+    s.advance(1.0)
+    eventually(lambda: len(s.log.lists) > lists, "a listing read both")
+    s.advance(0.25)
+    held = s.call([ALICE], 2)
+    eventually(lambda: s.held() == 1, "two texts in the window: the limit of 2 is reached")
+    s.log.answer.set()
+    assert s.outcome(first).success and not s.done(held)
 
 
 def test_a_text_twilio_refused_frees_its_slot_and_one_that_may_have_been_sent_keeps_it(storm):
