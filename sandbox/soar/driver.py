@@ -219,12 +219,26 @@ class SoarDriver:
                                   reconnect_attempts_max=1, timeout=5)
         conn.set_ssl(for_hosts=[(self.host, self.broker_port)])   # unverified, as the app does
         conn.set_listener("soar", _Listener(self, generation))
+        subscribed = threading.Event()
+        receipt = f"soar-subscribe-{next(self._receipt_ids)}"
+        with self._lock:
+            self._receipts[receipt] = subscribed
         try:
             conn.connect(self.login, self.passcode, wait=True)
-            conn.subscribe(self.reply_queue, id="soar-acks", ack="auto")
+            # stomp.py keeps its connect timeout on the socket for reads too: without heart-beats, 5 s
+            # with no frame from the broker would end the connection, and a send then waiting for its
+            # receipt would be sent a second time. Reads wait as long as SOAR's do; the subscription's
+            # receipt ends the read that began under the old timeout.
+            conn.transport.socket.settimeout(None)
+            conn.subscribe(self.reply_queue, id="soar-acks", ack="auto", headers={"receipt": receipt})
+            if not subscribed.wait(5):
+                raise ConnectionError(f"no receipt for the subscription to {self.reply_queue}")
         except Exception:
             self._quietly_close(conn)
             raise
+        finally:
+            with self._lock:
+                self._receipts.pop(receipt, None)
         with self._lock:
             old, self._conn = self._conn, conn
         if old is not None and old is not conn:

@@ -1,6 +1,7 @@
 """SoarDriver against a stand-in app (a stomp.py client that answers like resilient-circuits does)."""
 import json
 import threading
+import time
 
 import pytest
 
@@ -101,6 +102,18 @@ def test_driver_reconnects_after_its_connection_drops(fake_app, driver, broker):
     broker.drop_connections(login="soar")
     call = driver.start_function("twilio_get_responses", {"after": "drop"})
     assert call.wait(10).results["echo"] == {"after": "drop"}
+
+
+def test_a_quiet_connection_stays_open_so_no_send_goes_twice(driver, broker):
+    """Nothing comes from the broker for longer than stomp.py's 5 s connect timeout: the driver keeps
+    its one connection (a connection it dropped itself would lose the receipt of a send in flight and
+    send the function message again)."""
+    since = time.time()
+    time.sleep(6.5)
+    driver.start_function("twilio_get_responses", {"after": "silence"})
+    assert broker.frames("CONNECT", since=since) == broker.frames("STOMP", since=since) == []
+    assert len(broker.frames("SEND", QUEUE, since=since)) == 1
+    assert broker.purge(QUEUE) == 1
 
 
 def test_timeout_names_the_call(driver, broker):
