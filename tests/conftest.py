@@ -194,3 +194,31 @@ def _replies(circuits_app, msg_id):
         if evt.name == "test_response" and evt.args and evt.args[0] == msg_id:
             found.append(json.loads(evt.args[1]))
     return found
+
+
+# -- the reliability matrices' totals, from one process or from several (pytest-xdist) ----------------
+def pytest_sessionfinish(session):
+    """In a worker of a parallel run: hand the reliability totals to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        from tests.reliability import reliability_helpers as helpers
+        output["fn_twilio_ledger"] = dict(helpers.LEDGER)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the controller of a parallel run: add up each worker's reliability totals."""
+    from tests.reliability import reliability_helpers as helpers
+    helpers.LEDGER.update(getattr(node, "workeroutput", {}).get("fn_twilio_ledger") or {})
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.reliability import reliability_helpers as helpers
+    ledger = helpers.LEDGER
+    if not ledger:
+        return
+    terminalreporter.section("fn_twilio reliability totals")
+    terminalreporter.write_line(
+        f"fault scenarios: {ledger['fault_scenarios']}, faulted responses served by the emulator: "
+        f"{ledger['faulted_responses']}, bad inputs tried: {ledger['bad_inputs']}, "
+        f"duplicate SMS seen: {ledger['duplicate_sms']}, function calls: {ledger['calls']}")

@@ -6,7 +6,8 @@ record, plus pytest's caplog. After the test the watch asserts that no secret (T
 Twilio API key secret, SOAR API key secret) reached a log line, status message, result or error, and
 that fn_twilio's log lines above DEBUG and the status messages hold no full phone number; then that
 Twilio (the emulator) accepted no SMS twice. The faulted responses the emulator served are added to
-the session's totals, printed at the end.
+the session's totals, printed at the end (tests/conftest.py adds up the workers' when the suite runs
+in several processes).
 """
 import logging
 
@@ -35,14 +36,3 @@ def _observe(twilio, caplog):
     watch.extra_records = helpers.caplog_records(caplog)
     watch.check()
     assert duplicated == 0, f"{duplicated} SMS were accepted twice by Twilio"
-
-
-def pytest_terminal_summary(terminalreporter):
-    ledger = helpers.LEDGER
-    if not ledger:
-        return
-    terminalreporter.section("fn_twilio reliability totals")
-    terminalreporter.write_line(
-        f"fault scenarios: {ledger['fault_scenarios']}, faulted responses served by the emulator: "
-        f"{ledger['faulted_responses']}, bad inputs tried: {ledger['bad_inputs']}, "
-        f"duplicate SMS seen: {ledger['duplicate_sms']}, function calls: {ledger['calls']}")
