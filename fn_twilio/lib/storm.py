@@ -534,8 +534,8 @@ class Limiter:
         else:
             digest = build_digests([h.line for h in waiting], self.keywords)[0]
             rows = set(digest.lines)
-            batch = _Batch(digest.body, _Own(now, digest.body), [h for h in waiting if h.line.render() in rows],
-                           bundled=True)
+            batch = _Batch(digest.body, _Own(now, digest.body),
+                           [h for h in waiting if h.line.render() in rows], bundled=True)
         state.own.append(batch.own)
         for taken in batch.holds:
             taken.taken = True
