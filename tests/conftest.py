@@ -20,6 +20,25 @@ from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER, TwilioEmula
 SOAR_MOCK = "tests.soar_mock.FnTwilioSoarMock"
 
 
+def no_active_poller(timeout: float = 5.0) -> bool:
+    """Wait (real time, a guard against hanging) until no shared poller runs: one outlives its last
+    watch briefly. True when none is left."""
+    from fn_twilio.lib.polling import active_pollers
+
+    deadline = time.monotonic() + timeout
+    while active_pollers() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return active_pollers() == 0
+
+
+@pytest.fixture
+def no_poller_left():
+    """The test starts once the last test's pollers stopped, and leaves none running."""
+    no_active_poller()
+    yield
+    assert no_active_poller(), "a shared poller (replies, delivery statuses, calls) outlived the test"
+
+
 @pytest.fixture(scope="session")
 def twilio_emulator():
     """One Twilio emulator for the session; tests reset it through ``twilio``."""

@@ -4,9 +4,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fn_twilio.lib.replies import PAGE_SIZE, active_pollers, watch_replies
+from fn_twilio.lib.replies import PAGE_SIZE, watch_replies
 from fn_twilio.lib.settings import load_settings
 from sandbox.twilio_emulator import ACCOUNT_SID, AUTH_TOKEN, SENDER
+from tests.conftest import no_active_poller
+
+pytestmark = pytest.mark.usefixtures("no_poller_left")   # tests/conftest.py
 
 ALICE = "+353861234567"
 BOB = "+14155552345"
@@ -20,23 +23,8 @@ def settings(twilio):
                           "poll_interval": f"{INTERVAL}s", "timeout": "5"})
 
 
-@pytest.fixture(autouse=True)
-def no_poller_left():
-    """Each test starts and ends without a running poller (a poller outlives its last watch briefly)."""
-    assert wait_for_no_poller() == 0
-    yield
-    assert wait_for_no_poller() == 0
-
-
 def lists(twilio):
     return [r for r in twilio.requests if r.method == "GET" and r.path.endswith("/Messages.json")]
-
-
-def wait_for_no_poller(timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while active_pollers() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return active_pollers()
 
 
 def test_first_look_is_immediate_and_finds_a_waiting_reply(settings, twilio):
@@ -44,7 +32,7 @@ def test_first_look_is_immediate_and_finds_a_waiting_reply(settings, twilio):
     with watch_replies(settings, ALICE, None) as watch:
         assert watch.wait(2.0)
         assert [r.body for r in watch.replies] == ["ACK"]
-    assert wait_for_no_poller() == 0
+    assert no_active_poller()
 
 
 def test_reply_arriving_later_is_found_within_an_interval(settings, twilio):

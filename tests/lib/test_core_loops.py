@@ -22,6 +22,8 @@ from fn_twilio.lib.replies import PAGE_SIZE, Ending, ReplyPoller, ReplyWatch, co
 from fn_twilio.lib.sender import RetryPolicy, SendJob, send_one
 from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
 
+pytestmark = pytest.mark.usefixtures("no_poller_left")   # tests/conftest.py
+
 ALICE = "+353861234567"
 BOB = "+14155552345"
 NO_JITTER = RetryPolicy(jitter=False)
@@ -49,12 +51,6 @@ def wait_until(predicate, timeout=5.0):
 
 def no_worker_threads():
     return not [t for t in threading.enumerate() if t.name.startswith(("fn_twilio-send", "fn_twilio-reply"))]
-
-
-@pytest.fixture(autouse=True)
-def no_poller_left():
-    yield
-    assert wait_until(lambda: active_pollers() == 0)
 
 
 # -- sending --------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from fn_twilio.lib.replies import ReplyPoller, watch_replies
 from fn_twilio.lib.settings import SECTION, Settings, SettingsError, load_settings
 from fn_twilio.lib.storm import limiter_for
 from tests.lib.fakes import FakeTwilio
-from tests.lib.test_core_loops import wait_until
 from tests.lib.test_delivery import FakeOutbound
 
 ACCOUNT_A = "AC" + "a" * 32
@@ -315,12 +314,6 @@ def test_every_shared_setting_is_a_settings_attribute():
 
 
 # -- two labels on one account and sender share the core's pollers ------------------------------------
-@pytest.fixture
-def no_poller_left():
-    yield
-    assert wait_until(lambda: active_pollers() == 0)
-
-
 SHARING = configs(eu=section(max_recipients="5"), eu__backup=section(default_region="IE"),
                   us=section(account=ACCOUNT_B, token=TOKEN_B, sender=SENDER_B),
                   apac=section(token=None, twilio_api_key_sid=KEY_SID, twilio_api_key_secret=KEY_SECRET))

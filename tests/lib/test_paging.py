@@ -11,8 +11,9 @@ from fn_twilio.lib.clock import FakeClock
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.paging import Event, Page, TierError, parse_tiers
 from fn_twilio.lib.reconcile import Delivery
-from fn_twilio.lib.replies import active_pollers
 from tests.lib.fakes import SENDER, T0, FakeTwilio, message, settings
+
+pytestmark = pytest.mark.usefixtures("no_poller_left")   # tests/conftest.py
 
 ALICE, BOB, CAROL, DAN = "+353861234567", "+353869876543", "+14155552345", "+14155552346"
 CODE = "2095"
@@ -80,15 +81,6 @@ def outbound(to, body, at):
 
 def events(outcome):
     return [(e.event, e.tier, e.phone_number) for e in outcome.timeline]
-
-
-@pytest.fixture(autouse=True)
-def no_poller_left():
-    yield
-    for _ in range(200):
-        if not active_pollers():
-            break
-        threading.Event().wait(0.01)
 
 
 def test_nobody_acknowledges_every_tier_is_paged_at_its_due_time():

@@ -9,9 +9,11 @@ import pytest
 from fn_twilio.lib.clock import FakeClock
 from fn_twilio.lib.intents import ack_request
 from fn_twilio.lib.paging import Page, parse_tiers
-from fn_twilio.lib.replies import Ending, active_pollers, collect
+from fn_twilio.lib.replies import Ending, collect
 from fn_twilio.lib.termination import CredentialsRefused, StatusUnreadable, TerminationCheck
 from tests.lib.fakes import FakeTwilio, settings
+
+pytestmark = pytest.mark.usefixtures("no_poller_left")   # tests/conftest.py
 
 ALICE, BOB = "+353861234567", "+353869876543"
 INTERVAL = 2.0
@@ -36,15 +38,6 @@ class Soar:
 def check_for(read, clock, said=None, kind="workflow"):
     return TerminationCheck(read, interval=INTERVAL, kind=kind, instance=1001, clock=clock,
                             say=(said.append if said is not None else lambda text: None))
-
-
-@pytest.fixture(autouse=True)
-def no_poller_left():
-    yield
-    for _ in range(200):
-        if not active_pollers():
-            break
-        threading.Event().wait(0.01)
 
 
 def test_at_most_one_read_per_interval_however_often_the_loop_asks():
