@@ -466,6 +466,16 @@ def place(studio: FakeStudio, flow: FlowRef, *numbers: str, clock=None) -> list[
             for n in numbers]
 
 
+def watched(*numbers: str, time_limit: float = voice.CALL_TIME_LIMIT):
+    """Calls placed to ``numbers`` on a fake Studio, and a watch following them all in a watcher on a
+    fake clock: (studio, watcher, watch, calls)."""
+    clock = FakeClock()
+    studio = FakeStudio(clock)
+    calls = place(studio, a_flow(studio), *numbers)
+    w = watcher(clock)
+    return studio, w, follow(w, calls, time_limit), calls
+
+
 def per_look(studio: FakeStudio, since: int) -> tuple[int, int]:
     """(list requests, other requests) made since request number ``since``."""
     made = studio.requests[since:]
@@ -474,12 +484,7 @@ def per_look(studio: FakeStudio, since: int) -> tuple[int, int]:
 
 
 def test_k_calls_cost_at_most_one_list_and_k_reads_per_look_and_one_list_when_nothing_changed():
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    calls = place(studio, flow, *[f"+3538612345{i:02d}" for i in range(8)])
-    w = watcher(clock)
-    watch = follow(w, calls)
+    studio, w, watch, calls = watched(*[f"+3538612345{i:02d}" for i in range(8)])
     mark = len(studio.requests)
     next_look(w, studio)
     assert per_look(studio, mark) == (1, 8)           # the first look reads every context once
@@ -513,12 +518,7 @@ def test_k_calls_cost_at_most_one_list_and_k_reads_per_look_and_one_list_when_no
     (lambda f, sid: f.unanswered(sid, "failed"), CallOutcome.FAILED, "failed"),
 ])
 def test_every_outcome_reaches_the_watch_once_as_news(moves, outcome, status):
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    (call,) = place(studio, flow, ALICE)
-    w = watcher(clock)
-    watch = follow(w, [call])
+    studio, w, watch, (call,) = watched(ALICE)
     next_look(w, studio)
     assert watch.news() == [] and watch.pending() == [call.execution_sid]
     moves(studio, call.execution_sid)
@@ -532,12 +532,7 @@ def test_every_outcome_reaches_the_watch_once_as_news(moves, outcome, status):
 
 
 def test_an_acknowledgement_is_known_before_the_execution_ends():
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    (call,) = place(studio, flow, ALICE)
-    w = watcher(clock)
-    watch = follow(w, [call])
+    studio, w, watch, (call,) = watched(ALICE)
     studio.answer(call.execution_sid)
     studio.press(call.execution_sid, "1")
     next_look(w, studio)
@@ -546,12 +541,7 @@ def test_an_acknowledgement_is_known_before_the_execution_ends():
 
 
 def test_an_execution_that_never_ends_is_given_up_with_a_reason():
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    stuck, fine = place(studio, flow, ALICE, BOB)
-    w = watcher(clock)
-    watch = follow(w, [stuck, fine], time_limit=60)
+    studio, w, watch, (stuck, fine) = watched(ALICE, BOB, time_limit=60)
     next_look(w, studio)
     studio.answer(stuck.execution_sid)
     studio.answer(fine.execution_sid)
@@ -566,12 +556,7 @@ def test_an_execution_that_never_ends_is_given_up_with_a_reason():
 
 
 def test_a_context_without_the_apps_widgets_ends_that_call_with_a_reason():
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    (call,) = place(studio, flow, ALICE)
-    w = watcher(clock)
-    watch = follow(w, [call])
+    studio, w, watch, (call,) = watched(ALICE)
     studio.widgets(call.execution_sid)["say_hello"] = {"msg": "hi"}
     studio.end(call.execution_sid)
     next_look(w, studio)
@@ -584,12 +569,7 @@ def test_a_context_without_the_apps_widgets_ends_that_call_with_a_reason():
     (refused(), True),
 ])
 def test_a_listing_studio_refuses_is_retried_then_reaches_the_watch_and_nothing_wedges(fault, lasting):
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    (call,) = place(studio, flow, ALICE)
-    w = watcher(clock)
-    watch = follow(w, [call])
+    studio, w, watch, (call,) = watched(ALICE)
     studio.fail("executions.page", *[fault] * polling.MAX_CONSECUTIVE_FAILURES)
     for attempt in range(1, polling.MAX_CONSECUTIVE_FAILURES):
         next_look(w, studio)
@@ -609,12 +589,7 @@ def test_a_listing_studio_refuses_is_retried_then_reaches_the_watch_and_nothing_
     (TwilioRestException(403, "/x", "Forbidden", code=20403), 1),   # permanent: at once
 ])
 def test_a_context_that_cannot_be_read_ends_that_call_only(fault, looks):
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    bad, good = place(studio, flow, ALICE, BOB)
-    w = watcher(clock)
-    watch = follow(w, [bad, good])
+    studio, w, watch, (bad, good) = watched(ALICE, BOB)
 
     def fail_bad(request):
         if request["sid"] == bad.execution_sid:
@@ -634,12 +609,7 @@ def test_a_context_that_cannot_be_read_ends_that_call_only(fault, looks):
 
 
 def test_an_execution_missing_from_the_listing_is_fetched_and_a_deleted_one_is_said_so():
-    clock = FakeClock()
-    studio = FakeStudio(clock)
-    flow = a_flow(studio)
-    late, gone = place(studio, flow, ALICE, BOB)
-    w = watcher(clock)
-    watch = follow(w, [late, gone])
+    studio, w, watch, (late, gone) = watched(ALICE, BOB)
     studio.executions[late.execution_sid].date_created = T0 - timedelta(hours=1)   # below the listing's floor
     del studio.executions[gone.execution_sid]
     mark = len(studio.requests)
