@@ -54,7 +54,6 @@ def _http_problem(response):
     return f"{text}: {one_line(message)}" if message and message.strip() else text
 
 
-
 def one_line(text):
     """``text`` on one line, at most 200 characters."""
     line = " ".join(str(text).strip().splitlines()[0].split()) if str(text).strip() else ""

@@ -5,7 +5,6 @@ page call's Studio flow, found once per process by the label's name), hands the 
 storm limiter for the sender and what the page's text becomes in a digest, passes the engine's status
 messages on as they happen, and shapes the result."""
 import queue
-from functools import partial
 
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
@@ -18,7 +17,7 @@ from fn_twilio.components.funct_twilio_send_sms import read_incident
 from fn_twilio.lib.durations import DurationError, parse_duration
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.paging import DeliveryCheck, Page, TierError, parse_tiers
-from fn_twilio.lib.reconcile import LogUnreadable, first_run_code
+from fn_twilio.lib.reconcile import LogUnreadable, first_run_request_code
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, with_ack_request
 from fn_twilio.lib.storm import DigestLine, limiter_for
 from fn_twilio.lib.voice import VoiceError, first_run_call_code, prepare
@@ -80,10 +79,8 @@ class FunctionComponent(AppFunctionComponent):
         if code is None:   # a redelivered page keeps the random code its first run used (contract §13.3)
             texted = [r.e164 for tier in tiers for r in tier if r.valid and not r.is_voice]
             again = "texted or called" if called else "texted"
-            asking = partial(with_ack_request, message, keywords=settings.keywords)
             try:
-                code = first_run_code(settings, texted, delivery, asking,
-                                      line_for=DigestLine.rendered_for(asking))
+                code = first_run_request_code(settings, texted, delivery, message)
                 if code is None and flow is not None:
                     code = first_run_call_code(settings, flow, called, message, delivery)
             except (LogUnreadable, VoiceError) as err:

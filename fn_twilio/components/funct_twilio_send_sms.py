@@ -1,5 +1,4 @@
 """SOAR function twilio_send_sms ("Twilio: Send SMS"): one text to a list of numbers."""
-from functools import partial
 
 from resilient_circuits import AppFunctionComponent, FunctionResult, app_function
 from resilient_circuits.action_message import FunctionError_
@@ -10,10 +9,11 @@ from fn_twilio.components._settings import check_at_load, function_settings
 from fn_twilio.components._soar import soar_answer
 from fn_twilio.lib.intents import page_code
 from fn_twilio.lib.phone import parse_recipients
-from fn_twilio.lib.reconcile import LogUnreadable, describe, first_run_code, settled_for_send, unverified
+from fn_twilio.lib.reconcile import (LogUnreadable, describe, first_run_request_code, settled_by_digest,
+                                     settled_for_send, unverified)
 from fn_twilio.lib.records import SendSummary
 from fn_twilio.lib.sender import MAX_BODY_LENGTH, SendJob, SendProgress, with_ack_request
-from fn_twilio.lib.storm import DigestLine, describe_held, limiter_for, settled_by_digest
+from fn_twilio.lib.storm import DigestLine, describe_held, limiter_for
 from fn_twilio.lib.termination import CredentialsRefused, StatusUnreadable
 
 PACKAGE_NAME = "fn_twilio"
@@ -86,10 +86,8 @@ class FunctionComponent(AppFunctionComponent):
             reply_code = incident_code(fn_inputs)
             if reply_code is None:
                 # a redelivered call keeps the random code its first run texted (contract §13.3)
-                asking = partial(with_ack_request, message, keywords=settings.keywords)
                 try:
-                    reply_code = first_run_code(settings, [r.e164 for r in valid], delivery, asking,
-                                                line_for=DigestLine.rendered_for(asking))
+                    reply_code = first_run_request_code(settings, [r.e164 for r in valid], delivery, message)
                 except LogUnreadable as err:
                     unreadable = str(err)
                 reply_code = reply_code or page_code(None)

@@ -43,7 +43,7 @@ from fn_twilio.lib.polling import MAX_PAGES_PER_LOOK, ClientFactory, PageBudget
 from fn_twilio.lib.records import Reply, SendOutcome, listed_at
 from fn_twilio.lib.sender import message_params
 from fn_twilio.lib.storm import requested_codes
-from fn_twilio.lib.twilio_client import build_client
+from fn_twilio.lib.twilio_client import build_client, close_client
 
 LOG = logging.getLogger(__name__)
 
@@ -136,11 +136,7 @@ class Attribution:
     def close(self) -> None:
         """Close the HTTP session of the client this call built (if any)."""
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.http_client.close()
-            except Exception:  # closing is best effort
-                LOG.debug("closing the attribution's Twilio session failed", exc_info=True)
+        close_client(client)
 
     def __enter__(self) -> Attribution:
         return self

@@ -52,7 +52,7 @@ the same condition) and records the person when their text, or the digest carryi
 not sent. Codes work per incident: a reply answers every code the text it answers asked for
 (``Reply.answers``), so ``ACK 2102`` to a digest counts for 2102 only and a bare ``ack`` or ``ACK ALL``
 for every page in it. Resuming, a text the first run sent in a digest is found too
-(:func:`fn_twilio.lib.storm.settled_by_digest`). Calls are never held.
+(:func:`fn_twilio.lib.reconcile.settled_by_digest`). Calls are never held.
 
 Everything goes through ``clock`` and ``client_factory`` (tests drive it with fakes in milliseconds).
 Nothing is kept beyond the call: the code lives in the texts, pages and replies in Twilio's log.
@@ -75,13 +75,13 @@ from fn_twilio.lib.errors import Failure, FailureKind, Retry
 from fn_twilio.lib.intents import REFUSALS, Intent
 from fn_twilio.lib.phone import SMS, VOICE, WHATSAPP, Recipient, mask, parse_recipients
 from fn_twilio.lib.polling import ClientFactory, EveryInterval
-from fn_twilio.lib.reconcile import Delivery, settled_for_send
+from fn_twilio.lib.reconcile import Delivery, settled_by_digest, settled_for_send
 from fn_twilio.lib.records import Reply, SendOutcome
 from fn_twilio.lib.replies import ReplyWatch, watch_replies
 from fn_twilio.lib.sender import SendJob
-from fn_twilio.lib.storm import HELD_CANCELLED, DigestLine, Limiter, describe_held, settled_by_digest
+from fn_twilio.lib.storm import HELD_CANCELLED, DigestLine, Limiter, describe_held
 from fn_twilio.lib.termination import terminated
-from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
+from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client, client_session
 from fn_twilio.lib.voice import (CALL_TIME_LIMIT, CallReport, CallStart, CallWatch, FirstRunCalls, FlowRef,
                                  PlacedCall, call_parameters, end_calls, first_run_calls, start_calls,
                                  watch_calls)
@@ -464,8 +464,7 @@ class Page:
         again = "texted or called" if called else "texted"
         why = "no attempt made"
         for attempt in range(1, self.RESUME_ATTEMPTS + 1):
-            client = self.client_factory(self.settings)
-            try:
+            with client_session(self.settings, factory=self.client_factory) as client:
                 settled = settled_for_send(self.settings, texted, self.body, self.resume, client=client) \
                     if texted else {}
                 rest = [number for number in texted if number not in settled]
@@ -475,8 +474,6 @@ class Page:
                 calls = first_run_calls(client, self.flow, called, self.call_text, self.resume,
                                         code=self.outcome.reply_code, timeout=self.settings.timeout) \
                     if called and self.flow is not None else FirstRunCalls()
-            finally:
-                _close(client)
             unverified = [o.error_message or "Twilio's outbound log could not be read"
                           for o in settled.values() if not o.already_sent] + list(calls.unverified.values())
             if not unverified:
@@ -942,13 +939,6 @@ class _Calling:
         if self._error is not None:
             raise self._error
         return {start.to: start for start in self._starts}
-
-
-def _close(client: Any) -> None:
-    try:
-        client.http_client.close()
-    except Exception:  # closing is best effort
-        LOG.debug("closing a Twilio session failed", exc_info=True)
 
 
 class DeliveryCheck:

@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Generic, TypeVar
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.phone import mask_numbers
-from fn_twilio.lib.twilio_client import build_client
+from fn_twilio.lib.twilio_client import build_client, close_client
 
 LOG = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class SharedPoller(Generic[W]):
             if not isinstance(exc, Exception):
                 raise   # interpreter shutdown, KeyboardInterrupt: told, then let through
         finally:
-            _close(client)
+            close_client(client)
 
     def _died(self, exc: BaseException) -> None:
         self.dead = exc
@@ -291,13 +291,6 @@ def _is_twilio_failure(exc: BaseException) -> bool:
     return isinstance(exc, (TwilioException, requests.RequestException))
 
 
-def _close(client: Any) -> None:
-    if client is None:
-        return
-    try:
-        client.http_client.close()
-    except Exception:  # best effort
-        LOG.debug("closing the poller's HTTP session failed", exc_info=True)
 
 
 # -- the process-wide registry --------------------------------------------------------------------

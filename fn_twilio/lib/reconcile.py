@@ -27,15 +27,14 @@ from typing import Any
 
 from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.intents import requested_code
-from fn_twilio.lib.records import SendOutcome, listed_at
-from fn_twilio.lib.sender import message_params
-from fn_twilio.lib.storm import digest_lines, requested_codes
-from fn_twilio.lib.twilio_client import build_client
+from fn_twilio.lib.records import NOT_SENT, SendOutcome, listed_at, utc_date
+from fn_twilio.lib.sender import message_params, with_ack_request
+from fn_twilio.lib.storm import DigestLine, digest_lines, requested_codes
+from fn_twilio.lib.twilio_client import client_session
 
 SKEW = timedelta(minutes=2)      # clock difference allowed between the broker and Twilio
 PAGE_SIZE = 1000                 # Twilio's largest page
 MAX_PAGES = 3                    # at most this many list requests per sender address
-NOT_SENT_STATUSES = frozenset({"failed", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -67,32 +66,26 @@ class Wanted:
     messaging_service_sid: str | None = None
 
 
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def _matches(message: Any, wanted: Wanted, body: str, since: datetime) -> bool:
     if not str(getattr(message, "direction", "") or "").startswith("outbound"):
         return False
     if getattr(message, "to", None) != wanted.to or (getattr(message, "body", None) or "") != body:
         return False
-    if (getattr(message, "status", None) or "") in NOT_SENT_STATUSES:
+    if (getattr(message, "status", None) or "") in NOT_SENT:
         return False
     if wanted.from_ is not None:
         if getattr(message, "from_", None) != wanted.from_:
             return False
     elif getattr(message, "messaging_service_sid", None) != wanted.messaging_service_sid:
         return False
-    created = _aware(getattr(message, "date_created", None))
+    created = utc_date(getattr(message, "date_created", None))
     return created is None or created >= since
 
 
-def _unverified(to: str, why: str) -> SendOutcome:
-    failure = Failure(FailureKind.BAD_RESPONSE,
-                      f"not sent again after a redelivery: {why}; {MAY_HAVE_SENT} by the interrupted run",
-                      Retry.AMBIGUOUS)
+def _unverified(to: str, why: str, *, digest: bool = False) -> SendOutcome:
+    how = f"{MAY_HAVE_SENT} in a digest" if digest else MAY_HAVE_SENT
+    failure = Failure(FailureKind.BAD_RESPONSE, f"not sent again after a redelivery: {why}; {how} by the "
+                      "interrupted run", Retry.AMBIGUOUS)
     return SendOutcome.failed(to, failure)
 
 
@@ -191,13 +184,8 @@ def settled_for_send(settings: Any, recipients: Iterable[str], body: str, delive
     for to in recipients:
         params = message_params(settings, to, body)
         wanted.append(Wanted(to, params.get("from_"), params.get("messaging_service_sid")))
-    own = client is None
-    client = build_client(settings, pool_size=1) if own else client
-    try:
-        return settled_outcomes(client, wanted, body, delivery, timeout=settings.timeout)
-    finally:
-        if own:
-            client.http_client.close()
+    with client_session(settings, client) as session:
+        return settled_outcomes(session, wanted, body, delivery, timeout=settings.timeout)
 
 
 def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
@@ -213,33 +201,88 @@ def first_run_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
         return None
     wanted = set(recipients)
     senders = {message_params(settings, to, "").get("from_") for to in wanted}
-    own = client is None
-    client = build_client(settings, pool_size=1) if own else client
     found: tuple[datetime, str] | None = None
-    try:
-        for from_ in senders:
-            for message in _outbound_log(client, from_, delivery.original - SKEW, page_size=PAGE_SIZE,
-                                         max_pages=MAX_PAGES):
-                body = getattr(message, "body", None) or ""
-                if getattr(message, "to", None) not in wanted:
-                    continue
-                code = _first_run_code_of(body, text_for, line_for)
-                if code is None:
-                    continue
-                if not str(getattr(message, "direction", "") or "").startswith("outbound"):
-                    continue
-                created = _aware(getattr(message, "date_created", None)) or delivery.original
-                if found is None or created < found[0]:
-                    found = (created, code)
-    except _LogTooLong as exc:
-        raise LogUnreadable(str(exc)) from None
-    except Exception as exc:  # unreadable: the first run's code cannot be known
-        failure = classify(exc, action=Action.READ, timeout=settings.timeout)
-        raise LogUnreadable(f"Twilio's outbound log could not be read ({failure.message})") from None
-    finally:
-        if own:
-            client.http_client.close()
+    with client_session(settings, client) as session:
+        try:
+            for from_ in senders:
+                for message in _outbound_log(session, from_, delivery.original - SKEW, page_size=PAGE_SIZE,
+                                             max_pages=MAX_PAGES):
+                    body = getattr(message, "body", None) or ""
+                    if getattr(message, "to", None) not in wanted:
+                        continue
+                    code = _first_run_code_of(body, text_for, line_for)
+                    if code is None:
+                        continue
+                    if not str(getattr(message, "direction", "") or "").startswith("outbound"):
+                        continue
+                    created = utc_date(getattr(message, "date_created", None)) or delivery.original
+                    if found is None or created < found[0]:
+                        found = (created, code)
+        except _LogTooLong as exc:
+            raise LogUnreadable(str(exc)) from None
+        except Exception as exc:  # unreadable: the first run's code cannot be known
+            failure = classify(exc, action=Action.READ, timeout=settings.timeout)
+            raise LogUnreadable(f"Twilio's outbound log could not be read ({failure.message})") from None
     return found[1] if found else None
+
+
+def first_run_request_code(settings: Any, recipients: Iterable[str], delivery: Delivery,
+                           message: str) -> str | None:
+    """:func:`first_run_code` for a call whose text is ``message`` with the acknowledgement request for a
+    random code (``with_ack_request``), alone or in a digest."""
+    def asking(code: str) -> str:
+        return with_ack_request(message, code, settings.keywords)
+
+    return first_run_code(settings, recipients, delivery, asking, line_for=DigestLine.rendered_for(asking))
+
+
+def settled_by_digest(settings: Any, recipients: Iterable[str], line: DigestLine, delivery: Delivery, *,
+                      client: Any = None, page_size: int = PAGE_SIZE,
+                      max_pages: int = MAX_PAGES) -> dict[str, SendOutcome]:
+    """For a redelivered call with the storm limit: {recipient: outcome} for each recipient a digest in
+    Twilio's outbound log since the original delivery already carries ``line`` to (``already_sent`` and
+    ``bundled`` true), read as :func:`settled_outcomes` reads (one list of the sender, newest first, at
+    most ``max_pages`` pages); a recipient whose part of the log could not be read is reported "may have
+    been sent" and not sent again. Empty for a first delivery."""
+    todo = list(dict.fromkeys(recipients))
+    if not delivery.redelivered or delivery.original is None or not todo:
+        return {}
+    since = delivery.original - SKEW
+    rendered = line.render()
+    found: dict[str, SendOutcome] = {}
+    with client_session(settings, client) as session:
+        try:
+            for message in _outbound_log(session, settings.src_address, since, page_size=page_size,
+                                         max_pages=max_pages):
+                if _carries(message, settings, todo, rendered, since) and message.to not in found:
+                    found[message.to] = replace(SendOutcome.sent(message.to, message), already_sent=True,
+                                                bundled=True)
+                    if len(found) == len(todo):
+                        return found
+            return found
+        except _LogTooLong as exc:
+            why = str(exc)
+        except Exception as exc:  # a log that cannot be read leaves these recipients unverified
+            why = f"Twilio's outbound log could not be read ({classify(exc, action=Action.READ).message})"
+    return {**{to: _unverified(to, why, digest=True) for to in todo if to not in found}, **found}
+
+
+def _carries(message: Any, settings: Any, todo: Sequence[str], rendered: str, since: datetime) -> bool:
+    """``message`` is an outbound digest of this sender since ``since``, to one of ``todo``, carrying the
+    line ``rendered``."""
+    if not str(getattr(message, "direction", "") or "").startswith("outbound"):
+        return False
+    if getattr(message, "to", None) not in todo or (getattr(message, "status", None) or "") in NOT_SENT:
+        return False
+    if settings.src_address:
+        if getattr(message, "from_", None) != settings.src_address:
+            return False
+    elif getattr(message, "messaging_service_sid", None) != settings.messaging_service_sid:
+        return False
+    created = utc_date(getattr(message, "date_created", None))
+    if created is not None and created < since:
+        return False
+    return rendered in (digest_lines(getattr(message, "body", None)) or [])
 
 
 def _first_run_code_of(body: str, text_for: Callable[[str], str],

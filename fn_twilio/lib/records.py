@@ -17,6 +17,7 @@ STATUS_FAILED = "failed"
 STATUS_NOT_FOUND = "not_found"
 #: A message in one of these statuses changes no more (contract §10)
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+NOT_SENT = frozenset({"failed", "canceled"})   # a message in the log with these never went out
 
 
 def _as_int(value: Any) -> int | None:
@@ -32,6 +33,12 @@ def _utc(dt: datetime) -> datetime:
 
 def _aware(dt: datetime | None) -> datetime | None:
     return None if dt is None else _utc(dt)
+
+
+def utc_date(value: Any) -> datetime | None:
+    """``value`` as an aware UTC datetime (a naive one is taken as UTC); None when it is no datetime
+    (a listing's missing date)."""
+    return _utc(value) if isinstance(value, datetime) else None
 
 
 def listed_at(message: Any) -> datetime | None:

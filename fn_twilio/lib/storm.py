@@ -49,8 +49,8 @@ it not sent. A held text waits at most one window (plus two poll intervals and a
 if the number still has no room then, its digest goes anyway (and a WARNING says so) rather than the
 text being lost (still one text per pace).
 
-After a crash, :func:`settled_by_digest` finds the digests the interrupted run already sent (in
-Twilio's outbound log since the original delivery) that carry a call's line.
+After a crash, :func:`fn_twilio.lib.reconcile.settled_by_digest` finds the digests the interrupted run
+already sent (in Twilio's outbound log since the original delivery) that carry a call's line.
 
 The SendJob (:mod:`fn_twilio.lib.sender`) takes a limiter and a line: every recipient goes through
 :meth:`Limiter.send`, which returns the recipient's :class:`~fn_twilio.lib.records.SendOutcome`. Send SMS
@@ -66,32 +66,28 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
 from fn_twilio.lib.clock import SYSTEM_CLOCK, Clock
 from fn_twilio.lib.delivery import OutboundText, OutboundView, OutboundWatch, watch_outbound
 from fn_twilio.lib.durations import format_duration
-from fn_twilio.lib.errors import MAY_HAVE_SENT, Action, Failure, FailureKind, Retry, classify
+from fn_twilio.lib.errors import Failure, FailureKind, Retry
 from fn_twilio.lib.intents import Keywords, requested_code
 from fn_twilio.lib.phone import mask
 from fn_twilio.lib.polling import ClientFactory, poller_key
-from fn_twilio.lib.records import SendOutcome, listed_at
+from fn_twilio.lib.records import NOT_SENT, SendOutcome
 from fn_twilio.lib.twilio_client import build_client
-
-if TYPE_CHECKING:   # reconcile builds on the sender, which builds on this module
-    from fn_twilio.lib.reconcile import Delivery
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["DigestLine", "Digest", "build_digests", "requested_codes", "digest_lines", "Limiter",
-           "limiter_for", "forget_limiters", "settled_by_digest", "describe_held", "DIGEST_LIMIT",
+           "limiter_for", "forget_limiters", "describe_held", "DIGEST_LIMIT",
            "HELD_CANCELLED"]
 
 DIGEST_LIMIT = 1600              # Twilio's longest text
 LINE_TEXT = 60                   # characters of a name or message start a line keeps
 MARGIN = timedelta(seconds=1)    # Twilio's dates have whole seconds: a text counts one second longer
-NOT_SENT = frozenset({"failed", "canceled"})
 FRESH_VIEW = 1.5                 # a decision needs a view at most this many poll intervals old
 KIND = "storm limiter"
 
@@ -615,87 +611,6 @@ def forget_limiters() -> int:
                 limiter._watch.close()
                 limiter._watch = None
     return len(limiters)
-
-
-# -- after a crash --------------------------------------------------------------------------------------
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def _unverified(to: str, why: str) -> SendOutcome:
-    return SendOutcome.failed(to, Failure(
-        FailureKind.BAD_RESPONSE,
-        f"not sent again after a redelivery: {why}; {MAY_HAVE_SENT} in a digest by the interrupted run",
-        Retry.AMBIGUOUS))
-
-
-def settled_by_digest(settings: Any, recipients: Iterable[str], line: DigestLine, delivery: Delivery, *,
-                      client: Any = None, page_size: int | None = None,
-                      max_pages: int | None = None) -> dict[str, SendOutcome]:
-    """For a redelivered call: {recipient: outcome} for each recipient a digest in Twilio's outbound
-    log since the original delivery already carries ``line`` to (``already_sent`` and ``bundled``
-    true), read like :mod:`fn_twilio.lib.reconcile` does (one list of the sender, newest first, at most
-    ``max_pages`` pages); a recipient whose part of the log could not be read is reported "may have
-    been sent" and not sent again. Empty for a first delivery."""
-    from fn_twilio.lib.reconcile import MAX_PAGES, PAGE_SIZE, SKEW
-
-    page_size = PAGE_SIZE if page_size is None else page_size
-    max_pages = MAX_PAGES if max_pages is None else max_pages
-    todo = list(dict.fromkeys(recipients))
-    if not delivery.redelivered or delivery.original is None or not todo:
-        return {}
-    since = delivery.original - SKEW
-    rendered = line.render()
-    own = client is None
-    client = build_client(settings, pool_size=1) if own else client
-    found: dict[str, SendOutcome] = {}
-    why = ""
-    try:
-        params: dict[str, Any] = {"page_size": page_size}
-        if settings.src_address:
-            params["from_"] = settings.src_address
-        page = client.messages.page(**params)
-        for number in range(1, max_pages + 1):
-            for message in page:
-                listed = listed_at(message)
-                if listed is not None and listed < since:
-                    return found
-                if _carries(message, settings, todo, rendered, since) and message.to not in found:
-                    found[message.to] = replace(SendOutcome.sent(message.to, message), already_sent=True,
-                                                bundled=True)
-                    if len(found) == len(todo):
-                        return found
-            if not page.next_page_url:
-                return found
-            if number == max_pages:
-                why = (f"Twilio's outbound log since the first delivery is longer than {max_pages} pages of "
-                       f"{page_size} messages")
-                break
-            page = page.next_page()
-    except Exception as exc:  # a log that cannot be read leaves these recipients unverified
-        why = f"Twilio's outbound log could not be read ({classify(exc, action=Action.READ).message})"
-    finally:
-        if own:
-            client.http_client.close()
-    return {**{to: _unverified(to, why) for to in todo if to not in found}, **found}
-
-
-def _carries(message: Any, settings: Any, todo: Sequence[str], rendered: str, since: datetime) -> bool:
-    if not str(getattr(message, "direction", "") or "").startswith("outbound"):
-        return False
-    if getattr(message, "to", None) not in todo or (getattr(message, "status", None) or "") in NOT_SENT:
-        return False
-    if settings.src_address:
-        if getattr(message, "from_", None) != settings.src_address:
-            return False
-    elif getattr(message, "messaging_service_sid", None) != settings.messaging_service_sid:
-        return False
-    created = _aware(getattr(message, "date_created", None))
-    if created is not None and created < since:
-        return False
-    return rendered in (digest_lines(getattr(message, "body", None)) or [])
 
 
 def describe_held(count: int, limiter: Limiter) -> str:

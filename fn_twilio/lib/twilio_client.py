@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -119,7 +121,30 @@ class ThreadLocalClients:
         with self._lock:
             clients, self._all = self._all, []
         for client in clients:
-            try:
-                client.http_client.close()
-            except Exception:  # closing is best effort
-                LOG.debug("closing a Twilio HTTP session failed", exc_info=True)
+            close_client(client)
+
+
+def close_client(client: Any) -> None:
+    """Close ``client``'s HTTP session (None: nothing to close); best effort, a failure is logged at
+    DEBUG."""
+    if client is None:
+        return
+    try:
+        client.http_client.close()
+    except Exception:  # closing is best effort
+        LOG.debug("closing a Twilio HTTP session failed", exc_info=True)
+
+
+@contextmanager
+def client_session(settings: Any, client: Any = None,
+                   factory: Callable[[Any], Any] | None = None) -> Iterator[Any]:
+    """``client`` when one is given (its owner closes it); otherwise a client made for ``settings`` by
+    ``factory`` (by default :func:`build_client` with a pool of one), closed on leaving the block."""
+    if client is not None:
+        yield client
+        return
+    made = factory(settings) if factory is not None else build_client(settings, pool_size=1)
+    try:
+        yield made
+    finally:
+        close_client(made)

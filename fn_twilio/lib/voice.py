@@ -56,9 +56,10 @@ from fn_twilio.lib.errors import Action, Failure, FailureKind, Retry, classify
 from fn_twilio.lib.phone import mask, mask_numbers
 from fn_twilio.lib.polling import ClientFactory, PageBudget, SharedPoller, Watch, register, wait_on
 from fn_twilio.lib.reconcile import SKEW, Delivery
+from fn_twilio.lib.records import utc_date
 from fn_twilio.lib.sender import RetryPolicy, create_with_retries
 from fn_twilio.lib.settings import SettingsError, voice_caller
-from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client
+from fn_twilio.lib.twilio_client import ThreadLocalClients, build_client, client_session
 
 LOG = logging.getLogger(__name__)
 
@@ -223,18 +224,8 @@ def prepare(settings: Any, *, label: str | None = None,
         cached = _FLOWS.get(_flow_key(settings, label))
     if cached is not None:
         return cached
-    client = client_factory(settings)
-    try:
+    with client_session(settings, factory=client_factory) as client:
         return ensure_flow(client, settings, label=label)
-    finally:
-        _close(client)
-
-
-def _close(client: Any) -> None:
-    try:
-        client.http_client.close()
-    except Exception:  # closing is best effort
-        LOG.debug("closing a Twilio session failed", exc_info=True)
 
 
 def _failed(what: str, exc: Exception, settings: Any) -> VoiceError:
@@ -281,7 +272,7 @@ def _named(client: Any, name: str) -> list[Any]:
 
 def _oldest(flows: Iterable[Any]) -> Any:
     far = datetime.max.replace(tzinfo=timezone.utc)
-    return min(flows, key=lambda f: (_aware(f.date_created) or far, f.sid))
+    return min(flows, key=lambda f: (utc_date(f.date_created) or far, f.sid))
 
 
 def _check_valid(flow: Any, what: str) -> None:
@@ -345,12 +336,6 @@ def _settle_race(client: Any, settings: Any, name: str, created: Any) -> FlowRef
 
 
 # -- starting calls --------------------------------------------------------------------------------
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 @dataclass(frozen=True)
 class PlacedCall:
     """A call that was started: its execution, the person called, when Twilio created it, the page code."""
@@ -416,7 +401,7 @@ def start_call(client: Any, settings: Any, flow: FlowRef, to: str, text: str, co
         return CallStart(to, failure=created.failure, attempts=created.attempts)
     execution = created.made
     LOG.info("Twilio: calling %s (execution %s)", mask(to), execution.sid)
-    started = _aware(execution.date_created) or clock.wall()
+    started = utc_date(execution.date_created) or clock.wall()
     return CallStart(to, PlacedCall(flow.sid, execution.sid, to, started, code), attempts=created.attempts)
 
 
@@ -464,11 +449,8 @@ def end_calls(settings: Any, calls: Sequence[PlacedCall], *,
     """:func:`end_call` for each of ``calls`` with one client (a page that ended while they went on)."""
     if not calls:
         return []
-    client = client_factory(settings)
-    try:
+    with client_session(settings, factory=client_factory) as client:
         return [end_call(client, call) for call in calls]
-    finally:
-        _close(client)
 
 
 # -- what a call came to ---------------------------------------------------------------------------
@@ -920,7 +902,7 @@ def first_run_calls(client: Any, flow: FlowRef, numbers: Iterable[str], text: st
     found: dict[str, PlacedCall] = {}
     unverified: dict[str, str] = {}
     for number, listed in candidates.items():
-        newest_first = sorted(listed, key=lambda e: _aware(e.date_created) or since, reverse=True)
+        newest_first = sorted(listed, key=lambda e: utc_date(e.date_created) or since, reverse=True)
         for execution in newest_first:
             try:
                 context = executions(execution.sid).execution_context().fetch().context
@@ -931,7 +913,7 @@ def first_run_calls(client: Any, flow: FlowRef, numbers: Iterable[str], text: st
             data = _parameters(context)
             if str(data.get("text") or "").strip() != said or (code is not None and data.get("code") != code):
                 continue   # another page's call to the same person
-            started = _aware(execution.date_created) or delivery.original
+            started = utc_date(execution.date_created) or delivery.original
             found[number] = PlacedCall(flow.sid, execution.sid, number, started,
                                        data.get("code") if isinstance(data.get("code"), str) else code)
             break
@@ -945,11 +927,8 @@ def first_run_call_code(settings: Any, flow: FlowRef, numbers: Iterable[str], te
     executions cannot be read (a new code could then call everyone a second time)."""
     if not delivery.redelivered:
         return None
-    client = client_factory(settings)
-    try:
+    with client_session(settings, factory=client_factory) as client:
         calls = first_run_calls(client, flow, numbers, text, delivery, timeout=settings.timeout)
-    finally:
-        _close(client)
     if calls.unverified:
         raise VoiceError(next(iter(calls.unverified.values())))
     placed = sorted((c for c in calls.found.values() if c.code), key=lambda c: c.started_at)

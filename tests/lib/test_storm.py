@@ -22,10 +22,10 @@ from fn_twilio.lib.delivery import DeliveryTracker
 from fn_twilio.lib.intents import Keywords
 from fn_twilio.lib.phone import Recipient
 from fn_twilio.lib.polling import active_pollers
-from fn_twilio.lib.reconcile import Delivery
+from fn_twilio.lib.reconcile import Delivery, settled_by_digest
 from fn_twilio.lib.sender import SendJob
 from fn_twilio.lib.storm import (DIGEST_LIMIT, DigestLine, Limiter, build_digests, describe_held,
-                                 digest_lines, limiter_for, requested_codes, settled_by_digest)
+                                 digest_lines, limiter_for, requested_codes)
 from fn_twilio.lib.twilio_client import ThreadLocalClients
 from tests.lib.fakes import SENDER, settings
 
