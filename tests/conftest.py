@@ -33,8 +33,9 @@ def no_active_poller(timeout: float = 5.0) -> bool:
 
 @pytest.fixture
 def no_poller_left():
-    """The test starts once the last test's pollers stopped, and leaves none running."""
-    no_active_poller()
+    """The test starts once the last test's pollers stopped (a call an earlier test left waiting would
+    list Twilio beside it), and leaves none running."""
+    assert no_active_poller(), "a shared poller of an earlier test still runs"
     yield
     assert no_active_poller(), "a shared poller (replies, delivery statuses, calls) outlived the test"
 
