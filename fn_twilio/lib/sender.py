@@ -197,7 +197,6 @@ class SendJob:
         self._on_change = on_change
         self.sent = 0
         self.failed = 0
-        self.held = 0
         self._held: set[int] = set()     # recipients held for a digest, by index
         self.limiter = limiter
         self.line = line if line is not None else DigestLine.for_text(body)
@@ -266,7 +265,6 @@ class SendJob:
 
     def _count_held(self, index: int, change: int) -> None:
         with self._lock:
-            self.held += change
             if change > 0:
                 self._held.add(index)
             else:
@@ -317,7 +315,7 @@ class SendJob:
 
     def snapshot(self) -> SendProgress:
         with self._lock:
-            return SendProgress(self.sent, self.failed, self.total, self.held)
+            return SendProgress(self.sent, self.failed, self.total, len(self._held))
 
     def run(self) -> list[SendOutcome]:
         """Send, wait for every recipient and return the outcomes (for callers without progress)."""
